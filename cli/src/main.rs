@@ -1,0 +1,2 @@
+//! `ecs-dns-canary`: the engineers' command line (placeholder, see issue 4).
+fn main() {}

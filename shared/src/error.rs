@@ -1,0 +1,141 @@
+//! The one error type of the engine. Every variant maps to a stable
+//! `error_type` string: the state machine matches these names in its
+//! `Retry`/`Catch` rules and the README lists them, so a name, once shipped,
+//! never changes.
+
+use lambda_runtime::Diagnostic;
+
+/// What went wrong, named for the cause. Messages say what to do.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CanaryError {
+    /// The input is malformed or contradicts itself. Nothing was changed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A resource named by the input (cluster, service, hosted zone, record,
+    /// Cloud Map service, task definition) does not exist.
+    #[error("not found: {0}")]
+    TargetNotFound(String),
+
+    /// The resources exist but are not shaped the way a deployment needs
+    /// (records not weighted CNAMEs, set identifiers swapped, TTLs differing,
+    /// service not on the EXTERNAL deployment controller, ...).
+    #[error("target misconfigured: {0}")]
+    TargetMisconfigured(String),
+
+    /// Another deployment of this service is under way (a second task set
+    /// exists or traffic is split). Wait for it, or roll it back.
+    #[error("deployment in progress: {0}")]
+    DeploymentInProgress(String),
+
+    /// The task set a call names does not exist (and is not a retry of a call
+    /// that already deleted it).
+    #[error("task set not found: {0}")]
+    TaskSetNotFound(String),
+
+    /// The new task set did not become ready before its deadline.
+    #[error("not ready: {0}")]
+    NotReady(String),
+
+    /// A weight change would send traffic to a slot without healthy instances.
+    #[error("no healthy instances: {0}")]
+    NoHealthyInstances(String),
+
+    /// A gate alarm is (or was, during the bake) in ALARM.
+    #[error("alarm firing: {0}")]
+    AlarmFiring(String),
+
+    /// Deleting this task set would drop traffic (it is PRIMARY, or its slot
+    /// still has weight).
+    #[error("unsafe delete: {0}")]
+    UnsafeDelete(String),
+
+    /// A transient AWS condition (throttling, 5xx, a Route 53 change still
+    /// processing, a change not yet INSYNC). Safe to retry with backoff.
+    #[error("retryable: {0}")]
+    Retryable(String),
+
+    /// An AWS call failed in a way that retrying will not fix.
+    #[error("aws error: {0}")]
+    AwsError(String),
+}
+
+impl CanaryError {
+    /// Every `error_type` the functions can return, in README order.
+    pub const ALL_TYPES: &'static [&'static str] = &[
+        "InvalidInput",
+        "TargetNotFound",
+        "TargetMisconfigured",
+        "DeploymentInProgress",
+        "TaskSetNotFound",
+        "NotReady",
+        "NoHealthyInstances",
+        "AlarmFiring",
+        "UnsafeDelete",
+        "Retryable",
+        "AwsError",
+    ];
+
+    /// The stable name the state machine matches.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => "InvalidInput",
+            Self::TargetNotFound(_) => "TargetNotFound",
+            Self::TargetMisconfigured(_) => "TargetMisconfigured",
+            Self::DeploymentInProgress(_) => "DeploymentInProgress",
+            Self::TaskSetNotFound(_) => "TaskSetNotFound",
+            Self::NotReady(_) => "NotReady",
+            Self::NoHealthyInstances(_) => "NoHealthyInstances",
+            Self::AlarmFiring(_) => "AlarmFiring",
+            Self::UnsafeDelete(_) => "UnsafeDelete",
+            Self::Retryable(_) => "Retryable",
+            Self::AwsError(_) => "AwsError",
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::InvalidInput(msg.into())
+    }
+}
+
+impl From<CanaryError> for Diagnostic {
+    fn from(err: CanaryError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = CanaryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_listed_name() {
+        let samples = [
+            CanaryError::InvalidInput(String::new()),
+            CanaryError::TargetNotFound(String::new()),
+            CanaryError::TargetMisconfigured(String::new()),
+            CanaryError::DeploymentInProgress(String::new()),
+            CanaryError::TaskSetNotFound(String::new()),
+            CanaryError::NotReady(String::new()),
+            CanaryError::NoHealthyInstances(String::new()),
+            CanaryError::AlarmFiring(String::new()),
+            CanaryError::UnsafeDelete(String::new()),
+            CanaryError::Retryable(String::new()),
+            CanaryError::AwsError(String::new()),
+        ];
+        let names: Vec<_> = samples.iter().map(CanaryError::error_type).collect();
+        assert_eq!(names, CanaryError::ALL_TYPES);
+    }
+
+    #[test]
+    fn diagnostic_carries_the_stable_name() {
+        let d: Diagnostic = CanaryError::AlarmFiring("api-5xx".into()).into();
+        assert_eq!(d.error_type, "AlarmFiring");
+        assert!(d.error_message.contains("api-5xx"));
+    }
+}

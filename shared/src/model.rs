@@ -1,0 +1,368 @@
+//! The types that cross the state machine boundary: the deployment input an
+//! engineer (or EventBridge) writes, and each function's request and answer.
+//! All JSON is camelCase; unknown fields are refused so a typo is an
+//! `InvalidInput`, not a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+
+/// One of the two traffic slots of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    Blue,
+    Green,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one slot's traffic goes: its weighted record and its Cloud Map service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlotConfig {
+    /// `SetIdentifier` of this slot's weighted CNAME record.
+    pub set_identifier: String,
+    /// ARN of the slot's Cloud Map service (the task set registers into it).
+    pub registry_arn: String,
+    /// The DNS name the CNAME points at, e.g. `service-blue.ns-2`.
+    pub dns_name: String,
+}
+
+/// The two slots of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Slots {
+    pub blue: SlotConfig,
+    pub green: SlotConfig,
+}
+
+impl Slots {
+    pub fn get(&self, slot: Slot) -> &SlotConfig {
+        match slot {
+            Slot::Blue => &self.blue,
+            Slot::Green => &self.green,
+        }
+    }
+}
+
+/// The static description of one deployable service. The per-service
+/// template's outputs are exactly these fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// ECS cluster name or ARN.
+    pub cluster: String,
+    /// ECS service name or ARN (EXTERNAL deployment controller).
+    pub service: String,
+    /// The container whose image a deployment replaces.
+    pub container: String,
+    /// The private hosted zone that holds the weighted CNAMEs.
+    pub hosted_zone_id: String,
+    /// The name clients call, e.g. `my-cname.ns-1`.
+    pub record_name: String,
+    pub slots: Slots,
+}
+
+/// How traffic moves. Defaults are filled in by `create-taskset`, which
+/// returns the complete plan for the rest of the execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StrategyInput {
+    /// Percentages of traffic on the new slot, strictly increasing, ending at
+    /// 100. `[100]` is blue/green. Default `[10, 50, 100]`.
+    pub steps: Option<Vec<u8>>,
+    /// Bake time after each step, seconds. Default 300.
+    pub bake_seconds: Option<u32>,
+    /// How long the new task set may take to become ready. Default 600.
+    pub ready_timeout_seconds: Option<u32>,
+    /// Seconds between readiness checks. Default 15.
+    pub ready_poll_seconds: Option<u32>,
+    /// Override of the drain wait before the old task set is deleted.
+    /// Default: CNAME TTL + Cloud Map TTL + 10 s.
+    pub drain_seconds: Option<u32>,
+    /// TTL to write on both weighted records (1..=300). Default: keep the
+    /// records' current TTL.
+    pub ttl_seconds: Option<u32>,
+}
+
+/// The complete strategy, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Strategy {
+    pub steps: Vec<u8>,
+    pub bake_seconds: u32,
+    pub ready_timeout_seconds: u32,
+    pub ready_poll_seconds: u32,
+    pub drain_seconds: u32,
+    pub ttl_seconds: u32,
+}
+
+/// What `INSUFFICIENT_DATA` means for the alarm gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum InsufficientData {
+    /// Not a reason to roll back; reported in the gate's answer. (Default: a
+    /// new alarm starts in INSUFFICIENT_DATA and must not block every deploy.)
+    #[default]
+    Pass,
+    /// Treated like ALARM: no data, no promotion.
+    Fail,
+}
+
+/// The CloudWatch alarms that gate a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlarmGate {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub insufficient_data: InsufficientData,
+}
+
+/// The execution input: what an engineer writes by hand (or the EventBridge
+/// input transformer builds from an ECR push event). Exactly one of `image`
+/// and `taskDefinition` is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentRequest {
+    pub target: Target,
+    /// New image for `target.container`; a new task definition revision is
+    /// registered from the live one with only this changed.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A ready task definition (ARN or family:revision) to deploy as is.
+    #[serde(default)]
+    pub task_definition: Option<String>,
+    #[serde(default)]
+    pub strategy: StrategyInput,
+    #[serde(default)]
+    pub alarms: AlarmGate,
+}
+
+/// Identifies one ECS task set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSetRef {
+    pub id: String,
+    pub arn: String,
+}
+
+// ---------------------------------------------------------------- create-taskset
+
+/// Input of `create-taskset`. The state machine passes the execution name as
+/// `deploymentId`, so a retried call finds the task set it already made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTaskSetRequest {
+    pub deployment_id: String,
+    pub request: DeploymentRequest,
+}
+
+/// Output of `create-taskset`: the complete, validated plan that every later
+/// state works from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deployment {
+    pub id: String,
+    pub target: Target,
+    pub strategy: Strategy,
+    pub alarms: AlarmGate,
+    /// The slot serving traffic before this deployment (rollback goes here).
+    pub live_slot: Slot,
+    /// The slot the new task set was created in.
+    pub new_slot: Slot,
+    /// The task set serving before; `None` on a service's first deployment.
+    pub old_task_set: Option<TaskSetRef>,
+    pub new_task_set: TaskSetRef,
+    pub task_definition_arn: String,
+    /// True when the service had no task set: there is no old slot to canary
+    /// against, so traffic goes straight to the new slot once it is ready.
+    pub first_deployment: bool,
+    /// When the new task set was created (RFC 3339); readiness deadline base.
+    pub created_at: String,
+}
+
+// ---------------------------------------------------------------- check-health
+
+/// Input of `check-health`, tagged by `check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "camelCase", deny_unknown_fields)]
+pub enum CheckRequest {
+    /// Is the task set ready to take traffic?
+    #[serde(rename_all = "camelCase")]
+    Readiness {
+        target: Target,
+        slot: Slot,
+        task_set: TaskSetRef,
+        /// Start of the wait (RFC 3339); with `timeoutSeconds` the deadline.
+        waiting_since: String,
+        timeout_seconds: u32,
+    },
+    /// The alarm gate: are the alarms quiet now, and were they quiet at
+    /// every moment since `since`?
+    #[serde(rename_all = "camelCase")]
+    Alarms {
+        alarms: AlarmGate,
+        /// RFC 3339 instant the watched window starts (the weight change).
+        since: String,
+        /// Present when called as the start of a bake
+        /// (`lambda:invoke.waitForTaskToken`); the alarm-rollback function
+        /// fails this token to end the bake early. Not used by the check.
+        #[serde(default)]
+        task_token: Option<String>,
+        /// Context for logs and the console (e.g. "step 2 of 3 (50%)").
+        #[serde(default)]
+        label: Option<String>,
+    },
+}
+
+/// Answer of a readiness check. `ready: false` means "poll again"; after the
+/// deadline the function fails with `NotReady` instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessReport {
+    pub ready: bool,
+    pub task_set_id: String,
+    pub stability_status: String,
+    pub desired_count: i32,
+    pub running_count: i32,
+    pub pending_count: i32,
+    pub healthy_instances: u32,
+    pub unhealthy_instances: u32,
+    pub waited_seconds: u64,
+    /// One sentence a person reads in the console.
+    pub reason: String,
+}
+
+/// One alarm as the gate saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmReport {
+    pub name: String,
+    pub state: String,
+    /// True when the alarm was in ALARM at some moment since the window start.
+    pub fired_in_window: bool,
+    pub reason: String,
+}
+
+/// Answer of a passing alarm gate (a failing gate is the `AlarmFiring` error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateReport {
+    pub passed: bool,
+    pub since: String,
+    pub checked_at: String,
+    pub alarms: Vec<AlarmReport>,
+    /// Alarms in INSUFFICIENT_DATA that were let pass under `insufficientData: pass`.
+    pub insufficient_data: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// Output of `check-health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CheckReport {
+    Readiness(ReadinessReport),
+    Gate(GateReport),
+}
+
+// ---------------------------------------------------------------- set-weight
+
+/// Input of `set-weight`: give `slot` `percent` of the traffic and the other
+/// slot the rest, in one Route 53 change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetWeightRequest {
+    pub target: Target,
+    pub slot: Slot,
+    pub percent: u8,
+    /// TTL for both records; default keeps the current one.
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
+    /// Mark this task set (which must be in `slot`) PRIMARY after the change.
+    #[serde(default)]
+    pub mark_primary: Option<TaskSetRef>,
+    /// Wait for the change to be INSYNC (default true).
+    #[serde(default)]
+    pub wait_insync: Option<bool>,
+    /// Context for logs and the console (e.g. "step 1 of 3").
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// Route 53 weights of both records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Weights {
+    pub blue: u8,
+    pub green: u8,
+}
+
+impl Weights {
+    pub fn get(&self, slot: Slot) -> u8 {
+        match slot {
+            Slot::Blue => self.blue,
+            Slot::Green => self.green,
+        }
+    }
+}
+
+/// Output of `set-weight`: the weights left in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightReport {
+    pub weights: Weights,
+    pub ttl_seconds: u32,
+    /// False when the records already had these weights (a retry).
+    pub changed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
+    pub insync: bool,
+    /// When the weights took effect (RFC 3339): the alarm window starts here.
+    pub changed_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_task_set: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+// ---------------------------------------------------------------- delete-taskset
+
+/// Input of `delete-taskset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteTaskSetRequest {
+    pub target: Target,
+    /// The slot the task set serves; its record must have weight 0.
+    pub slot: Slot,
+    pub task_set: TaskSetRef,
+}
+
+/// Output of `delete-taskset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteReport {
+    pub task_set_id: String,
+    /// False when it was already gone (a retry): still a success.
+    pub deleted: bool,
+}
