@@ -232,7 +232,22 @@ pub enum CheckRequest {
         /// Context for logs and the console (e.g. "step 2 of 3 (50%)").
         #[serde(default)]
         label: Option<String>,
+        /// Where traffic goes if this bake is ended by an alarm event: read
+        /// from the execution history by the alarm-rollback function.
+        #[serde(default)]
+        rollback: Option<RollbackPlan>,
     },
+}
+
+/// How to undo a deployment's traffic shift: give `slot` all traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackPlan {
+    pub target: Target,
+    /// The slot that was live before the deployment.
+    pub slot: Slot,
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
 }
 
 /// Answer of a readiness check. `ready: false` means "poll again"; after the
