@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Offline validation of deployment.asl.json with two validators that cover
+# each other's gaps: npm asl-validator (paths, ARNs, unreachable states,
+# unknown fields) and PyPI statelint (clearer messages, Float checks, ...).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+asl="$SM_DIR/deployment.asl.json"
+"$SM_DIR/node_modules/.bin/asl-validator" --json-path "$asl"
+"$SM_DIR/.venv/bin/statelint" "$asl"
+echo "statelint: \"$(basename "$asl")\" is valid"

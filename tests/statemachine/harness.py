@@ -1,0 +1,458 @@
+"""Runs the real state machine definition in moto's ASL interpreter, in process.
+
+moto 5.2.5 (the same interpreter the local end-to-end run uses) executes
+`statemachine/deployment.asl.json` with the local substitutions. Four seams of
+the interpreter are replaced so a run takes milliseconds and nothing leaves the
+process:
+
+- the Lambda invoke of a Task calls a Python fake (`FakeFunctions`) instead of
+  an HTTP endpoint; a fake's `FunctionError` raises the same way a real
+  function error does (errorType -> the state's Error name), and a
+  `LambdaServiceError` raises the botocore `ClientError` moto turns into
+  `Lambda.<Code>`;
+- Wait states return at once (the seconds asked for are recorded);
+- Retry back-off sleeps return at once (the delays are recorded);
+- a `.waitForTaskToken` task whose token nobody completes times out at once
+  (the timeout it would have waited is recorded), which is what "bake passed"
+  looks like; a fake that fails the token with `SendTaskFailure` (as the
+  alarm-rollback function does) wins over the timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+    lambda_eval_utils,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
+    wait_function,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+ASL_PATH = REPO / "statemachine" / "deployment.asl.json"
+LOCAL_SUBSTITUTIONS_PATH = REPO / "statemachine" / "local-substitutions.json"
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/ecs-dns-canary-statemachine"
+
+CREATE = "create-taskset"
+SET_WEIGHT = "set-weight"
+CHECK = "check-health"
+DELETE = "delete-taskset"
+
+
+def substituted_definition(substitutions_path: Path = LOCAL_SUBSTITUTIONS_PATH) -> str:
+    text = ASL_PATH.read_text()
+    for key, value in json.loads(substitutions_path.read_text()).items():
+        text = text.replace("${" + key + "}", value)
+    return text
+
+
+class FunctionError(Exception):
+    """What a function returns as `Diagnostic { error_type, error_message }`."""
+
+    def __init__(self, error_type: str, message: str = ""):
+        super().__init__(error_type)
+        self.error_type = error_type
+        self.message = message or f"{error_type} (canned)"
+
+
+class LambdaServiceError(Exception):
+    """A Lambda service failure (the invoke itself failed): `Lambda.<code>`."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Call:
+    function: str
+    payload: dict
+    state: str
+
+
+@dataclass
+class Record:
+    """Everything observed while one execution ran."""
+
+    calls: list[Call] = field(default_factory=list)
+    waits: list[tuple[str, int]] = field(default_factory=list)
+    retry_sleeps: list[float] = field(default_factory=list)
+    token_timeouts: list[int] = field(default_factory=list)
+
+
+_current: dict[str, Any] = {"functions": None, "record": None}
+_lock = threading.Lock()
+
+
+def _state_name(env) -> str:
+    try:
+        return env.states.context_object.context_object_data["State"]["Name"]
+    except (KeyError, AttributeError):
+        return "?"
+
+
+def _fake_invoke(parameters: dict, region: str, state_credentials) -> dict:
+    functions: FakeFunctions = _current["functions"]
+    record: Record = _current["record"]
+    name = parameters["FunctionName"]
+    payload = json.loads(parameters["Payload"])
+    state = getattr(_tls, "state", "?")
+    record.calls.append(Call(name, payload, state))
+    try:
+        answer = functions.invoke(name, payload)
+    except FunctionError as err:
+        return {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "ExecutedVersion": "$LATEST",
+            "Payload": {"errorType": err.error_type, "errorMessage": err.message},
+        }
+    except LambdaServiceError as err:
+        raise ClientError(
+            {
+                "Error": {"Code": err.code, "Message": f"{err.code} (canned)"},
+                "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": "canned"},
+            },
+            "Invoke",
+        ) from None
+    return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": answer}
+
+
+_tls = threading.local()
+
+
+def _patch_interpreter():
+    """Install the seams once per process (idempotent)."""
+    if getattr(_patch_interpreter, "done", False):
+        return
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+
+    lambda_eval_utils._invoke_lambda_function = _fake_invoke
+
+    # Remember which state invokes (the interpreter runs a Task's body in its
+    # own thread, so the name is captured where the invoke happens).
+    original_eval_execution = state_task_service.StateTaskService._eval_execution
+
+    def eval_execution(self, env):
+        _tls.state = _state_name(env)
+        return original_eval_execution(self, env)
+
+    state_task_service.StateTaskService._eval_execution = eval_execution
+
+    def no_wait(self, env, wait_seconds):
+        _current["record"].waits.append((_state_name(env), wait_seconds))
+
+    wait_function.WaitFunction._wait_interval = no_wait
+
+    class _NoSleep:
+        @staticmethod
+        def sleep(seconds):
+            _current["record"].retry_sleeps.append(seconds)
+
+    retrier_decl.time = _NoSleep
+
+    def token_wait(self, timeout_seconds, callback_endpoint):
+        _current["record"].token_timeouts.append(timeout_seconds)
+        return callback_endpoint.wait(timeout=0)
+
+    state_task_service_callback.StateTaskServiceCallback._wait_for_task_token_timeout = token_wait
+    _patch_interpreter.done = True
+
+
+@dataclass
+class Outcome:
+    status: str
+    error: str | None
+    cause: str | None
+    output: Any
+    record: Record
+    history: list[dict]
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.record.calls
+
+    def calls_to(self, function: str) -> list[Call]:
+        return [c for c in self.record.calls if c.function == function]
+
+    def call_summary(self) -> list[tuple]:
+        """(function, the payload fields that say what the call does)."""
+        out = []
+        for c in self.record.calls:
+            p = c.payload
+            if c.function == SET_WEIGHT:
+                out.append((SET_WEIGHT, p["slot"], p["percent"]))
+            elif c.function == CHECK:
+                kind = p["check"]
+                if kind == "alarms" and p.get("taskToken"):
+                    kind = "bake"
+                elif kind == "alarms":
+                    kind = "gate"
+                out.append((CHECK, kind))
+            elif c.function == DELETE:
+                out.append((DELETE, p["slot"], p["taskSet"]["id"]))
+            else:
+                out.append((c.function,))
+        return out
+
+    def states_entered(self) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.history
+            if "stateEnteredEventDetails" in e
+        ]
+
+
+class Interpreter:
+    """One moto backend with the definition loaded; runs executions one by one."""
+
+    def __init__(self, definition: str | None = None):
+        _patch_interpreter()
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.arn = self.sfn.create_state_machine(
+            name="ecs-dns-canary",
+            definition=definition or substituted_definition(),
+            roleArn=ROLE_ARN,
+            type="STANDARD",
+        )["stateMachineArn"]
+        self._names = itertools.count(1)
+
+    def close(self):
+        self._mock.stop()
+
+    def run(self, request: dict, functions: "FakeFunctions", timeout: float = 20.0) -> Outcome:
+        with _lock:
+            record = Record()
+            _current["functions"] = functions
+            _current["record"] = record
+            functions.sfn = self.sfn
+            name = f"deploy-{next(self._names)}"
+            arn = self.sfn.start_execution(
+                stateMachineArn=self.arn, name=name, input=json.dumps(request)
+            )["executionArn"]
+            deadline = time.monotonic() + timeout
+            while True:
+                desc = self.sfn.describe_execution(executionArn=arn)
+                if desc["status"] != "RUNNING":
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"execution {name} still RUNNING after {timeout}s")
+                time.sleep(0.005)
+            history = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+            return Outcome(
+                status=desc["status"],
+                error=desc.get("error"),
+                cause=desc.get("cause"),
+                output=json.loads(desc["output"]) if desc.get("output") else None,
+                record=record,
+                history=history,
+            )
+
+
+# --------------------------------------------------------------------------- fakes
+
+TARGET = {
+    "cluster": "demo",
+    "service": "api",
+    "container": "app",
+    "hostedZoneId": "Z0PRIVATE",
+    "recordName": "api.internal",
+    "slots": {
+        "blue": {
+            "setIdentifier": "api-blue",
+            "registryArn": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-blue",
+            "dnsName": "api-blue.ns.internal",
+        },
+        "green": {
+            "setIdentifier": "api-green",
+            "registryArn": "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-green",
+            "dnsName": "api-green.ns.internal",
+        },
+    },
+}
+
+OLD_TASK_SET = {"id": "ecs-svc/old", "arn": "arn:aws:ecs:us-east-1:123456789012:task-set/demo/api/ecs-svc/old"}
+NEW_TASK_SET = {"id": "ecs-svc/new", "arn": "arn:aws:ecs:us-east-1:123456789012:task-set/demo/api/ecs-svc/new"}
+ALARM = "api-5xx"
+
+
+def request(steps=(10, 50, 100), bake_seconds=300, **strategy) -> dict:
+    """A DeploymentRequest as an engineer writes it."""
+    s = {"steps": list(steps), "bakeSeconds": bake_seconds}
+    s.update(strategy)
+    return {
+        "target": TARGET,
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/api:v2",
+        "strategy": s,
+        "alarms": {"names": [ALARM]},
+    }
+
+
+def deployment_for(req: dict, deployment_id: str, first: bool = False) -> dict:
+    """What create-taskset answers: the plan with defaults filled in."""
+    s = req.get("strategy", {})
+    return {
+        "id": deployment_id,
+        "target": req["target"],
+        "strategy": {
+            "steps": s.get("steps", [10, 50, 100]),
+            "bakeSeconds": s.get("bakeSeconds", 300),
+            "readyTimeoutSeconds": s.get("readyTimeoutSeconds", 600),
+            "readyPollSeconds": s.get("readyPollSeconds", 15),
+            "drainSeconds": s.get("drainSeconds", 70),
+            "ttlSeconds": s.get("ttlSeconds", 60),
+        },
+        "alarms": {"names": req.get("alarms", {}).get("names", []), "insufficientData": "pass"},
+        "liveSlot": "blue",
+        "newSlot": "green",
+        "oldTaskSet": None if first else OLD_TASK_SET,
+        "newTaskSet": NEW_TASK_SET,
+        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7",
+        "firstDeployment": first,
+        "createdAt": "2026-11-27T10:00:00Z",
+    }
+
+
+@dataclass
+class Rule:
+    """Make the n-th matching call (or every matching call) fail."""
+
+    function: str
+    error: Exception
+    when: Callable[[dict], bool] = lambda p: True
+    times: int | None = None  # None: every time (a permanent failure)
+    seen: int = 0
+
+    def fires(self, function: str, payload: dict) -> bool:
+        if function != self.function or not self.when(payload):
+            return False
+        if self.times is not None and self.seen >= self.times:
+            return False
+        self.seen += 1
+        return True
+
+
+class FakeFunctions:
+    """Canned answers shaped like the Rust functions' (model.rs), plus failure rules.
+
+    - readiness answers `ready: false` `not_ready_polls` times, then `true`;
+    - a bake (alarms check with a task token) ends by timeout, unless
+      `alarm_during_bake` names its step: then the token is failed with
+      AlarmFiring the way the alarm-rollback function does;
+    - the gate passes unless `alarm_at_gate` names its step.
+    """
+
+    def __init__(
+        self,
+        first_deployment: bool = False,
+        not_ready_polls: int = 0,
+        alarm_during_bake: int | None = None,
+        alarm_at_gate: int | None = None,
+    ):
+        self.first_deployment = first_deployment
+        self.not_ready_polls = not_ready_polls
+        self.alarm_during_bake = alarm_during_bake
+        self.alarm_at_gate = alarm_at_gate
+        self.rules: list[Rule] = []
+        self.weights = {"blue": 100, "green": 0}
+        self.sfn = None
+        self._polls = 0
+
+    def fail(self, function: str, error: Exception, when=lambda p: True, times=None) -> "FakeFunctions":
+        self.rules.append(Rule(function, error, when, times))
+        return self
+
+    def invoke(self, function: str, payload: dict) -> Any:
+        for rule in self.rules:
+            if rule.fires(function, payload):
+                raise rule.error
+        return getattr(self, function.replace("-", "_"))(payload)
+
+    def create_taskset(self, p: dict) -> dict:
+        return deployment_for(p["request"], p["deploymentId"], first=self.first_deployment)
+
+    def set_weight(self, p: dict) -> dict:
+        slot, percent = p["slot"], p["percent"]
+        other = "blue" if slot == "green" else "green"
+        weights = {slot: percent, other: 100 - percent}
+        changed = weights != self.weights
+        self.weights = weights
+        report = {
+            "weights": weights,
+            "ttlSeconds": p.get("ttlSeconds") or 60,
+            "changed": changed,
+            "insync": True,
+            "changedAt": f"2026-11-27T10:0{len(p.get('label') or '') % 10}:00Z",
+        }
+        if p.get("markPrimary"):
+            report["primaryTaskSet"] = p["markPrimary"]["id"]
+        if p.get("label"):
+            report["label"] = p["label"]
+        return report
+
+    def check_health(self, p: dict) -> dict:
+        if p["check"] == "readiness":
+            self._polls += 1
+            ready = self._polls > self.not_ready_polls
+            return {
+                "ready": ready,
+                "taskSetId": p["taskSet"]["id"],
+                "stabilityStatus": "STEADY_STATE" if ready else "STABILIZING",
+                "desiredCount": 2,
+                "runningCount": 2 if ready else 1,
+                "pendingCount": 0 if ready else 1,
+                "healthyInstances": 2 if ready else 0,
+                "unhealthyInstances": 0,
+                "waitedSeconds": 15 * (self._polls - 1),
+                "reason": "2 of 2 tasks running and healthy" if ready else "1 of 2 tasks running",
+            }
+        step = _step_number(p.get("label"))
+        if p.get("taskToken"):
+            if self.alarm_during_bake == step:
+                # What alarm-rollback does on the alarm event: weights back, then fail the token.
+                self.weights = {"blue": 100, "green": 0}
+                self.sfn.send_task_failure(
+                    taskToken=p["taskToken"],
+                    error="AlarmFiring",
+                    cause=f"alarm {ALARM} went to ALARM during {p['label']}; traffic moved back to {p['rollback']['slot']}",
+                )
+        elif self.alarm_at_gate == step:
+            raise FunctionError("AlarmFiring", f"alarm firing: {ALARM} was in ALARM since {p['since']}")
+        return {
+            "passed": True,
+            "since": p["since"],
+            "checkedAt": "2026-11-27T11:00:00Z",
+            "alarms": [{"name": ALARM, "state": "OK", "firedInWindow": False, "reason": "quiet"}],
+            "insufficientData": [],
+            "label": p.get("label"),
+        }
+
+    def delete_taskset(self, p: dict) -> dict:
+        return {"taskSetId": p["taskSet"]["id"], "deleted": True}
+
+
+def _step_number(label: str | None) -> int | None:
+    # "step 2 of 3 (50%)" -> 2
+    if label and label.startswith("step "):
+        return int(label.split()[1])
+    return None
