@@ -381,3 +381,30 @@ pub struct DeleteReport {
     /// False when it was already gone (a retry): still a success.
     pub deleted: bool,
 }
+
+// ---------------------------------------------------------------- alarm-rollback
+
+/// What the alarm-rollback function did for one running execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionAction {
+    pub execution_arn: String,
+    /// `notBaking`, `notWatching`, `rolledBack` or `failed`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+    /// True when the bake's task token was failed, so the execution takes
+    /// its rollback path now.
+    pub bake_ended: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Output of `alarm-rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmRollbackReport {
+    pub alarm_name: String,
+    pub state: String,
+    pub executions: Vec<ExecutionAction>,
+}

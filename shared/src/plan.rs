@@ -1,1 +1,626 @@
-//! Pure decisions, no I/O.
+//! Pure decisions, no I/O: input validation, which slot is live and which is
+//! idle, the weights for a step, whether a task set is ready, whether the
+//! alarm gate passes. Everything here is tested directly.
+
+use std::collections::HashSet;
+
+use crate::model::{
+    AlarmGate, AlarmReport, DeploymentRequest, InsufficientData, Slot, Slots, Strategy,
+    StrategyInput, Target, Weights,
+};
+use crate::{CanaryError, Result};
+
+pub const DEFAULT_STEPS: [u8; 3] = [10, 50, 100];
+pub const DEFAULT_BAKE_SECONDS: u32 = 300;
+pub const DEFAULT_READY_TIMEOUT_SECONDS: u32 = 600;
+pub const DEFAULT_READY_POLL_SECONDS: u32 = 15;
+/// Added to CNAME TTL + Cloud Map TTL before the old task set is deleted, so
+/// resolvers that fetched an answer just before the switch have let it go.
+pub const DRAIN_MARGIN_SECONDS: u32 = 10;
+/// The highest CNAME TTL we write: the TTL bounds how fast a rollback reaches
+/// clients, and 300 s (the seed article's value) is already a 5-minute rollback.
+pub const MAX_TTL_SECONDS: u32 = 300;
+/// Bakes, timeouts and drains longer than a day are almost surely a typo.
+pub const MAX_WAIT_SECONDS: u32 = 86_400;
+pub const MAX_ALARMS: usize = 100;
+/// Route 53 allows at most 100 weighted records per name; we use two, but a
+/// canary of more than 20 steps is a typo, not a strategy.
+pub const MAX_STEPS: usize = 20;
+
+// ------------------------------------------------------------------ validation
+
+/// Checks everything about a request that can be checked without AWS.
+pub fn validate_request(req: &DeploymentRequest) -> Result<()> {
+    validate_target(&req.target)?;
+    match (&req.image, &req.task_definition) {
+        (Some(image), None) => validate_image(image)?,
+        (None, Some(td)) => require_non_empty("taskDefinition", td)?,
+        (Some(_), Some(_)) => {
+            return Err(CanaryError::invalid(
+                "give either image or taskDefinition, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(CanaryError::invalid(
+                "nothing to deploy: give image (e.g. \"repo/app:v2\") or taskDefinition",
+            ))
+        }
+    }
+    validate_strategy(&req.strategy)?;
+    validate_alarms(&req.alarms)
+}
+
+fn require_non_empty(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(CanaryError::invalid(format!("{field} must not be empty")));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(CanaryError::invalid(format!(
+            "{field} must not contain whitespace: {value:?}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_target(t: &Target) -> Result<()> {
+    require_non_empty("target.cluster", &t.cluster)?;
+    require_non_empty("target.service", &t.service)?;
+    require_non_empty("target.container", &t.container)?;
+    validate_zone_id(&t.hosted_zone_id)?;
+    validate_dns_name("target.recordName", &t.record_name)?;
+    for slot in [Slot::Blue, Slot::Green] {
+        let c = t.slots.get(slot);
+        require_non_empty(
+            &format!("target.slots.{slot}.setIdentifier"),
+            &c.set_identifier,
+        )?;
+        if c.set_identifier.len() > 128 {
+            return Err(CanaryError::invalid(format!(
+                "target.slots.{slot}.setIdentifier is longer than 128 characters"
+            )));
+        }
+        cloudmap_service_id(&c.registry_arn).map_err(|_| {
+            CanaryError::invalid(format!(
+                "target.slots.{slot}.registryArn must be a Cloud Map service ARN \
+                 (arn:aws:servicediscovery:<region>:<account>:service/srv-...), got {:?}",
+                c.registry_arn
+            ))
+        })?;
+        validate_dns_name(&format!("target.slots.{slot}.dnsName"), &c.dns_name)?;
+    }
+    let (b, g) = (&t.slots.blue, &t.slots.green);
+    if b.set_identifier == g.set_identifier {
+        return Err(CanaryError::invalid(
+            "blue and green must have different setIdentifiers",
+        ));
+    }
+    if b.registry_arn == g.registry_arn {
+        return Err(CanaryError::invalid(
+            "blue and green must be different Cloud Map services (registryArn)",
+        ));
+    }
+    if same_dns_name(&b.dns_name, &g.dns_name) {
+        return Err(CanaryError::invalid(
+            "blue and green must point at different DNS names",
+        ));
+    }
+    if same_dns_name(&t.record_name, &b.dns_name) || same_dns_name(&t.record_name, &g.dns_name) {
+        return Err(CanaryError::invalid(
+            "target.recordName must differ from the slots' DNS names (a CNAME to itself)",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_zone_id(id: &str) -> Result<()> {
+    let bare = id.strip_prefix("/hostedzone/").unwrap_or(id);
+    if bare.is_empty() || bare.len() > 32 || !bare.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(CanaryError::invalid(format!(
+            "target.hostedZoneId must be a Route 53 hosted zone id like Z0123456789ABC, got {id:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_dns_name(field: &str, name: &str) -> Result<()> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let ok = !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').count() >= 2
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(CanaryError::invalid(format!(
+            "{field} must be a DNS name like my-cname.ns-1, got {name:?}"
+        )))
+    }
+}
+
+/// DNS names compare case-insensitively and without the trailing dot that
+/// Route 53 adds.
+pub fn same_dns_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// The Cloud Map service id (`srv-...`) at the end of a service ARN.
+pub fn cloudmap_service_id(arn: &str) -> Result<&str> {
+    let is_arn = arn.starts_with("arn:") && arn.contains(":servicediscovery:");
+    match arn.rsplit_once(":service/") {
+        Some((_, id)) if is_arn && id.starts_with("srv-") && id.len() > 4 && !id.contains('/') => {
+            Ok(id)
+        }
+        _ => Err(CanaryError::invalid(format!(
+            "not a Cloud Map service ARN: {arn:?}"
+        ))),
+    }
+}
+
+/// Accepts `[registry[:port]/]path[:tag][@sha256:<64 hex>]` as Docker does,
+/// lower-case path components, tag up to 128 characters.
+pub fn validate_image(image: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(CanaryError::invalid(format!(
+            "image {image:?} is not an image reference ({why}); expected e.g. \
+             123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v2"
+        )))
+    };
+    if image.is_empty() || image.len() > 1024 {
+        return bad("empty or longer than 1024 characters");
+    }
+    let (name_tag, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let hex = d.strip_prefix("sha256:");
+        if !hex.is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())) {
+            return bad("digest must be sha256:<64 hex digits>");
+        }
+    }
+    // A tag is the part after the last ':' when that part has no '/'
+    // (otherwise the ':' belonged to a registry port).
+    let (name, tag) = match name_tag.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (name_tag, None),
+    };
+    if let Some(t) = tag {
+        let valid = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return bad("bad tag");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1 {
+        let first = parts[0];
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            let (host, port) = match first.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+                && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if !host_ok {
+                return bad("bad registry host");
+            }
+            parts.remove(0);
+        }
+    }
+    let path_ok = !parts.is_empty()
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        });
+    if !path_ok {
+        return bad("repository path must be lower-case letters, digits and . _ - separated by /");
+    }
+    Ok(())
+}
+
+pub fn validate_ttl(field: &str, ttl: u32) -> Result<()> {
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(CanaryError::invalid(format!(
+            "{field} must be 1..={MAX_TTL_SECONDS} seconds (the TTL bounds how fast a rollback \
+             reaches clients), got {ttl}"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_wait(field: &str, secs: u32, min: u32) -> Result<()> {
+    if !(min..=MAX_WAIT_SECONDS).contains(&secs) {
+        return Err(CanaryError::invalid(format!(
+            "strategy.{field} must be {min}..={MAX_WAIT_SECONDS} seconds, got {secs}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_steps(steps: &[u8]) -> Result<()> {
+    if steps.is_empty() || steps.len() > MAX_STEPS {
+        return Err(CanaryError::invalid(format!(
+            "strategy.steps must list 1..={MAX_STEPS} percentages ending at 100, got {steps:?}"
+        )));
+    }
+    if let Some(bad) = steps.iter().find(|p| **p == 0 || **p > 100) {
+        return Err(CanaryError::invalid(format!(
+            "strategy.steps: each step is a percentage 1..=100, got {bad}"
+        )));
+    }
+    if !steps.windows(2).all(|w| w[0] < w[1]) {
+        return Err(CanaryError::invalid(format!(
+            "strategy.steps must be strictly increasing, got {steps:?}"
+        )));
+    }
+    if steps.last() != Some(&100) {
+        return Err(CanaryError::invalid(format!(
+            "strategy.steps must end at 100 (the last step moves all traffic), got {steps:?}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
+    if let Some(steps) = &s.steps {
+        validate_steps(steps)?;
+    }
+    if let Some(v) = s.bake_seconds {
+        validate_wait("bakeSeconds", v, 0)?;
+    }
+    if let Some(v) = s.ready_timeout_seconds {
+        validate_wait("readyTimeoutSeconds", v, 1)?;
+    }
+    if let Some(v) = s.ready_poll_seconds {
+        validate_wait("readyPollSeconds", v, 0)?;
+    }
+    let timeout = s
+        .ready_timeout_seconds
+        .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS);
+    if let Some(poll) = s.ready_poll_seconds {
+        if poll > timeout {
+            return Err(CanaryError::invalid(format!(
+                "strategy.readyPollSeconds ({poll}) is longer than readyTimeoutSeconds ({timeout})"
+            )));
+        }
+    }
+    if let Some(v) = s.drain_seconds {
+        validate_wait("drainSeconds", v, 0)?;
+    }
+    if let Some(v) = s.ttl_seconds {
+        validate_ttl("strategy.ttlSeconds", v)?;
+    }
+    Ok(())
+}
+
+pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
+    if a.names.len() > MAX_ALARMS {
+        return Err(CanaryError::invalid(format!(
+            "alarms.names lists {} alarms; at most {MAX_ALARMS}",
+            a.names.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for name in &a.names {
+        if name.trim().is_empty() || name.len() > 255 {
+            return Err(CanaryError::invalid(format!(
+                "alarms.names: {name:?} is not an alarm name (1..=255 characters)"
+            )));
+        }
+        if !seen.insert(name) {
+            return Err(CanaryError::invalid(format!(
+                "alarms.names lists {name:?} twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fills the strategy's defaults. `record_ttl` is the weighted records'
+/// current TTL, `cloudmap_ttl` the longest TTL of the slots' Cloud Map records.
+pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) -> Strategy {
+    let ttl = s.ttl_seconds.unwrap_or(record_ttl);
+    Strategy {
+        steps: s.steps.clone().unwrap_or_else(|| DEFAULT_STEPS.to_vec()),
+        bake_seconds: s.bake_seconds.unwrap_or(DEFAULT_BAKE_SECONDS),
+        ready_timeout_seconds: s
+            .ready_timeout_seconds
+            .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
+        ready_poll_seconds: s.ready_poll_seconds.unwrap_or(DEFAULT_READY_POLL_SECONDS),
+        drain_seconds: s
+            .drain_seconds
+            .unwrap_or_else(|| drain_seconds(ttl, cloudmap_ttl)),
+        ttl_seconds: ttl,
+    }
+}
+
+/// How long to wait after the last weight change before deleting a task set:
+/// a client may hold the CNAME answer for its TTL and the A records behind it
+/// for theirs.
+pub fn drain_seconds(cname_ttl: u32, cloudmap_ttl: u32) -> u32 {
+    cname_ttl
+        .saturating_add(cloudmap_ttl)
+        .saturating_add(DRAIN_MARGIN_SECONDS)
+}
+
+// ------------------------------------------------------------------ slots
+
+/// A task set as far as slot decisions care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSetView {
+    pub id: String,
+    pub arn: String,
+    /// `PRIMARY`, `ACTIVE` or `DRAINING`.
+    pub status: String,
+    pub external_id: Option<String>,
+    /// The Cloud Map services it registers into.
+    pub registry_arns: Vec<String>,
+    pub task_definition: String,
+    pub created_at: Option<String>,
+}
+
+/// Which slot a task set serves, from its service registry.
+pub fn slot_of(slots: &Slots, ts: &TaskSetView) -> Option<Slot> {
+    [Slot::Blue, Slot::Green].into_iter().find(|s| {
+        ts.registry_arns
+            .iter()
+            .any(|r| r == &slots.get(*s).registry_arn)
+    })
+}
+
+/// What `create-taskset` should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotDecision {
+    /// Create the new task set in `new_slot`; `old` serves `live_slot`.
+    Deploy {
+        live_slot: Slot,
+        new_slot: Slot,
+        old: TaskSetView,
+    },
+    /// The service has no task set: create the first one in blue.
+    First,
+    /// This deployment already created its task set (a retry): return it.
+    Resume {
+        live_slot: Slot,
+        new_slot: Slot,
+        old: Option<TaskSetView>,
+        new: TaskSetView,
+    },
+}
+
+/// Decides live and idle slot from the service's task sets and the current
+/// weights. Refuses while another deployment is in progress.
+pub fn decide_slots(
+    slots: &Slots,
+    task_sets: &[TaskSetView],
+    weights: Weights,
+    deployment_id: &str,
+) -> Result<SlotDecision> {
+    let live: Vec<&TaskSetView> = task_sets
+        .iter()
+        .filter(|t| t.status != "DRAINING")
+        .collect();
+    let mut placed = Vec::with_capacity(live.len());
+    for ts in &live {
+        let slot = slot_of(slots, ts).ok_or_else(|| {
+            CanaryError::TargetMisconfigured(format!(
+                "task set {} registers into {:?}, which is neither slot's Cloud Map service",
+                ts.id, ts.registry_arns
+            ))
+        })?;
+        placed.push((slot, *ts));
+    }
+
+    if let Some((new_slot, new)) = placed
+        .iter()
+        .find(|(_, t)| t.external_id.as_deref() == Some(deployment_id))
+    {
+        let old = placed
+            .iter()
+            .find(|(s, t)| *s != *new_slot && t.id != new.id)
+            .map(|(_, t)| (*t).clone());
+        return Ok(SlotDecision::Resume {
+            live_slot: new_slot.other(),
+            new_slot: *new_slot,
+            old,
+            new: (*new).clone(),
+        });
+    }
+
+    match placed.as_slice() {
+        [] => Ok(SlotDecision::First),
+        [(slot, old)] => {
+            if weights.get(slot.other()) != 0 {
+                return Err(CanaryError::DeploymentInProgress(format!(
+                    "traffic is split (blue {}, green {}) although only the {slot} slot has a \
+                     task set ({}); finish or roll back the other deployment first",
+                    weights.blue, weights.green, old.id
+                )));
+            }
+            Ok(SlotDecision::Deploy {
+                live_slot: *slot,
+                new_slot: slot.other(),
+                old: (*old).clone(),
+            })
+        }
+        many => Err(CanaryError::DeploymentInProgress(format!(
+            "the service has {} task sets ({}); another deployment is under way",
+            many.len(),
+            many.iter()
+                .map(|(s, t)| format!("{} in {s}", t.external_id.as_deref().unwrap_or(&t.id)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+// ------------------------------------------------------------------ weights
+
+/// `slot` gets `percent` of the traffic, the other slot the rest. Route 53
+/// weights are the percentages themselves: they always sum to 100, so the
+/// group is never all-zero.
+pub fn weights_for(slot: Slot, percent: u8) -> Result<Weights> {
+    if percent > 100 {
+        return Err(CanaryError::invalid(format!(
+            "percent must be 0..=100, got {percent}"
+        )));
+    }
+    let rest = 100 - percent;
+    Ok(match slot {
+        Slot::Blue => Weights {
+            blue: percent,
+            green: rest,
+        },
+        Slot::Green => Weights {
+            blue: rest,
+            green: percent,
+        },
+    })
+}
+
+/// The slots that would receive traffic with these weights.
+pub fn weighted_slots(w: Weights) -> Vec<Slot> {
+    [Slot::Blue, Slot::Green]
+        .into_iter()
+        .filter(|s| w.get(*s) > 0)
+        .collect()
+}
+
+// ------------------------------------------------------------------ readiness
+
+/// What readiness needs to know about a task set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessInputs {
+    pub stability_status: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub healthy_instances: u32,
+    pub unhealthy_instances: u32,
+}
+
+/// Ready means ECS calls the task set steady, every desired task runs, and
+/// Cloud Map has at least max(1, desired) healthy instances of it: a failed
+/// task set still resolves (Cloud Map returns up to 8 unhealthy records when
+/// none is healthy), so DNS alone proves nothing.
+pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
+    let need = u32::try_from(r.desired.max(1)).unwrap_or(1);
+    if r.stability_status != "STEADY_STATE" {
+        return (
+            false,
+            format!(
+                "ECS reports {} ({} of {} tasks running, {} pending)",
+                r.stability_status, r.running, r.desired, r.pending
+            ),
+        );
+    }
+    if r.running < r.desired {
+        return (
+            false,
+            format!("{} of {} tasks running", r.running, r.desired),
+        );
+    }
+    if r.healthy_instances < need {
+        return (
+            false,
+            format!(
+                "{} of {need} Cloud Map instances healthy ({} unhealthy)",
+                r.healthy_instances, r.unhealthy_instances
+            ),
+        );
+    }
+    (
+        true,
+        format!(
+            "{} tasks running, {} Cloud Map instances healthy",
+            r.running, r.healthy_instances
+        ),
+    )
+}
+
+// ------------------------------------------------------------------ alarm gate
+
+/// An alarm as observed: its state now and whether it was in ALARM at some
+/// moment of the watched window (from its history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmObservation {
+    pub name: String,
+    pub state: String,
+    pub reason: String,
+    pub fired_in_window: bool,
+}
+
+/// The gate's verdict over the observed alarms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateVerdict {
+    pub passed: bool,
+    pub reports: Vec<AlarmReport>,
+    pub insufficient_data: Vec<String>,
+    /// Why the gate failed, one sentence naming each culprit.
+    pub failure: Option<String>,
+}
+
+pub fn gate_verdict(observed: &[AlarmObservation], policy: InsufficientData) -> GateVerdict {
+    let mut culprits = Vec::new();
+    let mut insufficient = Vec::new();
+    for a in observed {
+        if a.state == "ALARM" {
+            culprits.push(format!("{} is in ALARM ({})", a.name, a.reason));
+        } else if a.fired_in_window {
+            culprits.push(format!(
+                "{} was in ALARM during the bake (now {})",
+                a.name, a.state
+            ));
+        } else if a.state == "INSUFFICIENT_DATA" {
+            match policy {
+                InsufficientData::Pass => insufficient.push(a.name.clone()),
+                InsufficientData::Fail => culprits.push(format!(
+                    "{} has INSUFFICIENT_DATA and insufficientData is \"fail\"",
+                    a.name
+                )),
+            }
+        }
+    }
+    let reports = observed
+        .iter()
+        .map(|a| AlarmReport {
+            name: a.name.clone(),
+            state: a.state.clone(),
+            fired_in_window: a.fired_in_window || a.state == "ALARM",
+            reason: a.reason.clone(),
+        })
+        .collect();
+    GateVerdict {
+        passed: culprits.is_empty(),
+        reports,
+        insufficient_data: insufficient,
+        failure: (!culprits.is_empty()).then(|| culprits.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

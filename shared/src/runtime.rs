@@ -67,7 +67,9 @@ impl Settings {
         if let Some(secs) = env_u64("CANARY_INSYNC_TIMEOUT_S") {
             s.insync_timeout = Duration::from_secs(secs);
         }
-        s.state_machine_arn = std::env::var("STATE_MACHINE_ARN").ok().filter(|v| !v.is_empty());
+        s.state_machine_arn = std::env::var("STATE_MACHINE_ARN")
+            .ok()
+            .filter(|v| !v.is_empty());
         s
     }
 }

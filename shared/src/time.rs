@@ -14,13 +14,17 @@ pub fn now() -> DateTime {
 pub fn format(t: DateTime) -> String {
     // Formatting a DateTime built from SystemTime or a parsed string cannot
     // fail for years 0..=9999; fall back to epoch seconds if it ever does.
-    t.fmt(Format::DateTime).unwrap_or_else(|_| t.secs().to_string())
+    t.fmt(Format::DateTime)
+        .unwrap_or_else(|_| t.secs().to_string())
 }
 
 /// Parses an RFC 3339 instant from the input; `field` names it in the error.
 pub fn parse(field: &str, value: &str) -> Result<DateTime> {
-    DateTime::from_str(value, Format::DateTime)
-        .map_err(|e| CanaryError::invalid(format!("{field} is not an RFC 3339 instant ({value:?}): {e}")))
+    DateTime::from_str(value, Format::DateTime).map_err(|e| {
+        CanaryError::invalid(format!(
+            "{field} is not an RFC 3339 instant ({value:?}): {e}"
+        ))
+    })
 }
 
 /// Whole seconds from `earlier` to `later`, 0 if `later` is not later.
@@ -40,7 +44,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_the_field_name() {
-        let err = parse("since", "yesterday").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse("since", "yesterday")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("since"), "{err}");
     }
 

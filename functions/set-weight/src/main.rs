@@ -1,1 +1,16 @@
-fn main() {}
+//! The `set-weight` Lambda function: start-up only; the logic is
+//! `canary_engine::handlers::set_weight`.
+
+use canary_engine::handlers::set_weight;
+use canary_engine::runtime::{init_logging, Context};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging();
+    let ctx = Context::from_env().await;
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        set_weight::handle(&ctx, event)
+    }))
+    .await
+}

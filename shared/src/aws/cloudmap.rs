@@ -1,0 +1,134 @@
+//! Cloud Map: the slots' services and the health of the instances ECS
+//! registers into them. DNS alone proves nothing here: when every instance is
+//! unhealthy Cloud Map still answers with up to 8 of them, so a failed slot
+//! still resolves. We count healthy instances before any weight moves.
+
+use std::collections::HashMap;
+
+use aws_sdk_servicediscovery::types::HealthStatus;
+use aws_sdk_servicediscovery::Client;
+
+use super::{classify, error_code};
+use crate::plan::cloudmap_service_id;
+use crate::{CanaryError, Result};
+
+/// The attribute ECS sets on every instance of a task set.
+pub const TASK_SET_ATTRIBUTE: &str = "ECS_TASK_SET_EXTERNAL_ID";
+
+/// Healthy and unhealthy instance counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    pub healthy: u32,
+    pub unhealthy: u32,
+}
+
+/// The longest DNS TTL of the slot's Cloud Map records (0 when it has none);
+/// fails `TargetNotFound` when the service does not exist.
+pub async fn service_ttl(sd: &Client, registry_arn: &str) -> Result<u32> {
+    let id = cloudmap_service_id(registry_arn)?;
+    let out = sd
+        .get_service()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("ServiceNotFound") => CanaryError::TargetNotFound(format!(
+                "Cloud Map service {registry_arn} does not exist"
+            )),
+            _ => classify("servicediscovery:GetService", e),
+        })?;
+    Ok(out
+        .service()
+        .and_then(|s| s.dns_config())
+        .map(|d| d.dns_records().iter().map(|r| r.ttl()).max().unwrap_or(0))
+        .and_then(|t| u32::try_from(t).ok())
+        .unwrap_or(0))
+}
+
+/// Health of the slot's instances; with `external_id`, only the instances of
+/// that task set. An instance without a health status (a service without
+/// health checks) is served by DNS, so it counts as healthy; `UNKNOWN` does not.
+pub async fn slot_health(
+    sd: &Client,
+    registry_arn: &str,
+    external_id: Option<&str>,
+) -> Result<Health> {
+    let id = cloudmap_service_id(registry_arn)?;
+    let not_found = |e: &str| match e {
+        "ServiceNotFound" => Some(CanaryError::TargetNotFound(format!(
+            "Cloud Map service {registry_arn} does not exist"
+        ))),
+        _ => None,
+    };
+
+    let mut instances = Vec::new();
+    let mut token = None;
+    loop {
+        let out = sd
+            .list_instances()
+            .service_id(id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                error_code(&e)
+                    .and_then(not_found)
+                    .unwrap_or_else(|| classify("servicediscovery:ListInstances", e))
+            })?;
+        for inst in out.instances() {
+            let belongs = match external_id {
+                None => true,
+                Some(want) => {
+                    inst.attributes()
+                        .and_then(|a| a.get(TASK_SET_ATTRIBUTE))
+                        .map(String::as_str)
+                        == Some(want)
+                }
+            };
+            if belongs {
+                if let Some(iid) = inst.id() {
+                    instances.push(iid.to_string());
+                }
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    if instances.is_empty() {
+        return Ok(Health::default());
+    }
+
+    let mut status: HashMap<String, HealthStatus> = HashMap::new();
+    let mut token = None;
+    loop {
+        let out = sd
+            .get_instances_health_status()
+            .service_id(id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                error_code(&e)
+                    .and_then(not_found)
+                    .unwrap_or_else(|| classify("servicediscovery:GetInstancesHealthStatus", e))
+            })?;
+        if let Some(map) = out.status() {
+            status.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+
+    let mut h = Health::default();
+    for iid in &instances {
+        match status.get(iid) {
+            Some(HealthStatus::Healthy) | None => h.healthy += 1,
+            Some(_) => h.unhealthy += 1,
+        }
+    }
+    Ok(h)
+}

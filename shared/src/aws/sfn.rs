@@ -1,0 +1,151 @@
+//! Step Functions: how the alarm-rollback function finds the deployments that
+//! are baking and ends their bake. Nothing is stored anywhere else: the bake
+//! task's own `TaskScheduled` event carries its token, its alarms and its
+//! rollback plan.
+
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
+use aws_sdk_sfn::Client;
+use tracing::debug;
+
+use super::{classify, error_code};
+use crate::model::CheckRequest;
+use crate::{CanaryError, Result};
+
+/// Running executions of the state machine.
+pub async fn running_executions(sfn: &Client, state_machine_arn: &str) -> Result<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let out = sfn
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .status_filter(ExecutionStatus::Running)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| match error_code(&e) {
+                Some("StateMachineDoesNotExist") => CanaryError::TargetNotFound(format!(
+                    "state machine {state_machine_arn} does not exist"
+                )),
+                _ => classify("states:ListExecutions", e),
+            })?;
+        arns.extend(
+            out.executions()
+                .iter()
+                .map(|e| e.execution_arn().to_string()),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(arns);
+        }
+    }
+}
+
+/// What an open bake task carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBake {
+    pub task_token: String,
+    pub request: CheckRequest,
+    pub state_name: Option<String>,
+}
+
+/// Events that may follow a bake's `TaskScheduled` while it still waits for
+/// its token: the invocation was started and submitted, nothing more.
+fn still_waiting(t: &HistoryEventType) -> bool {
+    matches!(
+        t,
+        HistoryEventType::TaskStarted | HistoryEventType::TaskSubmitted
+    )
+}
+
+/// The execution's open bake, if its newest activity is a bake waiting for
+/// its token. Reads the history newest first and stops at the first event
+/// that is not part of that wait.
+pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenBake>> {
+    let out = sfn
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .reverse_order(true)
+        .max_results(25)
+        .include_execution_data(true)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("ExecutionDoesNotExist") => {
+                CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
+            }
+            _ => classify("states:GetExecutionHistory", e),
+        })?;
+    let events = out.events();
+    for (i, ev) in events.iter().enumerate() {
+        let t = ev.r#type();
+        if still_waiting(t) {
+            continue;
+        }
+        if *t != HistoryEventType::TaskScheduled {
+            debug!(execution = execution_arn, event = t.as_str(), "not baking");
+            return Ok(None);
+        }
+        let params = ev
+            .task_scheduled_event_details()
+            .map(|d| d.parameters())
+            .unwrap_or_default();
+        let Some(request) = bake_request(params) else {
+            return Ok(None);
+        };
+        let CheckRequest::Alarms {
+            task_token: Some(token),
+            ..
+        } = &request
+        else {
+            return Ok(None);
+        };
+        let state_name = events
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|e| {
+                e.state_entered_event_details()
+                    .map(|d| d.name().to_string())
+            });
+        return Ok(Some(OpenBake {
+            task_token: token.clone(),
+            request: request.clone(),
+            state_name,
+        }));
+    }
+    Ok(None)
+}
+
+/// The check-health request inside a `lambda:invoke.waitForTaskToken` task's
+/// parameters (`{"FunctionName": ..., "Payload": {...}}`), if it is a bake.
+pub fn bake_request(parameters: &str) -> Option<CheckRequest> {
+    let v: serde_json::Value = serde_json::from_str(parameters).ok()?;
+    let payload = v.get("Payload").cloned().unwrap_or(v);
+    match serde_json::from_value::<CheckRequest>(payload).ok()? {
+        r @ CheckRequest::Alarms {
+            task_token: Some(_),
+            ..
+        } => Some(r),
+        _ => None,
+    }
+}
+
+/// Fails a waiting task. `Ok(false)` when the task no longer waits (it timed
+/// out, finished, or the token was already used): nothing left to end.
+pub async fn fail_task(sfn: &Client, token: &str, error: &str, cause: &str) -> Result<bool> {
+    match sfn
+        .send_task_failure()
+        .task_token(token)
+        .error(error)
+        .cause(cause)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => match error_code(&e) {
+            Some("TaskDoesNotExist") | Some("TaskTimedOut") | Some("InvalidToken") => Ok(false),
+            _ => Err(classify("states:SendTaskFailure", e)),
+        },
+    }
+}

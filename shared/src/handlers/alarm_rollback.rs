@@ -1,0 +1,153 @@
+//! `alarm-rollback`: receives a `CloudWatch Alarm State Change` event and,
+//! for every running deployment that is baking and watches that alarm, moves
+//! all traffic back at once (the same [`traffic::shift`] as every rollback)
+//! and fails the bake's task token so the execution takes its rollback path
+//! now instead of at the end of the bake.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::{respond, traffic};
+use crate::aws::sfn;
+use crate::model::{AlarmRollbackReport, CheckRequest, ExecutionAction};
+use crate::runtime::Context;
+use crate::{CanaryError, Result};
+
+pub async fn handle(
+    ctx: &Context,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<AlarmRollbackReport, Diagnostic> {
+    respond("alarm-rollback", run(ctx, &event.payload).await)
+}
+
+/// The fields of the EventBridge event we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmEvent {
+    pub alarm_name: String,
+    pub state: String,
+    pub reason: String,
+    pub time: String,
+}
+
+pub fn parse_event(v: &serde_json::Value) -> Result<AlarmEvent> {
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str());
+    if s("/source") != Some("aws.cloudwatch")
+        || s("/detail-type") != Some("CloudWatch Alarm State Change")
+    {
+        return Err(CanaryError::invalid(
+            "not a CloudWatch Alarm State Change event (source aws.cloudwatch)",
+        ));
+    }
+    let alarm_name = s("/detail/alarmName")
+        .ok_or_else(|| CanaryError::invalid("event has no detail.alarmName"))?
+        .to_string();
+    let state = s("/detail/state/value")
+        .ok_or_else(|| CanaryError::invalid("event has no detail.state.value"))?
+        .to_string();
+    Ok(AlarmEvent {
+        alarm_name,
+        state,
+        reason: s("/detail/state/reason").unwrap_or_default().to_string(),
+        time: s("/time").unwrap_or_default().to_string(),
+    })
+}
+
+pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<AlarmRollbackReport> {
+    let ev = parse_event(payload)?;
+    let mut report = AlarmRollbackReport {
+        alarm_name: ev.alarm_name.clone(),
+        state: ev.state.clone(),
+        executions: Vec::new(),
+    };
+    if ev.state != "ALARM" {
+        info!(alarm = %ev.alarm_name, state = %ev.state, "not an ALARM transition: nothing to do");
+        return Ok(report);
+    }
+    let sm = ctx.settings.state_machine_arn.as_deref().ok_or_else(|| {
+        CanaryError::invalid("STATE_MACHINE_ARN is not set for the alarm-rollback function")
+    })?;
+    let executions = sfn::running_executions(&ctx.clients.sfn, sm).await?;
+    let mut tasks = JoinSet::new();
+    for arn in executions {
+        let (ctx, ev) = (ctx.clone(), ev.clone());
+        tasks.spawn(async move { act_on(&ctx, &ev, arn).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(action) => report.executions.push(action),
+            Err(e) => warn!(error = %e, "execution handler task failed"),
+        }
+    }
+    report
+        .executions
+        .sort_by(|a, b| a.execution_arn.cmp(&b.execution_arn));
+    Ok(report)
+}
+
+async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> ExecutionAction {
+    let mut action = ExecutionAction {
+        execution_arn: execution_arn.clone(),
+        action: "notBaking".into(),
+        weights: None,
+        bake_ended: false,
+        error: None,
+    };
+    let bake = match sfn::open_bake(&ctx.clients.sfn, &execution_arn).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            info!(execution = %execution_arn, "not baking; its next gate check sees the alarm");
+            return action;
+        }
+        Err(e) => {
+            action.action = "failed".into();
+            action.error = Some(e.to_string());
+            return action;
+        }
+    };
+    let CheckRequest::Alarms {
+        alarms,
+        rollback,
+        label,
+        ..
+    } = &bake.request
+    else {
+        return action;
+    };
+    if !alarms.names.contains(&ev.alarm_name) {
+        action.action = "notWatching".into();
+        return action;
+    }
+    let step = label.as_deref().unwrap_or("the bake");
+    let mut cause = format!(
+        "alarm {} went to ALARM during {step} ({}); the alarm-rollback function ended the bake",
+        ev.alarm_name, ev.reason
+    );
+    if let Some(plan) = rollback {
+        match traffic::shift(ctx, &plan.target, plan.slot, 100, plan.ttl_seconds, false).await {
+            Ok(w) => {
+                info!(execution = %execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back");
+                cause.push_str(&format!(
+                    " and moved all traffic back to the {} slot",
+                    plan.slot
+                ));
+                action.weights = Some(w.weights);
+                action.action = "rolledBack".into();
+            }
+            Err(e) => {
+                // The execution's own rollback path retries the weight change.
+                warn!(execution = %execution_arn, error_type = e.error_type(), error = %e, "immediate rollback failed");
+                action.action = "failed".into();
+                action.error = Some(e.to_string());
+            }
+        }
+    }
+    match sfn::fail_task(&ctx.clients.sfn, &bake.task_token, "AlarmFiring", &cause).await {
+        Ok(ended) => action.bake_ended = ended,
+        Err(e) => {
+            action.action = "failed".into();
+            action.error = Some(e.to_string());
+        }
+    }
+    action
+}

@@ -1,0 +1,148 @@
+//! `check-health`: readiness of a new task set, and the alarm gate.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use tracing::info;
+
+use super::{parse, respond};
+use crate::aws::{cloudmap, cloudwatch, ecs};
+use crate::model::{
+    AlarmGate, CheckReport, CheckRequest, GateReport, ReadinessReport, Slot, Target, TaskSetRef,
+};
+use crate::plan::{self, gate_verdict, readiness, ReadinessInputs};
+use crate::runtime::Context;
+use crate::{time, CanaryError, Result};
+
+pub async fn handle(
+    ctx: &Context,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<CheckReport, Diagnostic> {
+    let outcome = match parse::<CheckRequest>(event.payload) {
+        Ok(req) => run(ctx, &req).await,
+        Err(e) => Err(e),
+    };
+    respond("check-health", outcome)
+}
+
+pub async fn run(ctx: &Context, req: &CheckRequest) -> Result<CheckReport> {
+    match req {
+        CheckRequest::Readiness {
+            target,
+            slot,
+            task_set,
+            waiting_since,
+            timeout_seconds,
+        } => check_readiness(
+            ctx,
+            target,
+            *slot,
+            task_set,
+            waiting_since,
+            *timeout_seconds,
+        )
+        .await
+        .map(CheckReport::Readiness),
+        CheckRequest::Alarms {
+            alarms,
+            since,
+            label,
+            task_token,
+            ..
+        } => check_alarms(ctx, alarms, since, label.as_deref(), task_token.is_some())
+            .await
+            .map(CheckReport::Gate),
+    }
+}
+
+async fn check_readiness(
+    ctx: &Context,
+    target: &Target,
+    slot: Slot,
+    task_set: &TaskSetRef,
+    waiting_since: &str,
+    timeout_seconds: u32,
+) -> Result<ReadinessReport> {
+    plan::validate_target(target)?;
+    let since = time::parse("waitingSince", waiting_since)?;
+    let info = ecs::describe_task_set(
+        &ctx.clients.ecs,
+        &target.cluster,
+        &target.service,
+        &task_set.arn,
+    )
+    .await?
+    .ok_or_else(|| {
+        CanaryError::TaskSetNotFound(format!("task set {} does not exist", task_set.arn))
+    })?;
+    let health = cloudmap::slot_health(
+        &ctx.clients.cloudmap,
+        &target.slots.get(slot).registry_arn,
+        info.view.external_id.as_deref(),
+    )
+    .await?;
+    let inputs = ReadinessInputs {
+        stability_status: info.stability_status.clone(),
+        desired: info.desired,
+        running: info.running,
+        pending: info.pending,
+        healthy_instances: health.healthy,
+        unhealthy_instances: health.unhealthy,
+    };
+    let (ready, reason) = readiness(&inputs);
+    let waited = time::seconds_between(since, time::now());
+    info!(task_set = %info.view.id, %slot, ready, waited, healthy = health.healthy, unhealthy = health.unhealthy, %reason, "readiness");
+    if !ready && waited >= u64::from(timeout_seconds) {
+        return Err(CanaryError::NotReady(format!(
+            "task set {} in the {slot} slot not ready after {waited}s (limit {timeout_seconds}s): {reason}",
+            info.view.id
+        )));
+    }
+    Ok(ReadinessReport {
+        ready,
+        task_set_id: info.view.id,
+        stability_status: inputs.stability_status,
+        desired_count: inputs.desired,
+        running_count: inputs.running,
+        pending_count: inputs.pending,
+        healthy_instances: health.healthy,
+        unhealthy_instances: health.unhealthy,
+        waited_seconds: waited,
+        reason,
+    })
+}
+
+async fn check_alarms(
+    ctx: &Context,
+    gate: &AlarmGate,
+    since: &str,
+    label: Option<&str>,
+    bake_start: bool,
+) -> Result<GateReport> {
+    plan::validate_alarms(gate)?;
+    let since_t = time::parse("since", since)?;
+    let observed = if gate.names.is_empty() {
+        Vec::new()
+    } else {
+        cloudwatch::observe(&ctx.clients.cloudwatch, &gate.names, since_t).await?
+    };
+    let verdict = gate_verdict(&observed, gate.insufficient_data);
+    info!(
+        passed = verdict.passed,
+        alarms = gate.names.len(),
+        bake_start,
+        label = label.unwrap_or(""),
+        insufficient_data = ?verdict.insufficient_data,
+        "alarm gate"
+    );
+    if let Some(failure) = verdict.failure {
+        let at = label.map(|l| format!(" at {l}")).unwrap_or_default();
+        return Err(CanaryError::AlarmFiring(format!("{failure}{at}")));
+    }
+    Ok(GateReport {
+        passed: true,
+        since: since.to_string(),
+        checked_at: time::format(time::now()),
+        alarms: verdict.reports,
+        insufficient_data: verdict.insufficient_data,
+        label: label.map(str::to_string),
+    })
+}

@@ -1,0 +1,194 @@
+//! `create-taskset`: validates the whole deployment, decides the idle slot and
+//! creates the new task set there. Its answer is the plan every later state
+//! works from. Everything is checked before anything is changed.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use tracing::info;
+
+use super::{parse, respond};
+use crate::aws::{cloudmap, cloudwatch, ecs, route53};
+use crate::model::{CreateTaskSetRequest, Deployment, Slot, TaskSetRef};
+use crate::plan::{self, complete_strategy, decide_slots, SlotDecision, MAX_TTL_SECONDS};
+use crate::runtime::Context;
+use crate::{time, CanaryError, Result};
+
+pub async fn handle(
+    ctx: &Context,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<Deployment, Diagnostic> {
+    let outcome = match parse::<CreateTaskSetRequest>(event.payload) {
+        Ok(req) => run(ctx, &req).await,
+        Err(e) => Err(e),
+    };
+    respond("create-taskset", outcome)
+}
+
+fn validate_deployment_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 80
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(CanaryError::invalid(format!(
+            "deploymentId must be 1..=80 characters of letters, digits, - _ . (got {id:?})"
+        )))
+    }
+}
+
+pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment> {
+    validate_deployment_id(&req.deployment_id)?;
+    let r = &req.request;
+    plan::validate_request(r)?;
+    let t = &r.target;
+    let c = &ctx.clients;
+
+    let service = ecs::describe_service(&c.ecs, &t.cluster, &t.service).await?;
+    let records = route53::read_records(&c.route53, t).await?;
+    let blue_ttl = cloudmap::service_ttl(&c.cloudmap, &t.slots.blue.registry_arn).await?;
+    let green_ttl = cloudmap::service_ttl(&c.cloudmap, &t.slots.green.registry_arn).await?;
+    if r.strategy.ttl_seconds.is_none() && records.ttl > MAX_TTL_SECONDS {
+        return Err(CanaryError::TargetMisconfigured(format!(
+            "the weighted records of {} have TTL {}s: a rollback would take that long to reach \
+             clients; set strategy.ttlSeconds (at most {MAX_TTL_SECONDS})",
+            t.record_name, records.ttl
+        )));
+    }
+    let strategy = complete_strategy(&r.strategy, records.ttl, blue_ttl.max(green_ttl));
+
+    if !r.alarms.names.is_empty() {
+        // Refuse to start while a gate alarm is already firing: the first
+        // step would only roll back.
+        let observed = cloudwatch::observe(&c.cloudwatch, &r.alarms.names, time::now()).await?;
+        let verdict = plan::gate_verdict(&observed, r.alarms.insufficient_data);
+        if let Some(failure) = verdict.failure {
+            return Err(CanaryError::AlarmFiring(format!("not starting: {failure}")));
+        }
+    }
+
+    let views: Vec<_> = service.task_sets.iter().map(|ts| ts.view.clone()).collect();
+    let decision = decide_slots(&t.slots, &views, records.weights, &req.deployment_id)?;
+    let deployment = |live_slot: Slot,
+                      new_slot: Slot,
+                      old: Option<TaskSetRef>,
+                      new: TaskSetRef,
+                      td: String,
+                      created_at: String,
+                      first: bool| Deployment {
+        id: req.deployment_id.clone(),
+        target: t.clone(),
+        strategy: strategy.clone(),
+        alarms: r.alarms.clone(),
+        live_slot,
+        new_slot,
+        old_task_set: old,
+        new_task_set: new,
+        task_definition_arn: td,
+        first_deployment: first,
+        created_at,
+    };
+    let to_ref = |v: &plan::TaskSetView| TaskSetRef {
+        id: v.id.clone(),
+        arn: v.arn.clone(),
+    };
+
+    match decision {
+        SlotDecision::Resume {
+            live_slot,
+            new_slot,
+            old,
+            new,
+        } => {
+            info!(task_set = %new.id, slot = %new_slot, "task set already created by an earlier try");
+            let created = new
+                .created_at
+                .clone()
+                .unwrap_or_else(|| time::format(time::now()));
+            Ok(deployment(
+                live_slot,
+                new_slot,
+                old.as_ref().map(to_ref),
+                to_ref(&new),
+                new.task_definition.clone(),
+                created,
+                old.is_none(),
+            ))
+        }
+        SlotDecision::Deploy {
+            live_slot,
+            new_slot,
+            old,
+        } => {
+            let base = r.task_definition.as_deref().unwrap_or(&old.task_definition);
+            let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref())
+                .await?;
+            let template = service
+                .task_sets
+                .iter()
+                .find(|ts| ts.view.id == old.id)
+                .map(|ts| &ts.raw);
+            let created = ecs::create_task_set(
+                &c.ecs,
+                &ecs::NewTaskSet {
+                    cluster: &t.cluster,
+                    service: &t.service,
+                    task_definition: &td,
+                    external_id: &req.deployment_id,
+                    registry_arn: &t.slots.get(new_slot).registry_arn,
+                    template,
+                    network_configuration: service.network_configuration.as_ref(),
+                },
+            )
+            .await?;
+            info!(task_set = %created.view.id, slot = %new_slot, live = %live_slot, task_definition = %td, "task set created");
+            Ok(deployment(
+                live_slot,
+                new_slot,
+                Some(to_ref(&old)),
+                to_ref(&created.view),
+                td,
+                time::format(time::now()),
+                false,
+            ))
+        }
+        SlotDecision::First => {
+            let base = r
+                .task_definition
+                .as_deref()
+                .or(service.task_definition.as_deref())
+                .ok_or_else(|| {
+                    CanaryError::invalid(
+                        "the service has no task set and no task definition to start from: \
+                         give taskDefinition for its first deployment",
+                    )
+                })?;
+            let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref())
+                .await?;
+            let created = ecs::create_task_set(
+                &c.ecs,
+                &ecs::NewTaskSet {
+                    cluster: &t.cluster,
+                    service: &t.service,
+                    task_definition: &td,
+                    external_id: &req.deployment_id,
+                    registry_arn: &t.slots.blue.registry_arn,
+                    template: None,
+                    network_configuration: service.network_configuration.as_ref(),
+                },
+            )
+            .await?;
+            info!(task_set = %created.view.id, slot = "blue", "first task set of the service created");
+            Ok(deployment(
+                Slot::Green,
+                Slot::Blue,
+                None,
+                to_ref(&created.view),
+                td,
+                time::format(time::now()),
+                true,
+            ))
+        }
+    }
+}

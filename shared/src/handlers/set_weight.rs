@@ -1,0 +1,75 @@
+//! `set-weight`: one traffic step, the promotion, or the rollback.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use tracing::info;
+
+use super::{parse, respond, traffic};
+use crate::aws::ecs;
+use crate::model::{SetWeightRequest, WeightReport};
+use crate::plan::{self, slot_of};
+use crate::runtime::Context;
+use crate::{CanaryError, Result};
+
+pub async fn handle(
+    ctx: &Context,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<WeightReport, Diagnostic> {
+    let outcome = match parse::<SetWeightRequest>(event.payload) {
+        Ok(req) => run(ctx, &req).await,
+        Err(e) => Err(e),
+    };
+    respond("set-weight", outcome)
+}
+
+pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> {
+    plan::validate_target(&req.target)?;
+    let t = &req.target;
+
+    // Check the task set to promote before anything changes.
+    let primary = match &req.mark_primary {
+        None => None,
+        Some(ts) => {
+            let info = ecs::describe_task_set(&ctx.clients.ecs, &t.cluster, &t.service, &ts.arn)
+                .await?
+                .ok_or_else(|| {
+                    CanaryError::TaskSetNotFound(format!("task set {} does not exist", ts.arn))
+                })?;
+            if slot_of(&t.slots, &info.view) != Some(req.slot) {
+                return Err(CanaryError::invalid(format!(
+                    "markPrimary: task set {} is not in the {} slot",
+                    ts.id, req.slot
+                )));
+            }
+            Some(info)
+        }
+    };
+
+    let mut report = traffic::shift(
+        ctx,
+        t,
+        req.slot,
+        req.percent,
+        req.ttl_seconds,
+        req.wait_insync.unwrap_or(true),
+    )
+    .await?;
+
+    if let Some(info) = primary {
+        if info.view.status != "PRIMARY" {
+            ecs::mark_primary(&ctx.clients.ecs, &t.cluster, &t.service, &info.view.arn).await?;
+            info!(task_set = %info.view.id, slot = %req.slot, "marked PRIMARY");
+        }
+        report.primary_task_set = Some(info.view.arn);
+    }
+    report.label = req.label.clone();
+    info!(
+        slot = %req.slot,
+        percent = req.percent,
+        blue = report.weights.blue,
+        green = report.weights.green,
+        changed = report.changed,
+        label = req.label.as_deref().unwrap_or(""),
+        "weights in place"
+    );
+    Ok(report)
+}

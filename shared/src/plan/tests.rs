@@ -1,0 +1,418 @@
+use super::*;
+use crate::model::SlotConfig;
+
+fn target() -> Target {
+    Target {
+        cluster: "demo".into(),
+        service: "backend".into(),
+        container: "app".into(),
+        hosted_zone_id: "Z0123456789ABC".into(),
+        record_name: "my-cname.ns-1".into(),
+        slots: Slots {
+            blue: SlotConfig {
+                set_identifier: "blue".into(),
+                registry_arn: "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-blue1"
+                    .into(),
+                dns_name: "service-blue.ns-2".into(),
+            },
+            green: SlotConfig {
+                set_identifier: "green".into(),
+                registry_arn: "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-green1"
+                    .into(),
+                dns_name: "service-green.ns-2".into(),
+            },
+        },
+    }
+}
+
+fn request() -> DeploymentRequest {
+    DeploymentRequest {
+        target: target(),
+        image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v2".into()),
+        task_definition: None,
+        strategy: StrategyInput::default(),
+        alarms: AlarmGate::default(),
+    }
+}
+
+fn ts(id: &str, slot: Slot, status: &str, ext: Option<&str>) -> TaskSetView {
+    let t = target();
+    TaskSetView {
+        id: id.into(),
+        arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/demo/backend/{id}"),
+        status: status.into(),
+        external_id: ext.map(str::to_string),
+        registry_arns: vec![t.slots.get(slot).registry_arn.clone()],
+        task_definition: "app:1".into(),
+        created_at: None,
+    }
+}
+
+fn err_type<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.error_type(),
+    }
+}
+
+#[test]
+fn a_good_request_passes() {
+    assert_eq!(validate_request(&request()), Ok(()));
+}
+
+#[test]
+fn image_and_task_definition_are_exclusive_and_one_is_required() {
+    let mut r = request();
+    r.task_definition = Some("app:3".into());
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.image = None;
+    assert_eq!(validate_request(&r), Ok(()));
+    r.task_definition = None;
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+}
+
+#[test]
+fn image_references() {
+    for ok in [
+        "nginx",
+        "nginx:1.27",
+        "library/nginx:latest",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v2",
+        "localhost:5000/app:v_2",
+        "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ] {
+        assert_eq!(validate_image(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "not an image",
+        "App:v2",
+        "app:",
+        "app:-v2",
+        "app@sha256:xyz",
+        "registry.example.com/",
+        "app:v2:v3/x",
+        "app//x",
+    ] {
+        assert_eq!(err_type(validate_image(bad)), "InvalidInput", "{bad:?}");
+    }
+}
+
+#[test]
+fn steps_must_increase_and_end_at_100() {
+    assert_eq!(validate_steps(&[10, 50, 100]), Ok(()));
+    assert_eq!(validate_steps(&[100]), Ok(()));
+    for bad in [
+        &[][..],
+        &[50, 10, 100],
+        &[10, 10, 100],
+        &[10, 50],
+        &[0, 100],
+        &[10, 101],
+    ] {
+        assert_eq!(err_type(validate_steps(bad)), "InvalidInput", "{bad:?}");
+    }
+}
+
+#[test]
+fn swapped_or_duplicate_slots_are_refused() {
+    let mut r = request();
+    r.target.slots.green = r.target.slots.blue.clone();
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    let mut r = request();
+    r.target.slots.green.set_identifier = "blue".into();
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    let mut r = request();
+    r.target.slots.blue.registry_arn = "srv-blue1".into();
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    let mut r = request();
+    r.target.record_name = "service-blue.ns-2.".into();
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+}
+
+#[test]
+fn ttl_and_waits_are_bounded() {
+    let mut r = request();
+    r.strategy.ttl_seconds = Some(301);
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.strategy.ttl_seconds = Some(0);
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.strategy.ttl_seconds = Some(60);
+    r.strategy.ready_poll_seconds = Some(700);
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.strategy.ready_poll_seconds = None;
+    r.strategy.bake_seconds = Some(MAX_WAIT_SECONDS + 1);
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+}
+
+#[test]
+fn alarm_names_must_be_distinct() {
+    let mut r = request();
+    r.alarms.names = vec!["a".into(), "a".into()];
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.alarms.names = vec![" ".into()];
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+}
+
+#[test]
+fn zone_ids_and_registry_arns() {
+    let mut r = request();
+    r.target.hosted_zone_id = "/hostedzone/Z12".into();
+    assert_eq!(validate_request(&r), Ok(()));
+    r.target.hosted_zone_id = "zone 1".into();
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    assert_eq!(
+        cloudmap_service_id("arn:aws:servicediscovery:us-east-1:1:service/srv-abc"),
+        Ok("srv-abc")
+    );
+}
+
+#[test]
+fn defaults_fill_the_strategy_and_drain_covers_both_ttls() {
+    let s = complete_strategy(&StrategyInput::default(), 10, 15);
+    assert_eq!(s.steps, vec![10, 50, 100]);
+    assert_eq!(s.bake_seconds, DEFAULT_BAKE_SECONDS);
+    assert_eq!(s.ttl_seconds, 10);
+    assert_eq!(s.drain_seconds, 10 + 15 + DRAIN_MARGIN_SECONDS);
+    let s = complete_strategy(
+        &StrategyInput {
+            ttl_seconds: Some(30),
+            drain_seconds: Some(0),
+            ..Default::default()
+        },
+        10,
+        15,
+    );
+    assert_eq!((s.ttl_seconds, s.drain_seconds), (30, 0));
+}
+
+#[test]
+fn one_task_set_with_all_weight_deploys_to_the_other_slot() {
+    let t = target();
+    let sets = [ts("ecs-svc/1", Slot::Blue, "PRIMARY", Some("d0"))];
+    let d = decide_slots(
+        &t.slots,
+        &sets,
+        Weights {
+            blue: 100,
+            green: 0,
+        },
+        "d1",
+    );
+    assert_eq!(
+        d,
+        Ok(SlotDecision::Deploy {
+            live_slot: Slot::Blue,
+            new_slot: Slot::Green,
+            old: sets[0].clone()
+        })
+    );
+    let sets = [ts("ecs-svc/2", Slot::Green, "PRIMARY", None)];
+    let d = decide_slots(
+        &t.slots,
+        &sets,
+        Weights {
+            blue: 0,
+            green: 100,
+        },
+        "d2",
+    );
+    assert!(matches!(
+        d,
+        Ok(SlotDecision::Deploy {
+            new_slot: Slot::Blue,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn no_task_set_is_a_first_deployment() {
+    let t = target();
+    assert_eq!(
+        decide_slots(
+            &t.slots,
+            &[],
+            Weights {
+                blue: 100,
+                green: 0
+            },
+            "d1"
+        ),
+        Ok(SlotDecision::First)
+    );
+}
+
+#[test]
+fn a_second_task_set_or_split_weights_mean_in_progress() {
+    let t = target();
+    let two = [
+        ts("a", Slot::Blue, "PRIMARY", Some("d0")),
+        ts("b", Slot::Green, "ACTIVE", Some("other")),
+    ];
+    assert_eq!(
+        err_type(decide_slots(
+            &t.slots,
+            &two,
+            Weights {
+                blue: 100,
+                green: 0
+            },
+            "d1"
+        )),
+        "DeploymentInProgress"
+    );
+    let one = [ts("a", Slot::Blue, "PRIMARY", Some("d0"))];
+    assert_eq!(
+        err_type(decide_slots(
+            &t.slots,
+            &one,
+            Weights {
+                blue: 90,
+                green: 10
+            },
+            "d1"
+        )),
+        "DeploymentInProgress"
+    );
+}
+
+#[test]
+fn the_same_deployment_retried_resumes() {
+    let t = target();
+    let two = [
+        ts("a", Slot::Blue, "PRIMARY", Some("d0")),
+        ts("b", Slot::Green, "ACTIVE", Some("d1")),
+    ];
+    let d = decide_slots(
+        &t.slots,
+        &two,
+        Weights {
+            blue: 100,
+            green: 0,
+        },
+        "d1",
+    );
+    assert_eq!(
+        d,
+        Ok(SlotDecision::Resume {
+            live_slot: Slot::Blue,
+            new_slot: Slot::Green,
+            old: Some(two[0].clone()),
+            new: two[1].clone()
+        })
+    );
+}
+
+#[test]
+fn a_task_set_outside_both_slots_is_misconfigured() {
+    let t = target();
+    let mut stray = ts("x", Slot::Blue, "PRIMARY", None);
+    stray.registry_arns = vec!["arn:aws:servicediscovery:us-east-1:1:service/srv-other".into()];
+    assert_eq!(
+        err_type(decide_slots(
+            &t.slots,
+            &[stray],
+            Weights {
+                blue: 100,
+                green: 0
+            },
+            "d"
+        )),
+        "TargetMisconfigured"
+    );
+}
+
+#[test]
+fn weights_always_sum_to_100() {
+    for p in 0..=100u8 {
+        for slot in [Slot::Blue, Slot::Green] {
+            let w = weights_for(slot, p).map_err(|e| e.to_string());
+            let w = w
+                .as_ref()
+                .map(|w| (w.get(slot), u16::from(w.blue) + u16::from(w.green)));
+            assert_eq!(w, Ok((p, 100)));
+        }
+    }
+    assert_eq!(err_type(weights_for(Slot::Green, 101)), "InvalidInput");
+    assert_eq!(
+        weighted_slots(Weights {
+            blue: 0,
+            green: 100
+        }),
+        vec![Slot::Green]
+    );
+}
+
+fn ready_inputs() -> ReadinessInputs {
+    ReadinessInputs {
+        stability_status: "STEADY_STATE".into(),
+        desired: 2,
+        running: 2,
+        pending: 0,
+        healthy_instances: 2,
+        unhealthy_instances: 0,
+    }
+}
+
+#[test]
+fn readiness_needs_steady_running_and_healthy() {
+    assert!(readiness(&ready_inputs()).0);
+    let mut r = ready_inputs();
+    r.stability_status = "STABILIZING".into();
+    assert!(!readiness(&r).0);
+    let mut r = ready_inputs();
+    r.running = 1;
+    assert!(!readiness(&r).0);
+    let mut r = ready_inputs();
+    r.healthy_instances = 1;
+    r.unhealthy_instances = 1;
+    let (ready, reason) = readiness(&r);
+    assert!(!ready);
+    assert!(reason.contains("1 of 2"), "{reason}");
+    let mut r = ready_inputs();
+    r.desired = 0;
+    r.running = 0;
+    r.healthy_instances = 0;
+    assert!(
+        !readiness(&r).0,
+        "zero desired still needs one healthy instance"
+    );
+}
+
+fn alarm(name: &str, state: &str, fired: bool) -> AlarmObservation {
+    AlarmObservation {
+        name: name.into(),
+        state: state.into(),
+        reason: "threshold crossed".into(),
+        fired_in_window: fired,
+    }
+}
+
+#[test]
+fn gate_fails_on_alarm_now_or_in_window() {
+    let v = gate_verdict(
+        &[alarm("a", "OK", false), alarm("b", "OK", false)],
+        InsufficientData::Pass,
+    );
+    assert!(v.passed);
+    let v = gate_verdict(
+        &[alarm("a", "OK", false), alarm("b", "ALARM", false)],
+        InsufficientData::Pass,
+    );
+    assert!(!v.passed);
+    assert!(v.failure.as_deref().unwrap_or("").contains("b is in ALARM"));
+    let v = gate_verdict(&[alarm("a", "OK", true)], InsufficientData::Pass);
+    assert!(!v.passed);
+    assert!(v.reports[0].fired_in_window);
+}
+
+#[test]
+fn insufficient_data_follows_the_policy() {
+    let obs = [alarm("new", "INSUFFICIENT_DATA", false)];
+    let v = gate_verdict(&obs, InsufficientData::Pass);
+    assert!(v.passed);
+    assert_eq!(v.insufficient_data, vec!["new".to_string()]);
+    let v = gate_verdict(&obs, InsufficientData::Fail);
+    assert!(!v.passed);
+}
