@@ -33,6 +33,10 @@ import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.backend import execution_worker
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
     lambda_eval_utils,
 )
@@ -47,6 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO / "statemachine" / "deployment.asl.json"
 LOCAL_SUBSTITUTIONS_PATH = REPO / "statemachine" / "local-substitutions.json"
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = "arn:aws:iam::123456789012:role/ecs-dns-canary-statemachine"
 
 CREATE = "create-taskset"
@@ -174,17 +179,37 @@ def _patch_interpreter():
         return callback_endpoint.wait(timeout=0)
 
     state_task_service_callback.StateTaskServiceCallback._wait_for_task_token_timeout = token_wait
+
+    # ANTLR parsing takes ~0.3 s and moto repeats it for every execution: keep
+    # the parse tree of each definition, but still build fresh evaluation
+    # components per execution (the preprocessor is what moto runs too).
+    trees: dict[str, Any] = {}
+
+    def entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        if definition not in trees:
+            trees[definition] = AmazonStateLanguageParser.parse(definition)[1]
+        return Preprocessor().visit(trees[definition])
+
+    execution_worker.ExecutionWorker._get_evaluation_entrypoint = entrypoint
     _patch_interpreter.done = True
 
 
 @dataclass
 class Outcome:
+    name: str
     status: str
     error: str | None
     cause: str | None
     output: Any
     record: Record
-    history: list[dict]
+    _history: Callable[[], list[dict]]
+
+    @property
+    def history(self) -> list[dict]:
+        if not hasattr(self, "_events"):
+            self._events = self._history()
+        return self._events
 
     @property
     def calls(self) -> list[Call]:
@@ -250,22 +275,28 @@ class Interpreter:
             arn = self.sfn.start_execution(
                 stateMachineArn=self.arn, name=name, input=json.dumps(request)
             )["executionArn"]
+            # Watch the execution object itself: polling through the API
+            # competes with the interpreter thread for the GIL.
+            execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(arn)
             deadline = time.monotonic() + timeout
-            while True:
-                desc = self.sfn.describe_execution(executionArn=arn)
-                if desc["status"] != "RUNNING":
-                    break
+            while execution.exec_status is None or execution.exec_status.value == "RUNNING":
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"execution {name} still RUNNING after {timeout}s")
-                time.sleep(0.005)
-            history = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+                time.sleep(0.002)
+            desc = self.sfn.describe_execution(executionArn=arn)
+            sfn = self.sfn
+
+            def history():
+                return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
             return Outcome(
+                name=name,
                 status=desc["status"],
                 error=desc.get("error"),
                 cause=desc.get("cause"),
                 output=json.loads(desc["output"]) if desc.get("output") else None,
                 record=record,
-                history=history,
+                _history=history,
             )
 
 
@@ -341,15 +372,16 @@ class Rule:
     error: Exception
     when: Callable[[dict], bool] = lambda p: True
     times: int | None = None  # None: every time (a permanent failure)
+    after: int = 0  # let this many matching calls through first
     seen: int = 0
 
     def fires(self, function: str, payload: dict) -> bool:
         if function != self.function or not self.when(payload):
             return False
-        if self.times is not None and self.seen >= self.times:
-            return False
         self.seen += 1
-        return True
+        if self.seen <= self.after:
+            return False
+        return self.times is None or self.seen - self.after <= self.times
 
 
 class FakeFunctions:
@@ -377,9 +409,10 @@ class FakeFunctions:
         self.weights = {"blue": 100, "green": 0}
         self.sfn = None
         self._polls = 0
+        self._changes = 0
 
-    def fail(self, function: str, error: Exception, when=lambda p: True, times=None) -> "FakeFunctions":
-        self.rules.append(Rule(function, error, when, times))
+    def fail(self, function: str, error: Exception, when=lambda p: True, times=None, after=0) -> "FakeFunctions":
+        self.rules.append(Rule(function, error, when, times, after))
         return self
 
     def invoke(self, function: str, payload: dict) -> Any:
@@ -397,12 +430,13 @@ class FakeFunctions:
         weights = {slot: percent, other: 100 - percent}
         changed = weights != self.weights
         self.weights = weights
+        self._changes += 1
         report = {
             "weights": weights,
             "ttlSeconds": p.get("ttlSeconds") or 60,
             "changed": changed,
             "insync": True,
-            "changedAt": f"2026-11-27T10:0{len(p.get('label') or '') % 10}:00Z",
+            "changedAt": f"2026-11-27T10:{self._changes:02d}:00Z",
         }
         if p.get("markPrimary"):
             report["primaryTaskSet"] = p["markPrimary"]["id"]
