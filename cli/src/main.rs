@@ -1,2 +1,22 @@
-//! `ecs-dns-canary`: the engineers' command line (placeholder, see issue 4).
-fn main() {}
+//! `ecs-dns-canary`: parse the command line, run the command, map the result
+//! to the documented exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecs_dns_canary::args::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match ecs_dns_canary::run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err}");
+            if let Some(help) = err.help() {
+                eprintln!("help: {help}");
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! `deploy`: read the deployment file, apply the command-line overrides,
+//! check it with the engine's own types before AWS sees it, name the
+//! execution and start it.
+
+use std::io::Write;
+use std::path::Path;
+
+use aws_sdk_sfn::Client;
+use aws_smithy_types::DateTime;
+use canary_engine::model::DeploymentRequest;
+use serde::Serialize;
+
+use crate::args::DeployArgs;
+use crate::error::{CliError, Result};
+use crate::history::short_name;
+use crate::output::{print_json, rfc3339};
+
+/// Step Functions' limit on execution names.
+pub const MAX_NAME: usize = 80;
+
+/// The command-line values that replace the file's.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub image: Option<String>,
+    pub task_definition: Option<String>,
+    pub steps: Option<Vec<u8>>,
+    pub bake_seconds: Option<u32>,
+}
+
+impl From<&DeployArgs> for Overrides {
+    fn from(a: &DeployArgs) -> Self {
+        Self {
+            image: a.image.clone(),
+            task_definition: a.task_definition.clone(),
+            steps: a.steps.clone(),
+            bake_seconds: a.bake,
+        }
+    }
+}
+
+/// Parses the file text as a `DeploymentRequest` (unknown fields refused),
+/// applies the overrides and checks what the engine would refuse anyway.
+pub fn prepare(path: &Path, text: &str, o: &Overrides) -> Result<DeploymentRequest> {
+    let invalid = |reason: String| CliError::InvalidDeployment {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut req: DeploymentRequest =
+        serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    if let Some(image) = &o.image {
+        req.image = Some(image.clone());
+        req.task_definition = None;
+    }
+    if let Some(td) = &o.task_definition {
+        req.task_definition = Some(td.clone());
+        req.image = None;
+    }
+    if let Some(steps) = &o.steps {
+        req.strategy.steps = Some(steps.clone());
+    }
+    if let Some(bake) = o.bake_seconds {
+        req.strategy.bake_seconds = Some(bake);
+    }
+    check(&req).map_err(invalid)?;
+    Ok(req)
+}
+
+/// The checks that need no AWS call. (The engine checks again, and checks
+/// the resources themselves.)
+fn check(req: &DeploymentRequest) -> std::result::Result<(), String> {
+    match (&req.image, &req.task_definition) {
+        (None, None) => {
+            return Err(
+                "no image: give --image (or --task-definition), or `image` in the file".into(),
+            )
+        }
+        (Some(_), Some(_)) => {
+            return Err("both `image` and `taskDefinition` are set; keep one".into())
+        }
+        (Some(i), None) if i.trim().is_empty() => return Err("`image` is empty".into()),
+        (None, Some(t)) if t.trim().is_empty() => return Err("`taskDefinition` is empty".into()),
+        _ => {}
+    }
+    let t = &req.target;
+    for (field, value) in [
+        ("target.cluster", &t.cluster),
+        ("target.service", &t.service),
+        ("target.container", &t.container),
+        ("target.hostedZoneId", &t.hosted_zone_id),
+        ("target.recordName", &t.record_name),
+        (
+            "target.slots.blue.setIdentifier",
+            &t.slots.blue.set_identifier,
+        ),
+        (
+            "target.slots.green.setIdentifier",
+            &t.slots.green.set_identifier,
+        ),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("`{field}` is empty"));
+        }
+    }
+    if t.slots.blue.set_identifier == t.slots.green.set_identifier {
+        return Err("the two slots have the same setIdentifier".into());
+    }
+    if let Some(steps) = &req.strategy.steps {
+        check_steps(steps)?;
+    }
+    if let Some(ttl) = req.strategy.ttl_seconds {
+        if !(1..=300).contains(&ttl) {
+            return Err(format!("strategy.ttlSeconds must be 1..=300, not {ttl}"));
+        }
+    }
+    if req.strategy.ready_poll_seconds == Some(0) {
+        return Err("strategy.readyPollSeconds must be at least 1".into());
+    }
+    if req.alarms.names.iter().any(|n| n.trim().is_empty()) {
+        return Err("alarms.names has an empty name".into());
+    }
+    Ok(())
+}
+
+fn check_steps(steps: &[u8]) -> std::result::Result<(), String> {
+    let shown = || format!("{steps:?}");
+    if steps.is_empty() {
+        return Err("strategy.steps is empty (use [100] for blue/green)".into());
+    }
+    if steps.iter().any(|p| *p == 0 || *p > 100) {
+        return Err(format!(
+            "strategy.steps {} must be percentages 1..=100",
+            shown()
+        ));
+    }
+    if steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "strategy.steps {} must be strictly increasing",
+            shown()
+        ));
+    }
+    if steps.last() != Some(&100) {
+        return Err(format!("strategy.steps {} must end at 100", shown()));
+    }
+    Ok(())
+}
+
+/// `<service>-<tag>-<yyyymmddThhmmssZ>`: readable, the same for the same
+/// deployment in the same second (Step Functions treats a repeated start with
+/// the same name and input as one), different otherwise. Only `A-Za-z0-9-_`
+/// (names with other characters break CloudWatch Logs), at most 80.
+pub fn derive_name(req: &DeploymentRequest, now: DateTime) -> String {
+    let service = sanitize(&short_name(&req.target.service));
+    let version = match (&req.image, &req.task_definition) {
+        (Some(image), _) => sanitize(&image_tag(image)),
+        (None, Some(td)) => sanitize(&short_name(td)),
+        (None, None) => String::new(),
+    };
+    let stamp = compact_utc(now);
+    // Room for the two parts around the stamp and the two dashes.
+    let room = MAX_NAME - stamp.len() - 2;
+    let version = cut(&version, room.saturating_sub(service.len().min(room / 2)));
+    let service = cut(&service, room - version.len());
+    [service.as_str(), version.as_str(), stamp.as_str()]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The tag of an image reference; `sha256-<12 hex>` for a digest; `latest` if none.
+pub fn image_tag(image: &str) -> String {
+    if let Some((_, digest)) = image.split_once('@') {
+        let hex = digest.split_once(':').map(|(_, h)| h).unwrap_or(digest);
+        return format!("sha256-{}", hex.chars().take(12).collect::<String>());
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
+        _ => "latest".to_string(),
+    }
+}
+
+/// `20261127T061800Z`.
+fn compact_utc(t: DateTime) -> String {
+    let iso = rfc3339(t);
+    let head = iso.get(..19).unwrap_or(&iso);
+    format!("{}Z", head.replace(['-', ':'], ""))
+}
+
+/// Keeps `A-Za-z0-9_`, turns runs of anything else into one `-`, trims dashes.
+fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// At most `max` bytes of an ASCII string, without a trailing dash.
+fn cut(s: &str, max: usize) -> String {
+    s.get(..max.min(s.len()))
+        .unwrap_or(s)
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// Refuses a `--name` Step Functions would refuse (or CloudWatch Logs mangle).
+pub fn check_name(name: &str) -> Result<()> {
+    let bad_char = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'));
+    let reason = if name.is_empty() || name.len() > MAX_NAME {
+        format!("must be 1 to {MAX_NAME} characters, not {}", name.len())
+    } else if let Some(c) = bad_char {
+        format!("character {c:?} is not allowed")
+    } else {
+        return Ok(());
+    };
+    Err(CliError::InvalidExecutionName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// What `deploy` prints (`--json`) and returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    /// The execution input sent (or, with --dry-run, that would be sent).
+    pub input: DeploymentRequest,
+}
+
+/// Validates, names and (unless `dry_run`) starts the execution.
+pub async fn start(
+    client: &Client,
+    state_machine_arn: Option<&str>,
+    args: &DeployArgs,
+    now: DateTime,
+) -> Result<Started> {
+    let text = std::fs::read_to_string(&args.file).map_err(|source| CliError::ReadFile {
+        path: args.file.clone(),
+        source,
+    })?;
+    let input = prepare(&args.file, &text, &Overrides::from(args))?;
+    let name = match &args.name {
+        Some(n) => {
+            check_name(n)?;
+            n.clone()
+        }
+        None => derive_name(&input, now),
+    };
+    if args.dry_run {
+        return Ok(Started {
+            name,
+            execution_arn: None,
+            start_date: None,
+            input,
+        });
+    }
+    let sm = crate::sfn::state_machine_arn(client, state_machine_arn).await?;
+    let body = serde_json::to_string(&input).map_err(std::io::Error::other)?;
+    let out = client
+        .start_execution()
+        .state_machine_arn(&sm)
+        .name(&name)
+        .input(body)
+        .send()
+        .await
+        .map_err(|e| {
+            let err = CliError::from_sdk("StartExecution", e);
+            match err.aws_code() {
+                Some("ExecutionAlreadyExists") => CliError::ExecutionAlreadyExists(name.clone()),
+                Some("StateMachineDoesNotExist") => CliError::StateMachineNotFound(sm.clone()),
+                _ => err,
+            }
+        })?;
+    Ok(Started {
+        name,
+        execution_arn: Some(out.execution_arn().to_string()),
+        start_date: Some(rfc3339(*out.start_date())),
+        input,
+    })
+}
+
+/// Prints what was started: the ARN alone (easy to capture in a script), or JSON.
+pub fn print(out: &mut dyn Write, started: &Started, json: bool, dry_run: bool) -> Result<()> {
+    if json {
+        return print_json(out, started);
+    }
+    if dry_run {
+        writeln!(out, "execution name: {}", started.name)?;
+        return print_json(out, &started.input);
+    }
+    match &started.execution_arn {
+        Some(arn) => writeln!(out, "{arn}")?,
+        None => writeln!(out, "{}", started.name)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn file(extra: serde_json::Value) -> String {
+        let mut v = json!({
+            "target": {
+                "cluster": "demo", "service": "arn:aws:ecs:eu-west-1:123456789012:service/demo/web",
+                "container": "app", "hostedZoneId": "Z123", "recordName": "web.internal",
+                "slots": {
+                    "blue": {"setIdentifier": "blue", "registryArn": "arn:aws:servicediscovery:eu-west-1:1:service/srv-b", "dnsName": "service-blue.ns"},
+                    "green": {"setIdentifier": "green", "registryArn": "arn:aws:servicediscovery:eu-west-1:1:service/srv-g", "dnsName": "service-green.ns"}
+                }
+            },
+            "strategy": {"steps": [10, 50, 100], "bakeSeconds": 300},
+            "alarms": {"names": ["web-5xx"]}
+        });
+        if let (Some(obj), Some(add)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, val) in add {
+                obj.insert(k.clone(), val.clone());
+            }
+        }
+        v.to_string()
+    }
+
+    fn reason(r: Result<DeploymentRequest>) -> String {
+        match r {
+            Err(CliError::InvalidDeployment { reason, .. }) => reason,
+            other => format!("unexpected: {other:?}"),
+        }
+    }
+
+    const T_SECS: i64 = 1_795_760_280;
+
+    #[test]
+    fn the_image_comes_from_the_command_line_and_flags_override_the_strategy() -> Result<()> {
+        let o = Overrides {
+            image: Some("123.dkr.ecr.eu-west-1.amazonaws.com/web:v2".into()),
+            steps: Some(vec![25, 100]),
+            bake_seconds: Some(60),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("d.json"), &file(json!({})), &o)?;
+        assert_eq!(
+            req.image.as_deref(),
+            Some("123.dkr.ecr.eu-west-1.amazonaws.com/web:v2")
+        );
+        assert_eq!(req.strategy.steps, Some(vec![25, 100]));
+        assert_eq!(req.strategy.bake_seconds, Some(60));
+        Ok(())
+    }
+
+    #[test]
+    fn a_task_definition_flag_replaces_the_files_image() -> Result<()> {
+        let o = Overrides {
+            task_definition: Some("web:7".into()),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("d.json"), &file(json!({"image": "web:v1"})), &o)?;
+        assert_eq!(
+            (req.image, req.task_definition.as_deref()),
+            (None, Some("web:7"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_files_are_refused_before_aws() {
+        let none = Overrides::default();
+        let p = Path::new("d.json");
+        assert!(reason(prepare(p, &file(json!({})), &none)).starts_with("no image"));
+        assert!(reason(prepare(
+            p,
+            &file(json!({"image": "a:1", "imagee": "typo"})),
+            &none
+        ))
+        .contains("unknown field `imagee`"));
+        assert!(reason(prepare(
+            p,
+            &file(json!({"image": "a:1", "strategy": {"steps": [50, 10, 100]}})),
+            &none
+        ))
+        .contains("strictly increasing"));
+        assert!(reason(prepare(
+            p,
+            &file(json!({"image": "a:1", "strategy": {"steps": [10, 50]}})),
+            &none
+        ))
+        .contains("end at 100"));
+        assert!(reason(prepare(
+            p,
+            &file(json!({"image": "a:1", "strategy": {"steps": [0, 100]}})),
+            &none
+        ))
+        .contains("1..=100"));
+        assert!(reason(prepare(
+            p,
+            &file(json!({"image": "a:1", "strategy": {"ttlSeconds": 900}})),
+            &none
+        ))
+        .contains("ttlSeconds"));
+        assert!(reason(prepare(p, "{not json", &none)).contains("key must be a string"));
+        let both = Overrides {
+            steps: Some(vec![]),
+            image: Some("a:1".into()),
+            ..Overrides::default()
+        };
+        assert!(reason(prepare(p, &file(json!({})), &both)).contains("empty"));
+    }
+
+    #[test]
+    fn names_are_service_tag_and_utc_time() -> Result<()> {
+        let o = Overrides {
+            image: Some("123.dkr.ecr.eu-west-1.amazonaws.com/team/web:v2.1".into()),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("d.json"), &file(json!({})), &o)?;
+        assert_eq!(
+            derive_name(&req, DateTime::from_secs(T_SECS)),
+            "web-v2-1-20261127T061800Z"
+        );
+        // Deterministic within a second, different a second later.
+        assert_eq!(
+            derive_name(&req, DateTime::from_secs(T_SECS)),
+            derive_name(&req, DateTime::from_secs(T_SECS))
+        );
+        assert_ne!(
+            derive_name(&req, DateTime::from_secs(T_SECS)),
+            derive_name(&req, DateTime::from_secs(1_795_760_281))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn names_stay_within_limits_for_long_and_odd_inputs() -> Result<()> {
+        let o = Overrides {
+            image: Some(format!(
+                "registry:5000/{}@sha256:{}",
+                "x".repeat(90),
+                "ab12".repeat(16)
+            )),
+            ..Overrides::default()
+        };
+        let long_service = json!({"target": {
+            "cluster": "c", "service": format!("my service with spaces and ünïcode {}", "s".repeat(100)),
+            "container": "app", "hostedZoneId": "Z", "recordName": "r",
+            "slots": {"blue": {"setIdentifier": "b", "registryArn": "x", "dnsName": "d"},
+                      "green": {"setIdentifier": "g", "registryArn": "y", "dnsName": "e"}}}});
+        let req = prepare(Path::new("d.json"), &file(long_service), &o)?;
+        let name = derive_name(&req, DateTime::from_secs(T_SECS));
+        assert!(name.len() <= MAX_NAME, "{name} is {} long", name.len());
+        assert!(
+            name.ends_with("-sha256-ab12ab12ab12-20261127T061800Z"),
+            "{name}"
+        );
+        assert!(name.starts_with("my-service-with-spaces-and"), "{name}");
+        check_name(&name)?;
+        Ok(())
+    }
+
+    #[test]
+    fn image_tags_and_digests() {
+        assert_eq!(image_tag("nginx"), "latest");
+        assert_eq!(image_tag("registry:5000/nginx"), "latest");
+        assert_eq!(image_tag("registry:5000/nginx:1.27"), "1.27");
+        assert_eq!(
+            image_tag("web@sha256:0123456789abcdef0123"),
+            "sha256-0123456789ab"
+        );
+    }
+
+    #[test]
+    fn task_definitions_name_the_execution_too() -> Result<()> {
+        let o = Overrides {
+            task_definition: Some("arn:aws:ecs:eu-west-1:1:task-definition/web:42".into()),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("d.json"), &file(json!({})), &o)?;
+        assert_eq!(
+            derive_name(&req, DateTime::from_secs(T_SECS)),
+            "web-web-42-20261127T061800Z"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn given_names_are_checked() {
+        assert!(check_name("web-v2_1").is_ok());
+        assert!(check_name("web v2").is_err());
+        assert!(check_name("web:v2").is_err());
+        assert!(check_name(&"a".repeat(81)).is_err());
+        assert!(check_name("").is_err());
+    }
+}

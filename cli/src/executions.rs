@@ -1,0 +1,237 @@
+//! `list` and `history`: what ran, how long it took, and how it ended.
+
+use std::io::Write;
+
+use aws_sdk_sfn::types::ExecutionListItem;
+use aws_sdk_sfn::Client;
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+
+use crate::args::StatusFilter;
+use crate::error::{CliError, Result};
+use crate::event::readable_cause;
+use crate::history::{abbreviate, visits, Ending, Visit};
+use crate::output::{clock, date_time, print_json, rfc3339, seconds_between, secs_text};
+use crate::sfn::all_events;
+
+/// One row of `list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRow {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    pub start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_date: Option<String>,
+    /// Until the stop, or until now for a running execution.
+    pub duration_seconds: f64,
+}
+
+impl ExecutionRow {
+    pub fn from_sdk(item: &ExecutionListItem, now: DateTime) -> Self {
+        let start = *item.start_date();
+        let stop = item.stop_date().copied();
+        Self {
+            name: item.name().to_string(),
+            execution_arn: item.execution_arn().to_string(),
+            status: item.status().as_str().to_string(),
+            start_date: rfc3339(start),
+            stop_date: stop.map(rfc3339),
+            duration_seconds: seconds_between(start, stop.unwrap_or(now)).max(0.0),
+        }
+    }
+}
+
+/// Up to `max` executions, newest first (the order ListExecutions gives).
+pub async fn list(
+    client: &Client,
+    sm: &str,
+    status: Option<StatusFilter>,
+    max: usize,
+    now: DateTime,
+) -> Result<Vec<ExecutionRow>> {
+    let mut rows = Vec::new();
+    let mut token: Option<String> = None;
+    while rows.len() < max {
+        let page_size = i32::try_from((max - rows.len()).min(1000)).unwrap_or(1000);
+        let page = client
+            .list_executions()
+            .state_machine_arn(sm)
+            .set_status_filter(status.map(StatusFilter::to_sdk))
+            .max_results(page_size)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                let err = CliError::from_sdk("ListExecutions", e);
+                match err.aws_code() {
+                    Some("StateMachineDoesNotExist") => {
+                        CliError::StateMachineNotFound(sm.to_string())
+                    }
+                    _ => err,
+                }
+            })?;
+        rows.extend(
+            page.executions()
+                .iter()
+                .map(|i| ExecutionRow::from_sdk(i, now)),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    rows.truncate(max);
+    Ok(rows)
+}
+
+pub fn print_list(out: &mut dyn Write, rows: &[ExecutionRow], json: bool) -> Result<()> {
+    if json {
+        return print_json(out, &rows);
+    }
+    if rows.is_empty() {
+        writeln!(out, "no executions")?;
+        return Ok(());
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    writeln!(
+        out,
+        "{:<width$}  {:<9}  {:<20}  DURATION",
+        "NAME", "STATUS", "STARTED"
+    )?;
+    for r in rows {
+        let started =
+            DateTime::from_str(&r.start_date, aws_smithy_types::date_time::Format::DateTime)
+                .map(date_time)
+                .unwrap_or_else(|_| r.start_date.clone());
+        let running = if r.stop_date.is_none() { " so far" } else { "" };
+        writeln!(
+            out,
+            "{:<width$}  {:<9}  {:<20}  {}{running}",
+            r.name,
+            r.status,
+            started,
+            secs_text(r.duration_seconds)
+        )?;
+    }
+    Ok(())
+}
+
+/// What `history` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionHistory {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    pub start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    pub states: Vec<Visit>,
+}
+
+pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
+    let d = client
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let err = CliError::from_sdk("DescribeExecution", e);
+            match err.aws_code() {
+                Some("ExecutionDoesNotExist") => CliError::ExecutionNotFound(arn.to_string()),
+                _ => err,
+            }
+        })?;
+    let events = all_events(client, arn).await?;
+    let (states, ending): (Vec<Visit>, Option<Ending>) = visits(&events);
+    let start = *d.start_date();
+    let stop = d.stop_date().copied();
+    // DescribeExecution has the error and cause; the last event too (older
+    // emulators leave the former out).
+    let error = d
+        .error()
+        .map(str::to_string)
+        .or_else(|| ending.as_ref().and_then(|e| e.error.clone()));
+    let cause = d
+        .cause()
+        .map(readable_cause)
+        .or_else(|| ending.as_ref().and_then(|e| e.cause.clone()));
+    Ok(ExecutionHistory {
+        name: d
+            .name()
+            .map(str::to_string)
+            .unwrap_or_else(|| arn.rsplit(':').next().unwrap_or(arn).to_string()),
+        execution_arn: d.execution_arn().to_string(),
+        status: d.status().as_str().to_string(),
+        start_date: rfc3339(start),
+        stop_date: stop.map(rfc3339),
+        duration_seconds: stop.map(|s| seconds_between(start, s)),
+        error,
+        cause,
+        states,
+    })
+}
+
+pub fn print_history(out: &mut dyn Write, h: &ExecutionHistory, json: bool) -> Result<()> {
+    if json {
+        return print_json(out, h);
+    }
+    let parse = |s: &str| DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime).ok();
+    let took = h
+        .duration_seconds
+        .map(|d| format!(", took {}", secs_text(d)))
+        .unwrap_or_default();
+    let started = parse(&h.start_date)
+        .map(date_time)
+        .unwrap_or_else(|| h.start_date.clone());
+    writeln!(out, "{}  {}  started {started}{took}", h.name, h.status)?;
+    writeln!(out, "{}", h.execution_arn)?;
+    writeln!(out)?;
+    const INDENT: &str = "            ";
+    for v in &h.states {
+        let at = parse(&v.entered_at)
+            .map(clock)
+            .unwrap_or_else(|| v.entered_at.clone());
+        let mut facts = vec![v.state_type.clone()];
+        if v.attempts > 1 {
+            facts.push(format!("{} attempts", v.attempts));
+        }
+        match v.duration_seconds {
+            Some(d) => facts.push(secs_text(d)),
+            None if v.exited_at.is_none()
+                && v.state_type != "Fail"
+                && v.state_type != "Succeed" =>
+            {
+                facts.push("not finished".into())
+            }
+            None => {}
+        }
+        writeln!(out, "{at}    {}  ({})", v.state, facts.join(", "))?;
+        if let Some(call) = &v.call {
+            writeln!(out, "{INDENT}{}", abbreviate(call, 160))?;
+        }
+        if let Some(result) = &v.result {
+            writeln!(out, "{INDENT}{}", abbreviate(result, 160))?;
+        }
+        match (&v.error, &v.cause) {
+            (Some(e), Some(c)) => writeln!(out, "{INDENT}✗ {e}: {c}")?,
+            (Some(e), None) => writeln!(out, "{INDENT}✗ {e}")?,
+            _ => {}
+        }
+    }
+    writeln!(out)?;
+    match (&h.error, &h.cause) {
+        (Some(e), Some(c)) => writeln!(out, "{}: {e}: {c}", h.status)?,
+        (Some(e), None) => writeln!(out, "{}: {e}", h.status)?,
+        _ => writeln!(out, "{}", h.status)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,1020 @@
+//! Execution history → story. [`Tracker`] reads events one at a time (as
+//! `watch` receives them) and turns them into [`Note`]s (one sentence each,
+//! with structured fields for `--json`) and a [`Progress`] (the bar of
+//! steps). [`visits`] folds the same notes into the states in order, with
+//! durations, for `history`. All pure: events in, values out.
+
+use std::collections::HashSet;
+
+use aws_smithy_types::DateTime;
+use canary_engine::model::{AlarmReport, Slot};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{readable_cause, Call, Event, Outcome, TaskResult};
+use crate::output::{rfc3339, seconds_between, secs_text};
+
+/// One thing that happened, with the sentence a person reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    /// The history event id it comes from.
+    pub event: i64,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(flatten)]
+    pub what: What,
+    pub text: String,
+    /// Worth a line in text mode (state entries and task calls are not; the
+    /// bar shows them). JSON output has every note.
+    #[serde(skip)]
+    pub loud: bool,
+}
+
+/// The structured part of a [`Note`], tagged by `kind` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum What {
+    Started {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        task_definition: Option<String>,
+    },
+    Entered {
+        state_type: String,
+    },
+    Exited {
+        state_type: String,
+    },
+    Calling {
+        call: String,
+    },
+    Planned {
+        live_slot: Slot,
+        new_slot: Slot,
+        new_task_set: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_task_set: Option<String>,
+        steps: Vec<u8>,
+        bake_seconds: u32,
+        first_deployment: bool,
+    },
+    Readiness {
+        ready: bool,
+        healthy_instances: u32,
+        unhealthy_instances: u32,
+        waited_seconds: u64,
+        reason: String,
+    },
+    Weights {
+        blue: u8,
+        green: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        steps: Option<usize>,
+        role: WeightRole,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        primary_task_set: Option<String>,
+    },
+    BakeStarted {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<i64>,
+        alarms: Vec<String>,
+    },
+    BakeOver {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<i64>,
+    },
+    Gate {
+        passed: bool,
+        alarms: Vec<AlarmReport>,
+        insufficient_data: Vec<String>,
+    },
+    Deleted {
+        task_set_id: String,
+        deleted: bool,
+    },
+    TaskSucceeded {
+        output: Value,
+    },
+    TaskFailed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cause: Option<String>,
+    },
+    Ended(Ending),
+}
+
+/// Why a weight change happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WeightRole {
+    /// One canary step towards the new slot.
+    Step,
+    /// All traffic to the new slot, new task set PRIMARY.
+    Promote,
+    /// All traffic back to the slot that was live.
+    Rollback,
+    /// A weight change the tracker cannot place.
+    Other,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ending {
+    pub status: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+/// What the progress display shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Number of canary steps, 0 while unknown.
+    pub steps: usize,
+    /// Steps whose weights are in place (all of them once promoted).
+    pub reached: usize,
+    /// e.g. "Shift traffic — step 2/3 → 50%".
+    pub message: String,
+    pub rolling_back: bool,
+}
+
+/// What the tracker knows about the deployment so far.
+#[derive(Debug, Default, Clone)]
+struct Plan {
+    steps: Vec<u8>,
+    new_slot: Option<Slot>,
+    live_slot: Option<Slot>,
+}
+
+impl Plan {
+    /// 1-based index of a canary step, when `percent` to `slot` is one.
+    fn step_of(&self, slot: Option<Slot>, percent: u8) -> Option<usize> {
+        if self.new_slot.is_some() && slot != self.new_slot {
+            return None;
+        }
+        self.steps.iter().position(|p| *p == percent).map(|i| i + 1)
+    }
+
+    fn role(&self, call: Option<&Call>) -> WeightRole {
+        match call {
+            Some(Call::SetWeight {
+                slot, mark_primary, ..
+            }) => {
+                let to_live = self.live_slot.is_some() && *slot == self.live_slot;
+                let to_new = self.new_slot.is_none() || *slot == self.new_slot;
+                if to_live {
+                    WeightRole::Rollback
+                } else if to_new && mark_primary.is_some() {
+                    WeightRole::Promote
+                } else if to_new {
+                    WeightRole::Step
+                } else {
+                    WeightRole::Other
+                }
+            }
+            _ => WeightRole::Other,
+        }
+    }
+}
+
+/// Reads events in id order and says what they mean.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    plan: Plan,
+    state: Option<String>,
+    call: Option<Call>,
+    call_timeout: Option<i64>,
+    progress: Progress,
+    started: Option<DateTime>,
+    ending: Option<Ending>,
+    waits_seen: HashSet<String>,
+    last_readiness: Option<(bool, u32, u32)>,
+}
+
+impl Tracker {
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+
+    /// The notes one event gives (often none, sometimes two).
+    pub fn ingest(&mut self, e: &Event) -> Vec<Note> {
+        let mut notes = Vec::new();
+        let mut note = |what: What, text: String, loud: bool, state: Option<String>| {
+            notes.push(Note {
+                event: e.id,
+                at: rfc3339(e.at),
+                state,
+                what,
+                text,
+                loud,
+            })
+        };
+        let state = self.state.clone();
+
+        if let Some(status) = Outcome::of(&e.kind) {
+            let ending = Ending {
+                status,
+                error: e.error.clone(),
+                cause: e.cause.as_deref().map(readable_cause),
+                duration_seconds: self.started.map(|s| seconds_between(s, e.at)),
+            };
+            let text = ending_text(&ending);
+            self.progress.message = text.clone();
+            self.ending = Some(ending.clone());
+            note(What::Ended(ending), text, true, None);
+            return notes;
+        }
+
+        match e.kind.as_str() {
+            "ExecutionStarted" => {
+                self.started = Some(e.at);
+                let input: Value = e
+                    .input
+                    .as_deref()
+                    .and_then(|i| serde_json::from_str(i).ok())
+                    .unwrap_or(Value::Null);
+                let text_at = |path: &[&str]| {
+                    path.iter()
+                        .try_fold(&input, |v, k| v.get(*k))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                if let Some(steps) = input
+                    .pointer("/strategy/steps")
+                    .and_then(|s| serde_json::from_value::<Vec<u8>>(s.clone()).ok())
+                {
+                    self.plan.steps = steps;
+                    self.progress.steps = self.plan.steps.len();
+                }
+                let service = text_at(&["target", "service"]).map(|s| short_name(&s));
+                let image = text_at(&["image"]);
+                let task_definition = text_at(&["taskDefinition"]);
+                let mut text = String::from("started");
+                if let Some(what) = image.as_ref().or(task_definition.as_ref()) {
+                    text.push_str(&format!(": {what}"));
+                }
+                if let Some(s) = &service {
+                    text.push_str(&format!(" → service {s}"));
+                }
+                self.progress.message = "started".into();
+                note(
+                    What::Started {
+                        service,
+                        image,
+                        task_definition,
+                    },
+                    text,
+                    true,
+                    None,
+                );
+            }
+            _ if e.is_state_entered() => {
+                let name = e.state.clone().unwrap_or_default();
+                let state_type = e.state_type().unwrap_or_default().to_string();
+                self.state = Some(name.clone());
+                self.call = None;
+                self.call_timeout = None;
+                self.progress.message = match state_type.as_str() {
+                    "Wait" => format!("{name} — waiting"),
+                    _ => name.clone(),
+                };
+                // A Wait is worth a line the first time (drain), not on every
+                // turn of a polling loop.
+                let loud = match state_type.as_str() {
+                    "Wait" => self.waits_seen.insert(name.clone()),
+                    "Fail" | "Succeed" => true,
+                    _ => false,
+                };
+                let text = match state_type.as_str() {
+                    "Wait" => "waiting".to_string(),
+                    "Fail" => "Fail state".to_string(),
+                    other => format!("entered ({other})"),
+                };
+                note(What::Entered { state_type }, text, loud, Some(name));
+            }
+            _ if e.is_state_exited() => {
+                let state_type = e.state_type().unwrap_or_default().to_string();
+                note(
+                    What::Exited { state_type },
+                    "exited".into(),
+                    false,
+                    e.state.clone(),
+                );
+            }
+            "TaskScheduled" | "LambdaFunctionScheduled" => {
+                let call = Call::from_parameters(
+                    e.parameters.as_deref().unwrap_or("{}"),
+                    e.waits_for_callback(),
+                );
+                let described = self.describe_call(&call, e.timeout_seconds);
+                self.progress.message = match &state {
+                    Some(s) => format!("{s} — {described}"),
+                    None => described.clone(),
+                };
+                if let Call::SetWeight { slot, .. } = &call {
+                    self.progress.rolling_back |=
+                        self.plan.live_slot.is_some() && *slot == self.plan.live_slot;
+                }
+                if let Call::Bake { alarms, .. } = &call {
+                    let text = described.clone();
+                    note(
+                        What::BakeStarted {
+                            seconds: e.timeout_seconds,
+                            alarms: alarms.clone(),
+                        },
+                        text,
+                        true,
+                        state.clone(),
+                    );
+                } else {
+                    note(
+                        What::Calling {
+                            call: described.clone(),
+                        },
+                        described,
+                        false,
+                        state.clone(),
+                    );
+                }
+                self.call = Some(call);
+                self.call_timeout = e.timeout_seconds;
+            }
+            "TaskSucceeded" | "LambdaFunctionSucceeded" => {
+                let result = TaskResult::from_output(e.output.as_deref().unwrap_or("null"));
+                let (what, text, loud) = self.describe_result(result);
+                note(what, text, loud, state);
+            }
+            "TaskTimedOut" | "LambdaFunctionTimedOut"
+                if e.waits_for_callback() || matches!(self.call, Some(Call::Bake { .. })) =>
+            {
+                // The bake is a callback task whose timeout *is* the bake
+                // time: reaching it means no alarm ended the bake.
+                let seconds = self.call_timeout;
+                let text = match seconds {
+                    Some(s) => format!("bake over: no alarm event in {s} s"),
+                    None => "bake over: no alarm event".to_string(),
+                };
+                note(What::BakeOver { seconds }, text, true, state);
+            }
+            "TaskFailed"
+            | "TaskTimedOut"
+            | "TaskStartFailed"
+            | "TaskSubmitFailed"
+            | "LambdaFunctionFailed"
+            | "LambdaFunctionTimedOut"
+            | "LambdaFunctionStartFailed"
+            | "LambdaFunctionScheduleFailed"
+            | "ActivityFailed"
+            | "MapRunFailed"
+            | "EvaluationFailed" => {
+                let cause = e.cause.as_deref().map(readable_cause);
+                let text = failure_text(e.error.as_deref(), cause.as_deref());
+                note(
+                    What::TaskFailed {
+                        error: e.error.clone(),
+                        cause,
+                    },
+                    text,
+                    true,
+                    state.or_else(|| e.state.clone()),
+                );
+            }
+            _ => {}
+        }
+        notes
+    }
+
+    fn describe_call(&self, call: &Call, timeout: Option<i64>) -> String {
+        let n = self.plan.steps.len();
+        match call {
+            Call::Create {
+                image,
+                task_definition,
+            } => match image.as_ref().or(task_definition.as_ref()) {
+                Some(what) => format!("creating the new task set for {what}"),
+                None => "creating the new task set".to_string(),
+            },
+            Call::Readiness { task_set, .. } => match task_set {
+                Some(t) => format!("waiting for {t} to be ready"),
+                None => "waiting for the new task set to be ready".to_string(),
+            },
+            Call::SetWeight { slot, percent, .. } => {
+                let slot_text = slot
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "new slot".into());
+                match self.plan.role(Some(call)) {
+                    WeightRole::Rollback => format!("rolling back: {percent}% to {slot_text}"),
+                    WeightRole::Promote => format!("promoting {slot_text} ({percent}%)"),
+                    _ => match self.plan.step_of(*slot, *percent) {
+                        Some(k) => format!("step {k}/{n} → {percent}%"),
+                        None => format!("{percent}% to {slot_text}"),
+                    },
+                }
+            }
+            Call::Bake { alarms, .. } => {
+                let mut text = String::from("baking");
+                if self.progress.reached > 0 {
+                    text.push_str(&format!(" step {}/{n}", self.progress.reached));
+                }
+                if let Some(s) = timeout {
+                    text.push_str(&format!(" for {s} s"));
+                }
+                format!("{text}, watching {}", alarm_list(alarms))
+            }
+            Call::Gate { alarms, .. } => format!("checking alarms {}", alarm_list(alarms)),
+            Call::Delete { task_set, slot } => {
+                let what = task_set.clone().unwrap_or_else(|| "the task set".into());
+                match slot {
+                    Some(s) => format!("deleting {what} ({s})"),
+                    None => format!("deleting {what}"),
+                }
+            }
+            Call::Other { function } => match function {
+                Some(f) => format!("calling {f}"),
+                None => "running".to_string(),
+            },
+        }
+    }
+
+    fn describe_result(&mut self, result: TaskResult) -> (What, String, bool) {
+        match result {
+            TaskResult::Deployment(d) => {
+                self.plan = Plan {
+                    steps: d.strategy.steps.clone(),
+                    new_slot: Some(d.new_slot),
+                    live_slot: if d.first_deployment {
+                        None
+                    } else {
+                        Some(d.live_slot)
+                    },
+                };
+                self.progress.steps = self.plan.steps.len();
+                let old = d.old_task_set.as_ref().map(|t| t.id.clone());
+                let steps_text = d
+                    .strategy
+                    .steps
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let text = if d.first_deployment {
+                    format!(
+                        "new task set {} in {} (first deployment: all traffic moves once it is ready)",
+                        d.new_task_set.id, d.new_slot
+                    )
+                } else {
+                    format!(
+                        "new task set {} in {} (live: {}{}); steps {}, bake {} s",
+                        d.new_task_set.id,
+                        d.new_slot,
+                        d.live_slot,
+                        old.as_ref()
+                            .map(|o| format!(", old {o}"))
+                            .unwrap_or_default(),
+                        steps_text,
+                        d.strategy.bake_seconds
+                    )
+                };
+                let what = What::Planned {
+                    live_slot: d.live_slot,
+                    new_slot: d.new_slot,
+                    new_task_set: d.new_task_set.id.clone(),
+                    old_task_set: old,
+                    steps: d.strategy.steps.clone(),
+                    bake_seconds: d.strategy.bake_seconds,
+                    first_deployment: d.first_deployment,
+                };
+                (what, text, true)
+            }
+            TaskResult::Readiness(r) => {
+                let key = (r.ready, r.healthy_instances, r.unhealthy_instances);
+                let changed = self.last_readiness != Some(key);
+                self.last_readiness = Some(key);
+                let text = if r.ready {
+                    format!("ready: {} (waited {} s)", r.reason, r.waited_seconds)
+                } else {
+                    format!(
+                        "not ready yet: {} (waited {} s)",
+                        r.reason, r.waited_seconds
+                    )
+                };
+                if let Some(s) = &self.state {
+                    self.progress.message = format!("{s} — {}", r.reason);
+                }
+                let what = What::Readiness {
+                    ready: r.ready,
+                    healthy_instances: r.healthy_instances,
+                    unhealthy_instances: r.unhealthy_instances,
+                    waited_seconds: r.waited_seconds,
+                    reason: r.reason,
+                };
+                (what, text, changed || r.ready)
+            }
+            TaskResult::Weights(w) => {
+                let role = self.plan.role(self.call.as_ref());
+                let n = self.plan.steps.len();
+                let step = match (&self.call, role) {
+                    (Some(Call::SetWeight { slot, percent, .. }), WeightRole::Step) => {
+                        self.plan.step_of(*slot, *percent)
+                    }
+                    _ => None,
+                };
+                match role {
+                    WeightRole::Step => {
+                        if let Some(k) = step {
+                            self.progress.reached = self.progress.reached.max(k);
+                        }
+                    }
+                    WeightRole::Promote => self.progress.reached = n,
+                    WeightRole::Rollback => self.progress.rolling_back = true,
+                    WeightRole::Other => {}
+                }
+                let split = format!("blue {} / green {}", w.weights.blue, w.weights.green);
+                let unchanged = if w.changed { "" } else { " (already in place)" };
+                let text = match (role, step) {
+                    (WeightRole::Step, Some(k)) => {
+                        format!("step {k}/{n}: weights {split}{unchanged}")
+                    }
+                    (WeightRole::Promote, _) => format!(
+                        "promoted: weights {split}{}{unchanged}",
+                        w.primary_task_set
+                            .as_ref()
+                            .map(|p| format!(", primary {p}"))
+                            .unwrap_or_default()
+                    ),
+                    (WeightRole::Rollback, _) => format!(
+                        "rolled back: weights {split}{}{unchanged}",
+                        w.primary_task_set
+                            .as_ref()
+                            .map(|p| format!(", primary {p}"))
+                            .unwrap_or_default()
+                    ),
+                    _ => format!("weights {split}{unchanged}"),
+                };
+                let what = What::Weights {
+                    blue: w.weights.blue,
+                    green: w.weights.green,
+                    step,
+                    steps: (n > 0).then_some(n),
+                    role,
+                    primary_task_set: w.primary_task_set,
+                };
+                (what, text, true)
+            }
+            TaskResult::Gate(g) => {
+                let states = g
+                    .alarms
+                    .iter()
+                    .map(|a| {
+                        let fired = if a.fired_in_window {
+                            " (fired in window)"
+                        } else {
+                            ""
+                        };
+                        format!("{} {}{fired}", a.name, a.state)
+                    })
+                    .collect::<Vec<_>>();
+                let mut text = if g.passed {
+                    "alarm gate passed".to_string()
+                } else {
+                    "alarm gate FAILED".to_string()
+                };
+                if states.is_empty() {
+                    text.push_str(" (no alarms configured)");
+                } else {
+                    text.push_str(&format!(": {}", states.join(", ")));
+                }
+                if !g.insufficient_data.is_empty() {
+                    text.push_str(&format!(
+                        "; let pass with INSUFFICIENT_DATA: {}",
+                        g.insufficient_data.join(", ")
+                    ));
+                }
+                let what = What::Gate {
+                    passed: g.passed,
+                    alarms: g.alarms,
+                    insufficient_data: g.insufficient_data,
+                };
+                (what, text, true)
+            }
+            TaskResult::Deleted(d) => {
+                let text = if d.deleted {
+                    format!("deleted task set {}", d.task_set_id)
+                } else {
+                    format!("task set {} was already gone", d.task_set_id)
+                };
+                let what = What::Deleted {
+                    task_set_id: d.task_set_id,
+                    deleted: d.deleted,
+                };
+                (what, text, true)
+            }
+            TaskResult::Other(v) => {
+                let text = format!("answered {}", abbreviate(&v.to_string(), 120));
+                (What::TaskSucceeded { output: v }, text, false)
+            }
+        }
+    }
+}
+
+fn alarm_list(alarms: &[String]) -> String {
+    if alarms.is_empty() {
+        "no alarms".to_string()
+    } else {
+        alarms.join(", ")
+    }
+}
+
+fn failure_text(error: Option<&str>, cause: Option<&str>) -> String {
+    match (error, cause) {
+        (Some(e), Some(c)) if !c.is_empty() => format!("{e}: {c}"),
+        (Some(e), _) => e.to_string(),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "failed".to_string(),
+    }
+}
+
+fn ending_text(end: &Ending) -> String {
+    let took = end
+        .duration_seconds
+        .map(|d| format!(" after {}", secs_text(d)))
+        .unwrap_or_default();
+    match end.status {
+        Outcome::Succeeded => format!("SUCCEEDED{took}"),
+        other => format!(
+            "{}{took}: {}",
+            other.as_str(),
+            failure_text(end.error.as_deref(), end.cause.as_deref())
+        ),
+    }
+}
+
+/// `name` from `arn:aws:ecs:r:1:service/cluster/name`.
+pub fn short_name(name_or_arn: &str) -> String {
+    name_or_arn
+        .rsplit('/')
+        .next()
+        .unwrap_or(name_or_arn)
+        .to_string()
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+pub fn abbreviate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// The whole story of a finished (or running) execution.
+pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
+    let mut tracker = Tracker::default();
+    let notes = events.iter().flat_map(|e| tracker.ingest(e)).collect();
+    (notes, tracker)
+}
+
+/// One pass through a state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Visit {
+    pub state: String,
+    pub state_type: String,
+    pub entered_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exited_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Task calls made (more than one means retries).
+    pub attempts: u32,
+    /// What the state was asked to do (task input, summarized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    /// What came of it (task result, bake end, next state of a Choice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(skip)]
+    entered: Option<DateTime>,
+}
+
+/// The states in the order they were entered, from the events.
+pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
+    let mut tracker = Tracker::default();
+    let mut visits: Vec<Visit> = Vec::new();
+    // Index of the open visit of each state name (a state is not re-entered
+    // while open, except inside Map iterations, where the latest wins).
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut current: Option<usize> = None;
+    let mut pending_choice: Option<usize> = None;
+    let mut ending = None;
+    for e in events {
+        for n in tracker.ingest(e) {
+            match &n.what {
+                What::Entered { state_type } => {
+                    let name = n.state.clone().unwrap_or_default();
+                    if let Some(i) = pending_choice.take() {
+                        if let Some(v) = visits.get_mut(i) {
+                            v.result.get_or_insert_with(|| format!("→ {name}"));
+                        }
+                    }
+                    visits.push(Visit {
+                        state: name.clone(),
+                        state_type: state_type.clone(),
+                        entered_at: n.at.clone(),
+                        exited_at: None,
+                        duration_seconds: None,
+                        attempts: 0,
+                        call: None,
+                        result: None,
+                        error: None,
+                        cause: None,
+                        entered: Some(e.at),
+                    });
+                    let i = visits.len() - 1;
+                    open.retain(|(s, _)| *s != name);
+                    open.push((name, i));
+                    current = Some(i);
+                }
+                What::Exited { state_type } => {
+                    let name = n.state.clone().unwrap_or_default();
+                    let found = open.iter().rposition(|(s, _)| *s == name);
+                    if let Some(pos) = found {
+                        let (_, i) = open.remove(pos);
+                        if let Some(v) = visits.get_mut(i) {
+                            v.exited_at = Some(n.at.clone());
+                            v.duration_seconds = v.entered.map(|t| seconds_between(t, e.at));
+                        }
+                        if state_type == "Choice" {
+                            pending_choice = Some(i);
+                        }
+                    }
+                    current = open.last().map(|(_, i)| *i);
+                }
+                What::Ended(end) => {
+                    if let Some(v) = current.and_then(|i| visits.get_mut(i)) {
+                        if v.state_type == "Fail" {
+                            v.error.clone_from(&end.error);
+                            v.cause.clone_from(&end.cause);
+                        }
+                    }
+                    ending = Some(end.clone());
+                }
+                What::Started { .. } => {}
+                what => {
+                    let Some(v) = current.and_then(|i| visits.get_mut(i)) else {
+                        continue;
+                    };
+                    match what {
+                        What::Calling { call } => {
+                            v.attempts += 1;
+                            v.call = Some(call.clone());
+                        }
+                        What::BakeStarted { .. } => {
+                            v.attempts += 1;
+                            v.call = Some(n.text.clone());
+                        }
+                        What::TaskFailed { error, cause } => {
+                            v.error.clone_from(error);
+                            v.cause.clone_from(cause);
+                        }
+                        _ => v.result = Some(n.text.clone()),
+                    }
+                }
+            }
+        }
+    }
+    (visits, ending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::load;
+
+    fn texts(notes: &[Note]) -> Vec<String> {
+        notes
+            .iter()
+            .filter(|n| n.loud)
+            .map(|n| match &n.state {
+                Some(s) => format!("[{s}] {}", n.text),
+                None => n.text.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_successful_canary_reads_as_steps_gates_and_promotion() -> Result<(), String> {
+        let events = load("history-success.json").await?;
+        let (notes, tracker) = story(&events);
+        let lines = texts(&notes);
+        let expect = [
+            "started: repo/app:v2 → service s",
+            "[Create task set] new task set ecs-svc/222 in green (live: blue, old ecs-svc/111); steps 10,50,100, bake 1 s",
+            "[Check readiness] not ready yet: 0 of 2 instances healthy (waited 0 s)",
+            "[Wait for readiness] waiting",
+            "[Check readiness] ready: 2 of 2 instances healthy (waited 1 s)",
+            "[Shift traffic] step 1/3: weights blue 90 / green 10",
+            "[Bake] baking step 1/3 for 1 s, watching api-5xx",
+            "[Bake] bake over: no alarm event in 1 s",
+            "[Alarm gate] alarm gate passed: api-5xx OK",
+            "[Shift traffic] step 2/3: weights blue 50 / green 50",
+        ];
+        assert_eq!(lines[..expect.len()], expect, "{lines:#?}");
+        assert!(lines.contains(&"[Shift traffic] step 3/3: weights blue 0 / green 100".to_string()));
+        assert!(lines.contains(
+            &"[Promote] promoted: weights blue 0 / green 100, primary ecs-svc/222".to_string()
+        ));
+        assert!(lines.contains(&"[Drain] waiting".to_string()));
+        assert!(lines.contains(&"[Delete old task set] deleted task set ecs-svc/111".to_string()));
+        let last = lines.last().cloned().unwrap_or_default();
+        assert!(last.starts_with("SUCCEEDED after 5."), "{last}");
+        assert_eq!(tracker.ending().map(|e| e.status), Some(Outcome::Succeeded));
+        assert_eq!(tracker.progress().reached, 3);
+        assert_eq!(tracker.progress().steps, 3);
+        assert!(!tracker.progress().rolling_back);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn progress_names_the_step_while_traffic_shifts() -> Result<(), String> {
+        let events = load("history-success.json").await?;
+        let mut tracker = Tracker::default();
+        let mut messages = Vec::new();
+        for e in &events {
+            tracker.ingest(e);
+            messages.push(tracker.progress().message.clone());
+        }
+        assert!(
+            messages.contains(&"Shift traffic — step 2/3 → 50%".to_string()),
+            "{messages:#?}"
+        );
+        assert!(messages.contains(&"Bake — baking step 2/3 for 1 s, watching api-5xx".to_string()));
+        assert!(messages.contains(&"Promote — promoting green (100%)".to_string()));
+        assert!(messages.contains(&"Drain — waiting".to_string()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failing_gate_reads_as_rollback_with_the_cause() -> Result<(), String> {
+        let events = load("history-gate-alarm-rollback.json").await?;
+        let (notes, tracker) = story(&events);
+        let lines = texts(&notes);
+        assert!(
+            lines.contains(&"[Alarm gate] AlarmFiring: alarm firing: api-5xx was in ALARM at 2026-11-27T06:31:02Z (threshold crossed)".to_string()),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(
+            &"[Roll back] rolled back: weights blue 100 / green 0, primary ecs-svc/111".to_string()
+        ));
+        assert!(lines.contains(&"[Delete new task set] deleted task set ecs-svc/222".to_string()));
+        assert!(lines.contains(&"[Rolled back] Fail state".to_string()));
+        let end = tracker.ending().cloned().ok_or("no ending")?;
+        assert_eq!(end.status, Outcome::Failed);
+        assert_eq!(end.error.as_deref(), Some("AlarmFiring"));
+        assert_eq!(
+            end.cause.as_deref(),
+            Some("rolled back: an alarm fired during a bake; traffic is 100% on the previous slot")
+        );
+        assert_eq!(
+            tracker.progress().reached,
+            2,
+            "step 2 was reached before the gate failed"
+        );
+        assert!(tracker.progress().rolling_back);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_alarm_during_the_bake_reads_as_a_failed_bake() -> Result<(), String> {
+        let events = load("history-bake-alarm-rollback.json").await?;
+        let (notes, _) = story(&events);
+        let lines = texts(&notes);
+        // moto drops the cause of SendTaskFailure; the error name remains.
+        assert!(
+            lines.contains(&"[Bake] AlarmFiring".to_string()),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(&"[Shift traffic] step 1/2: weights blue 75 / green 25".to_string()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_runtime_error_is_reported_with_its_cause() -> Result<(), String> {
+        let events = load("history-runtime-error.json").await?;
+        let (_, tracker) = story(&events);
+        let end = tracker.ending().cloned().ok_or("no ending")?;
+        assert_eq!(end.error.as_deref(), Some("States.Runtime"));
+        assert!(end
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("'Check readiness'")));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn visits_list_states_in_order_with_durations() -> Result<(), String> {
+        let events = load("history-gate-alarm-rollback.json").await?;
+        let (visits, ending) = visits(&events);
+        let names: Vec<&str> = visits.iter().map(|v| v.state.as_str()).collect();
+        assert_eq!(names.first(), Some(&"Create task set"));
+        assert_eq!(names.last(), Some(&"Rolled back"));
+        let create = visits.first().ok_or("no visit")?;
+        assert_eq!(create.attempts, 1);
+        assert_eq!(
+            create.call.as_deref(),
+            Some("creating the new task set for repo/app:v2")
+        );
+        assert!(create
+            .result
+            .as_deref()
+            .is_some_and(|r| r.starts_with("new task set ecs-svc/222")));
+        assert!(create
+            .duration_seconds
+            .is_some_and(|d| (0.0..1.0).contains(&d)));
+        let choice = visits
+            .iter()
+            .find(|v| v.state == "Ready?")
+            .ok_or("no choice")?;
+        assert_eq!(choice.result.as_deref(), Some("→ Wait for readiness"));
+        let bake = visits.iter().find(|v| v.state == "Bake").ok_or("no bake")?;
+        assert_eq!(
+            bake.result.as_deref(),
+            Some("bake over: no alarm event in 1 s")
+        );
+        let gate = visits
+            .iter()
+            .rfind(|v| v.state == "Alarm gate")
+            .ok_or("no gate")?;
+        assert_eq!(gate.error.as_deref(), Some("AlarmFiring"));
+        let fail = visits.last().ok_or("no visit")?;
+        assert_eq!(fail.error.as_deref(), Some("AlarmFiring"));
+        assert!(fail
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.starts_with("rolled back")));
+        assert_eq!(ending.map(|e| e.status), Some(Outcome::Failed));
+        Ok(())
+    }
+
+    #[test]
+    fn notes_serialize_flat_with_a_kind() -> Result<(), String> {
+        let note = Note {
+            event: 26,
+            at: "2026-11-27T06:18:01.591Z".into(),
+            state: Some("Shift traffic".into()),
+            what: What::Weights {
+                blue: 90,
+                green: 10,
+                step: Some(1),
+                steps: Some(3),
+                role: WeightRole::Step,
+                primary_task_set: None,
+            },
+            text: "step 1/3: weights blue 90 / green 10".into(),
+            loud: true,
+        };
+        let v = serde_json::to_value(&note).map_err(|e| e.to_string())?;
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "event": 26, "at": "2026-11-27T06:18:01.591Z", "state": "Shift traffic",
+                "kind": "weights", "blue": 90, "green": 10, "step": 1, "steps": 3, "role": "step",
+                "text": "step 1/3: weights blue 90 / green 10"
+            })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn long_text_is_abbreviated() {
+        assert_eq!(abbreviate("abcdef", 4), "abc…");
+        assert_eq!(abbreviate("abc", 4), "abc");
+        assert_eq!(short_name("arn:aws:ecs:eu-west-1:1:service/c/web"), "web");
+    }
+}

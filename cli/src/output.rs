@@ -1,0 +1,224 @@
+//! How results reach the user: time and duration formatting, JSON printing,
+//! and the three displays of a live execution (progress bar on a terminal,
+//! plain lines otherwise, JSON lines with `--json`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::history::{Ending, Note, Progress};
+
+/// `2026-11-27T06:18:00.389Z`.
+pub fn rfc3339(t: DateTime) -> String {
+    t.fmt(Format::DateTime)
+        .unwrap_or_else(|_| t.secs().to_string())
+}
+
+/// `2026-11-27 06:18:00Z` (to the second, for tables).
+pub fn date_time(t: DateTime) -> String {
+    let full = rfc3339(t);
+    match full.get(..19) {
+        Some(head) => format!("{}Z", head.replacen('T', " ", 1)),
+        None => full,
+    }
+}
+
+/// `06:18:00` (UTC).
+pub fn clock(t: DateTime) -> String {
+    let day = t.secs().rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
+}
+
+/// Seconds from `a` to `b` with millisecond precision (negative if b < a).
+pub fn seconds_between(a: DateTime, b: DateTime) -> f64 {
+    let ms = |t: DateTime| t.secs() as f64 * 1000.0 + f64::from(t.subsec_nanos() / 1_000_000);
+    (ms(b) - ms(a)).round() / 1000.0
+}
+
+/// `0.07 s`, `5.3 s`, `2 min 05 s`, `1 h 02 min`.
+pub fn secs_text(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{secs:.2} s")
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        let s = secs.round() as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        let m = (secs / 60.0).round() as u64;
+        format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
+/// Pretty JSON and a newline.
+pub fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// One-line JSON (for JSON Lines streams).
+pub fn print_json_line<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
+    let text = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Where a live execution is shown.
+pub trait LiveDisplay {
+    fn note(&mut self, note: &Note) -> Result<()>;
+    fn progress(&mut self, progress: &Progress) -> Result<()>;
+    fn finish(&mut self, ending: &Ending) -> Result<()>;
+}
+
+/// One text line per loud note: `06:18:01  [Shift traffic] step 1/3: ...`.
+pub fn note_line(note: &Note) -> String {
+    let at = DateTime::from_str(&note.at, Format::DateTime)
+        .map(clock)
+        .unwrap_or_else(|_| note.at.clone());
+    match &note.state {
+        Some(s) => format!("{at}  [{s}] {}", note.text),
+        None => format!("{at}  {}", note.text),
+    }
+}
+
+/// Plain lines, for logs and pipes.
+#[derive(Debug)]
+pub struct PlainDisplay<W: Write> {
+    out: W,
+}
+
+impl<W: Write> PlainDisplay<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> LiveDisplay for PlainDisplay<W> {
+    fn note(&mut self, note: &Note) -> Result<()> {
+        if note.loud {
+            writeln!(self.out, "{}", note_line(note))?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, _: &Progress) -> Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Ending) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Every note as one JSON object per line; the last line has `"kind": "ended"`.
+#[derive(Debug)]
+pub struct JsonDisplay<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonDisplay<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> LiveDisplay for JsonDisplay<W> {
+    fn note(&mut self, note: &Note) -> Result<()> {
+        print_json_line(&mut self.out, note)
+    }
+
+    fn progress(&mut self, _: &Progress) -> Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Ending) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A bar of canary steps under the story lines, on a terminal.
+#[derive(Debug)]
+pub struct BarDisplay {
+    bar: ProgressBar,
+}
+
+impl BarDisplay {
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} steps  {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▌ ");
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self { bar }
+    }
+}
+
+impl Default for BarDisplay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LiveDisplay for BarDisplay {
+    fn note(&mut self, note: &Note) -> Result<()> {
+        if note.loud {
+            self.bar.println(note_line(note));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, p: &Progress) -> Result<()> {
+        self.bar.set_length(p.steps as u64);
+        self.bar.set_position(p.reached as u64);
+        self.bar.set_message(p.message.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Ending) -> Result<()> {
+        // The ending is already a story line above the bar.
+        self.bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_in_utc() {
+        let t = DateTime::from_secs_and_nanos(1_795_760_280, 389_000_000);
+        assert_eq!(rfc3339(t), "2026-11-27T06:18:00.389Z");
+        assert_eq!(date_time(t), "2026-11-27 06:18:00Z");
+        assert_eq!(clock(t), "06:18:00");
+        let later = DateTime::from_secs_and_nanos(1_795_760_285, 689_000_000);
+        assert_eq!(seconds_between(t, later), 5.3);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs_text(0.071), "0.07 s");
+        assert_eq!(secs_text(5.3), "5.3 s");
+        assert_eq!(secs_text(125.0), "2 min 05 s");
+        assert_eq!(secs_text(3720.0), "1 h 02 min");
+    }
+}
