@@ -5,8 +5,8 @@ The diagram is derived from the definition only, so it cannot drift: a test
 (tests/statemachine/test_diagram.py) fails when the committed flow.mmd differs
 from what this script makes. Run it after changing the definition:
 
-    python3 statemachine/diagram.py          # rewrite flow.mmd
-    python3 statemachine/diagram.py --check  # exit 1 if flow.mmd is stale
+    python3 statemachine/diagram.py          # rewrite flow.mmd and the block in README.md
+    python3 statemachine/diagram.py --check  # exit 1 if either is stale
 
 Shapes: Task = rectangle, Choice = rhombus, Wait = stadium, Pass = parallelogram,
 Succeed/Fail = double circle / subroutine. Solid arrows are Next/Choice
@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ASL = HERE / "deployment.asl.json"
 OUT = HERE / "flow.mmd"
+README = HERE / "README.md"
 TOKEN_RESOURCE = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 FUNCTION_NAMES = {
     "${CreateTaskSetFunction}": "create-taskset",
@@ -51,7 +52,10 @@ def text(s: str) -> str:
 
 
 def short_path(path: str) -> str:
-    return path[2:] if path.startswith("$.") else path
+    """`$.deployment.strategy.bakeSeconds` -> `strategy.bakeSeconds`."""
+    if not path.startswith("$."):
+        return path
+    return ".".join(path[2:].split(".")[-2:])
 
 
 def condition(rule: dict) -> str:
@@ -84,7 +88,7 @@ def node(name: str, state: dict, asl_states: dict) -> str:
         return f'{nid}{{"{text(name)}"}}'
     if typ == "Wait":
         seconds = state.get("SecondsPath", state.get("Seconds"))
-        return f'{nid}(["{text(name)}<br/><i>{text(short_path(str(seconds)))} s</i>"])'
+        return f'{nid}(["{text(name)}<br/><i>{text(short_path(str(seconds)))}</i>"])'
     if typ == "Pass":
         return f'{nid}[/"{text(name)}"/]'
     if typ == "Succeed":
@@ -150,15 +154,26 @@ def render(asl: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_diagram(readme: str, rendered: str) -> str:
+    """statemachine/README.md with its (first) mermaid block replaced."""
+    return re.sub(r"```mermaid\n.*?```", lambda _: "```mermaid\n" + rendered + "```", readme, count=1, flags=re.S)
+
+
 def main(argv: list[str]) -> int:
     rendered = render(json.loads(ASL.read_text()))
+    readme = README.read_text() if README.exists() else None
     if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != rendered:
-            print(f"{OUT.relative_to(HERE.parent)} is stale: run python3 statemachine/diagram.py", file=sys.stderr)
+        stale = not OUT.exists() or OUT.read_text() != rendered
+        stale |= readme is not None and with_diagram(readme, rendered) != readme
+        if stale:
+            print("statemachine/flow.mmd or README.md is stale: run python3 statemachine/diagram.py", file=sys.stderr)
             return 1
         return 0
     OUT.write_text(rendered)
     print(f"wrote {OUT.relative_to(HERE.parent)}")
+    if readme is not None and with_diagram(readme, rendered) != readme:
+        README.write_text(with_diagram(readme, rendered))
+        print(f"updated the diagram in {README.relative_to(HERE.parent)}")
     return 0
 
 

@@ -28,3 +28,9 @@ def test_every_state_is_drawn():
     flow = (REPO / "statemachine" / "flow.mmd").read_text()
     for name in asl["States"]:
         assert f"  {diagram.node_id(name)}" in flow, name
+
+
+def test_statemachine_readme_shows_the_current_diagram():
+    readme = (REPO / "statemachine" / "README.md").read_text()
+    flow = (REPO / "statemachine" / "flow.mmd").read_text()
+    assert "```mermaid\n" + flow + "```" in readme, "statemachine/README.md: paste flow.mmd into its mermaid block"
