@@ -1,0 +1,133 @@
+"""The WSGI front of the local AWS process. Every request passes here before
+moto: control API (`/_localaws/...`), then identification (service,
+operation, caller), the Route 53 rate limit, fault rules, the RPC v2 CBOR
+front or moto itself, Route 53 change recording, and the call log."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from typing import Any
+
+from . import cbor_front, control, errors, route53_recorder
+from .faults import FAULTS
+from .identify import RequestInfo, identify
+from .ratelimit import ROUTE53_LIMIT
+from .state import STATE, now_iso
+
+LOG = logging.getLogger("localaws.calls")
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+# One Route 53 change at a time, so the recorded state after a change is the
+# state that change produced.
+_route53_change_lock = threading.Lock()
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+class LocalAwsApp:
+    def __init__(self, moto_app: Any) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_localaws"):
+            status, headers, body = control.handle(environ, self)
+            return self._send(start_response, status, headers, body)
+        if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            control.reset_harness()
+
+        body = _read_body(environ)
+        info = identify(environ, body)
+        started = time.time()
+        fault: dict[str, Any] | None = None
+        response: tuple[int, list[tuple[str, str]], bytes] | None = None
+
+        if info.service == "route53" and not ROUTE53_LIMIT.allow(info.caller):
+            response = errors.for_kind(info, "throttle")
+            fault = {"kind": "throttle", "reason": "route53-rate-limit"}
+        else:
+            rule = FAULTS.check(info)
+            if rule is not None:
+                response = errors.for_kind(info, rule.kind, rule.code, rule.status, rule.message)
+                fault = {"kind": rule.kind, "rule": rule.id}
+
+        change_entry = None
+        if response is None:
+            is_change = info.service == "route53" and info.operation == "ChangeResourceRecordSets"
+            if is_change:
+                _route53_change_lock.acquire()
+            try:
+                if info.protocol == "rpc-v2-cbor":
+                    response = cbor_front.handle(environ, body, info, self.moto_app)
+                else:
+                    response = cbor_front.call_wsgi(self.moto_app, environ)
+                if is_change and response[0] == 200:
+                    change_entry = route53_recorder.record_change(path, body, info.caller)
+            finally:
+                if is_change:
+                    _route53_change_lock.release()
+
+        status, headers, resp_body = response
+        entry = self._log(info, status, started, fault)
+        if change_entry is not None:
+            change_entry["callSeq"] = entry["seq"]
+        if fault and fault.get("rule") is not None:
+            FAULTS.note_fired(fault["rule"], entry["seq"])
+        return self._send(start_response, status, headers, resp_body)
+
+    def _log(self, info: RequestInfo, status: int, started: float, fault: dict[str, Any] | None) -> dict[str, Any]:
+        done = time.time()
+        entry = STATE.record_call(
+            {
+                "time": started,
+                "timeIso": now_iso(started),
+                "service": info.service,
+                "operation": info.operation,
+                "status": status,
+                "caller": info.caller,
+                "protocol": info.protocol,
+                "durationMs": round((done - started) * 1000, 2),
+                "fault": fault,
+            }
+        )
+        LOG.info(
+            "%s %s.%s -> %s%s (%s, %.1f ms)",
+            entry["seq"],
+            info.service,
+            info.operation,
+            status,
+            f" [injected {fault['kind']}]" if fault else "",
+            info.caller,
+            entry["durationMs"],
+        )
+        return entry
+
+    @staticmethod
+    def _send(start_response: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
+        hdrs = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
+        hdrs.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {STATUS_TEXT.get(status, 'Status')}", hdrs)
+        return [body]

@@ -1,0 +1,168 @@
+"""The control API of the local AWS, served by the same process under
+`/_localaws/` (JSON in, JSON out). `api.LocalAws` wraps every endpoint.
+
+GET    /_localaws/health                  {"ok": true}
+GET    /_localaws/info                    endpoints, PIDs, switches
+POST   /_localaws/reset                   moto backends + harness state
+POST   /_localaws/reset-log               clear call, Route 53 and alarm-event logs
+GET    /_localaws/calls                   ?service=&operation=&caller=&since=<seq>
+GET    /_localaws/route53-changes         ?since=<seq>
+GET    /_localaws/faults                  rules with counters
+POST   /_localaws/faults                  add a rule (see faults.py)
+DELETE /_localaws/faults[/<id>]           remove one or all rules
+GET    /_localaws/route53-rate-limit
+POST   /_localaws/route53-rate-limit      {"enabled": true, "rate": 5, "burst": 5, "caller": "any"}
+GET    /_localaws/task-sets               task sets the scheduler stand-in knows
+POST   /_localaws/task-set-health         {"externalId"|"taskSet": ..., or "next": true,
+                                           "mode": "healthy"|"unhealthy"|"slow", "delaySeconds": 5}
+GET    /_localaws/alarm-events            deliveries + switch
+POST   /_localaws/alarm-events            {"enabled": false}
+GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
+POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from .faults import FAULTS
+from .ratelimit import ROUTE53_LIMIT
+from .state import STATE, HealthPlan
+
+LOG = logging.getLogger("localaws.control")
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+# Filled by the server at start: ports, URLs, PIDs.
+INFO: dict[str, Any] = {}
+
+
+def _json(status: int, doc: Any) -> Response:
+    return status, [("Content-Type", "application/json")], json.dumps(doc, default=str).encode()
+
+
+def reset_harness() -> None:
+    from .patches import sfn_execution
+
+    FAULTS.remove()
+    ROUTE53_LIMIT.configure(False)
+    STATE.reset()
+    sfn_execution.apply()
+
+
+def reset_all() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+    reset_harness()
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    if not raw.strip():
+        return {}
+    doc = json.loads(raw)
+    if not isinstance(doc, dict):
+        raise ValueError("JSON object expected")
+    return doc
+
+
+def handle(environ: dict[str, Any], app: Any) -> Response:
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "").rstrip("/")
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    try:
+        body = _body(environ) if method in ("POST", "PUT", "DELETE") else {}
+        return _route(method, path, query, body)
+    except (ValueError, KeyError, TypeError) as e:
+        return _json(400, {"error": f"{type(e).__name__}: {e}"})
+
+
+def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> Response:
+    from .patches import ecs_scheduler
+    from .patches.cloudwatch_history import query_history
+
+    if path == "/_localaws/health":
+        return _json(200, {"ok": True})
+    if path == "/_localaws/info":
+        with STATE.lock:
+            doc = dict(INFO)
+            doc["lambdaUrl"] = STATE.lambda_url
+            doc["alarmEventsEnabled"] = STATE.alarm_events_enabled
+        doc["route53RateLimit"] = ROUTE53_LIMIT.status()
+        return _json(200, doc)
+    if path == "/_localaws/reset" and method == "POST":
+        reset_all()
+        return _json(200, {"ok": True})
+    if path == "/_localaws/reset-log" and method == "POST":
+        STATE.clear_logs()
+        return _json(200, {"ok": True})
+    if path == "/_localaws/calls":
+        since = int(query.get("since", 0))
+        with STATE.lock:
+            calls = [c for c in STATE.calls if c["seq"] > since]
+        for key in ("service", "operation", "caller"):
+            if key in query:
+                calls = [c for c in calls if str(c.get(key)).lower() == query[key].lower()]
+        return _json(200, {"calls": calls})
+    if path == "/_localaws/route53-changes":
+        since = int(query.get("since", 0))
+        with STATE.lock:
+            changes = [c for c in STATE.route53_changes if c["seq"] > since]
+        return _json(200, {"changes": changes})
+    if path == "/_localaws/faults":
+        if method == "POST":
+            rule = FAULTS.add(body)
+            LOG.info("fault rule added: %s", rule.to_json())
+            return _json(200, rule.to_json())
+        if method == "DELETE":
+            return _json(200, {"removed": FAULTS.remove()})
+        return _json(200, {"faults": FAULTS.list()})
+    if path.startswith("/_localaws/faults/") and method == "DELETE":
+        return _json(200, {"removed": FAULTS.remove(int(path.rsplit("/", 1)[1]))})
+    if path == "/_localaws/route53-rate-limit":
+        if method == "POST":
+            status = ROUTE53_LIMIT.configure(
+                bool(body.get("enabled", True)),
+                float(body.get("rate", 5.0)),
+                float(body["burst"]) if body.get("burst") is not None else None,
+                str(body.get("caller", "any")),
+            )
+            return _json(200, status)
+        return _json(200, ROUTE53_LIMIT.status())
+    if path == "/_localaws/task-sets":
+        return _json(200, {"taskSets": ecs_scheduler.describe()})
+    if path == "/_localaws/task-set-health" and method == "POST":
+        mode = str(body.get("mode", "unhealthy"))
+        if mode not in ("healthy", "unhealthy", "slow"):
+            raise ValueError("mode must be healthy, unhealthy or slow")
+        plan = HealthPlan(mode, float(body.get("delaySeconds", 0.0)))
+        selector = body.get("externalId") or body.get("taskSet")
+        if not selector and not body.get("next"):
+            raise ValueError('give "externalId", "taskSet", or "next": true')
+        applied = ecs_scheduler.set_health_plan(plan, None if body.get("next") else str(selector))
+        return _json(200, {"plan": plan.to_json(), "appliedTo": applied, "next": bool(body.get("next"))})
+    if path == "/_localaws/alarm-events":
+        if method == "POST":
+            with STATE.lock:
+                STATE.alarm_events_enabled = bool(body.get("enabled", True))
+        with STATE.lock:
+            return _json(
+                200,
+                {"enabled": STATE.alarm_events_enabled, "deliveries": list(STATE.alarm_event_deliveries)},
+            )
+    if path == "/_localaws/alarm-history":
+        items = query_history(alarm_name=query.get("alarmName"))
+        return _json(200, {"items": items})
+    if path == "/_localaws/lambda" and method == "POST":
+        with STATE.lock:
+            STATE.lambda_url = body.get("url") or None
+        return _json(200, {"lambdaUrl": STATE.lambda_url})
+    return _json(404, {"error": f"no control endpoint {method} {path}"})

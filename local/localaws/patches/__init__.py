@@ -1,0 +1,37 @@
+"""Monkeypatches applied to moto inside the local AWS process. Each module
+fixes one quirk or adds one missing behaviour and says why in its docstring;
+`apply_all()` applies them once."""
+
+from __future__ import annotations
+
+import threading
+
+_applied = False
+_lock = threading.Lock()
+
+
+def apply_all() -> None:
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        from . import (
+            alarm_events,
+            cloudwatch_history,
+            ecs_errors,
+            ecs_primary_task_set,
+            ecs_scheduler,
+            sfn_callbacks,
+            sfn_execution,
+            sfn_lambda_invoke,
+        )
+
+        sfn_execution.apply()
+        sfn_lambda_invoke.apply()
+        sfn_callbacks.apply()
+        cloudwatch_history.apply()
+        alarm_events.apply()
+        ecs_errors.apply()
+        ecs_scheduler.apply()
+        ecs_primary_task_set.apply()
+        _applied = True

@@ -1,0 +1,239 @@
+"""The local AWS process: moto in server mode (in this process, patched),
+`cargo lambda watch` as a child process, the control API, and an
+`endpoints.json` describing it all. Started by `python -m localaws serve`
+(which `up` and `LocalAws` run); stops every child it started, by PID, on
+SIGTERM, SIGINT, an exception, or (with `exit_with_parent`) when the process
+that started it is gone."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .ports import free_port
+from .state import STATE
+
+LOG = logging.getLogger("localaws.server")
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+def function_env(moto_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the Lambda functions run with locally."""
+    env = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": config.ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": config.SECRET_ACCESS_KEY,
+        "AWS_REGION": config.REGION,
+        "AWS_DEFAULT_REGION": config.REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SDK_UA_APP_ID": config.FUNCTION_UA_APP_ID,
+        "CANARY_INSYNC_POLL_MS": "50",
+        "STATE_MACHINE_ARN": config.STATE_MACHINE_ARN,
+        "RUST_LOG": "info",
+    }
+    env.update(extra or {})
+    return env
+
+
+def _http_answers(host: str, port: int, path: str = "/", timeout: float = 1.0) -> bool:
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", path)
+        conn.getresponse().read()
+        conn.close()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def wait_until(pred: Any, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before answering")
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not answer within {timeout:.0f} s")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], name: str, grace: float = 5.0) -> None:
+    """Stops a child started with start_new_session=True, with its children
+    (cargo-lambda's `cargo run` workers), by its PID (= its process group id)."""
+    if proc.poll() is not None:
+        return
+    pid = proc.pid
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            LOG.info("%s (pid %d) stopped with %s", name, pid, sig.name)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Reap anything left in the group (workers that ignored the signal).
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_cargo_lambda(port: int, moto_url: str, log_path: Path, concurrency: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PATH"] = f"{config.venv_bin()}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [
+        "cargo",
+        "lambda",
+        "watch",
+        "-A",
+        "127.0.0.1",
+        "-P",
+        str(port),
+        "--ignore-changes",
+        "--concurrency",
+        str(concurrency),
+    ]
+    for key, value in function_env(moto_url, extra_env).items():
+        cmd += ["--env-var", f"{key}={value}"]
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    LOG.info("starting %s", " ".join(cmd))
+    return subprocess.Popen(
+        cmd,
+        cwd=str(config.repo_root()),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def serve(
+    run_dir: Path,
+    lambda_mode: str = "cargo",
+    lambda_url: str | None = None,
+    host: str = "127.0.0.1",
+    moto_port: int = 0,
+    lambda_port: int = 0,
+    concurrency: int = 4,
+    exit_with_parent: bool = False,
+    extra_env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+) -> int:
+    """Runs until stopped. Returns the process exit code."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    from . import control, patches
+    from .app import LocalAwsApp
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stop = threading.Event()
+    parent = os.getppid()
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    endpoints_path = run_dir / ENDPOINTS_FILE
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        LOG.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    server = None
+    try:
+        patches.apply_all()
+        app = LocalAwsApp(DomainDispatcherApplication(create_backend_app))
+        server = make_server(host, moto_port, app, threaded=True, request_handler=MotoRequestHandler)
+        port = int(server.server_address[1])
+        moto_url = f"http://{host}:{port}"
+        # moto calls itself on http://localhost:$MOTO_PORT in a few places.
+        os.environ["MOTO_PORT"] = str(port)
+        threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
+        wait_until(lambda: _http_answers(host, port, "/_localaws/health"), 30, "moto")
+        LOG.info("moto answers on %s", moto_url)
+
+        lambda_info: dict[str, Any] = {"mode": lambda_mode, "url": None, "port": None, "pid": None}
+        if lambda_mode == "cargo":
+            lport = lambda_port or free_port()
+            proc = start_cargo_lambda(lport, moto_url, run_dir / "cargo-lambda.log", concurrency, extra_env or {})
+            children.append(("cargo lambda watch", proc))
+            lambda_info.update(url=f"http://127.0.0.1:{lport}", port=lport, pid=proc.pid)
+            wait_until(lambda: _http_answers("127.0.0.1", lport), ready_timeout, "cargo lambda watch", proc)
+            LOG.info("cargo lambda watch answers on %s (pid %d)", lambda_info["url"], proc.pid)
+        elif lambda_mode == "url":
+            lambda_info["url"] = lambda_url
+        elif lambda_mode != "none":
+            raise ValueError(f"lambda mode must be cargo, url or none, not {lambda_mode!r}")
+        with STATE.lock:
+            STATE.lambda_url = lambda_info["url"]
+
+        doc = {
+            "ready": True,
+            "pid": os.getpid(),
+            "startedAt": time.time(),
+            "endpointUrl": moto_url,
+            "moto": {"host": host, "port": port, "url": moto_url, "pid": os.getpid()},
+            "lambda": lambda_info,
+            "controlUrl": f"{moto_url}/_localaws",
+            "region": config.REGION,
+            "accountId": config.ACCOUNT_ID,
+            "stateMachineArn": config.STATE_MACHINE_ARN,
+            "functionEnv": function_env(moto_url, extra_env),
+            "pids": [os.getpid()] + [p.pid for _, p in children],
+            "logs": {"server": str(run_dir / "localaws.log"), "lambda": str(run_dir / "cargo-lambda.log")},
+        }
+        control.INFO.update(doc)
+        _write_json_atomic(endpoints_path, doc)
+        LOG.info("local AWS ready: %s", json.dumps({"endpointUrl": moto_url, "lambdaUrl": lambda_info["url"]}))
+
+        while not stop.wait(0.5):
+            if exit_with_parent and os.getppid() != parent:
+                LOG.info("parent process %d is gone: stopping", parent)
+                break
+            for name, proc in children:
+                if proc.poll() is not None and not stop.is_set():
+                    LOG.error("%s (pid %d) exited with code %s", name, proc.pid, proc.returncode)
+                    children.remove((name, proc))
+                    break
+        return 0
+    except Exception:
+        LOG.exception("local AWS failed")
+        return 1
+    finally:
+        for name, proc in reversed(children):
+            stop_process_group(proc, name)
+        if server is not None:
+            server.shutdown()
+        for t in STATE.timers:
+            t.cancel()
+        try:
+            if endpoints_path.exists() and json.loads(endpoints_path.read_text()).get("pid") == os.getpid():
+                endpoints_path.unlink()
+        except (OSError, ValueError):
+            pass
+        LOG.info("local AWS stopped")
+        logging.shutdown()
+        sys.stdout.flush()
