@@ -6,30 +6,18 @@
 #      reason: infra/.checkov.yaml or the resource's Metadata.checkov.skip);
 #   3. pytest tests/infra: the ECR input transformer yields a valid
 #      DeploymentRequest, service.yaml's outputs are exactly `target`, the
-#      event patterns select what they should.
+#      event patterns select what they should, the roles grant exactly the
+#      calls the engine makes, every ${Key} of the ASL has a substitution.
 # Installs its own pinned tools on first use (infra/.venv, infra/.venv-checkov).
 # No network after that: checkov runs without one (see below).
 set -euo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$INFRA")"
-PYTHON="${PYTHON:-python3}"
 cd "$ROOT"
 
-# A venv built from a requirements file; rebuilt when that file changes.
-ensure_venv() {
-    local venv="$1" requirements="$2" stamp
-    stamp="$(sha256sum "$requirements" | cut -d' ' -f1)"
-    if [[ -x "$venv/bin/python" && "$(cat "$venv/.requirements-sha256" 2>/dev/null)" == "$stamp" ]]; then
-        return
-    fi
-    echo "== installing $(basename "$requirements") into ${venv#"$ROOT"/}"
-    rm -rf "$venv"
-    "$PYTHON" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
-    echo "$stamp" >"$venv/.requirements-sha256"
-}
-
+# shellcheck source=venv.sh
+source "$INFRA/venv.sh"
 ensure_venv "$INFRA/.venv" "$INFRA/requirements-sam.txt"
 ensure_venv "$INFRA/.venv-checkov" "$INFRA/requirements-checkov.txt"
 
