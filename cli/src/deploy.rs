@@ -9,6 +9,7 @@ use aws_sdk_sfn::Client;
 use aws_smithy_types::DateTime;
 use canary_engine::model::DeploymentRequest;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::args::DeployArgs;
 use crate::error::{CliError, Result};
@@ -237,7 +238,26 @@ pub struct Started {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
     /// The execution input sent (or, with --dry-run, that would be sent).
-    pub input: DeploymentRequest,
+    pub input: Value,
+}
+
+/// The request as execution input, unset fields left out (not `null`), so the
+/// input in the console reads like the file.
+pub fn execution_input(req: &DeploymentRequest) -> Result<Value> {
+    fn strip(v: Value) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, strip(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(strip).collect()),
+            other => other,
+        }
+    }
+    let v = serde_json::to_value(req).map_err(std::io::Error::other)?;
+    Ok(strip(v))
 }
 
 /// Validates, names and (unless `dry_run`) starts the execution.
@@ -251,14 +271,15 @@ pub async fn start(
         path: args.file.clone(),
         source,
     })?;
-    let input = prepare(&args.file, &text, &Overrides::from(args))?;
+    let request = prepare(&args.file, &text, &Overrides::from(args))?;
     let name = match &args.name {
         Some(n) => {
             check_name(n)?;
             n.clone()
         }
-        None => derive_name(&input, now),
+        None => derive_name(&request, now),
     };
+    let input = execution_input(&request)?;
     if args.dry_run {
         return Ok(Started {
             name,
@@ -491,6 +512,25 @@ mod tests {
             derive_name(&req, DateTime::from_secs(T_SECS)),
             "web-web-42-20261127T061800Z"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_execution_input_leaves_unset_fields_out_and_reads_back_the_same() -> Result<()> {
+        let o = Overrides {
+            image: Some("web:v2".into()),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("d.json"), &file(json!({})), &o)?;
+        let input = execution_input(&req)?;
+        assert!(!input.to_string().contains("null"), "{input}");
+        assert_eq!(
+            input.pointer("/strategy"),
+            Some(&json!({"steps": [10, 50, 100], "bakeSeconds": 300}))
+        );
+        let back: DeploymentRequest =
+            serde_json::from_value(input).map_err(std::io::Error::other)?;
+        assert_eq!(back, req);
         Ok(())
     }
 

@@ -401,15 +401,36 @@ fn unwrap_invoke(v: Value) -> Value {
 }
 
 /// The human part of a Lambda error cause: `{"errorType","errorMessage"}`
-/// becomes its message; anything else is returned as is.
+/// becomes its message, also where a Fail state's `States.Format` embedded
+/// it in a sentence; anything else is returned as is.
 pub fn readable_cause(cause: &str) -> String {
-    match serde_json::from_str::<Value>(cause) {
-        Ok(v) => match v.get("errorMessage").and_then(Value::as_str) {
-            Some(m) => m.to_string(),
-            None => cause.to_string(),
-        },
-        Err(_) => cause.to_string(),
+    let mut out = String::with_capacity(cause.len());
+    let mut rest = cause;
+    while let Some(start) = rest.find("{\"error") {
+        let (before, candidate) = rest.split_at(start);
+        out.push_str(before);
+        let mut stream = serde_json::Deserializer::from_str(candidate).into_iter::<Value>();
+        let message = match stream.next() {
+            Some(Ok(v)) => v
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            _ => None,
+        };
+        match message {
+            Some(m) => {
+                out.push_str(&m);
+                rest = candidate.get(stream.byte_offset()..).unwrap_or("");
+            }
+            None => {
+                // Not an error object after all: keep the brace and go on.
+                out.push('{');
+                rest = candidate.get(1..).unwrap_or("");
+            }
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -494,5 +515,15 @@ mod tests {
             "alarm firing: api-5xx"
         );
         assert_eq!(readable_cause("plain words"), "plain words");
+        assert_eq!(
+            readable_cause(
+                r#"An alarm fired at step 2 of 3 (50%) ({"errorType":"AlarmFiring","errorMessage":"alarm firing: api-5xx"}). All traffic went back."#
+            ),
+            "An alarm fired at step 2 of 3 (50%) (alarm firing: api-5xx). All traffic went back."
+        );
+        assert_eq!(
+            readable_cause(r#"odd {"errorX" tail"#),
+            r#"odd {"errorX" tail"#
+        );
     }
 }

@@ -310,6 +310,7 @@ impl Tracker {
                 let text = match state_type.as_str() {
                     "Wait" => "waiting".to_string(),
                     "Fail" => "Fail state".to_string(),
+                    "Succeed" => "Succeed state".to_string(),
                     other => format!("entered ({other})"),
                 };
                 note(What::Entered { state_type }, text, loud, Some(name));

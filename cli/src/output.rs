@@ -152,23 +152,35 @@ impl<W: Write> LiveDisplay for JsonDisplay<W> {
     }
 }
 
-/// A bar of canary steps under the story lines, on a terminal.
+/// A bar of canary steps under the story lines, on a terminal (a spinner
+/// until the number of steps is known).
 #[derive(Debug)]
 pub struct BarDisplay {
     bar: ProgressBar,
+    has_steps: bool,
 }
 
 impl BarDisplay {
     pub fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout());
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+        let spinner = ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(spinner);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self {
+            bar,
+            has_steps: false,
+        }
+    }
+
+    fn show_steps(&mut self) {
         let style = ProgressStyle::with_template(
             "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} steps  {wide_msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("█▌ ");
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Self { bar }
+        self.bar.set_style(style);
+        self.has_steps = true;
     }
 }
 
@@ -187,8 +199,13 @@ impl LiveDisplay for BarDisplay {
     }
 
     fn progress(&mut self, p: &Progress) -> Result<()> {
-        self.bar.set_length(p.steps as u64);
-        self.bar.set_position(p.reached as u64);
+        if p.steps > 0 {
+            if !self.has_steps {
+                self.show_steps();
+            }
+            self.bar.set_length(p.steps as u64);
+            self.bar.set_position(p.reached as u64);
+        }
         self.bar.set_message(p.message.clone());
         Ok(())
     }
