@@ -1,0 +1,648 @@
+//! `create-taskset` against mocked ECS, Route 53, Cloud Map and CloudWatch:
+//! the new task set goes to the idle slot with externalId = deployment id; a
+//! retry returns the task set it already made; every named error.
+
+mod common;
+
+use aws_sdk_cloudwatch::types::MetricAlarm;
+use aws_sdk_ecs::operation::create_task_set::{
+    CreateTaskSetError, CreateTaskSetInput, CreateTaskSetOutput,
+};
+use aws_sdk_ecs::operation::describe_services::{DescribeServicesError, DescribeServicesOutput};
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError;
+use aws_sdk_ecs::operation::register_task_definition::{
+    RegisterTaskDefinitionInput, RegisterTaskDefinitionOutput,
+};
+use aws_sdk_ecs::types::error::{ClientException, ClusterNotFoundException, ServerException};
+use aws_sdk_route53::types::ResourceRecordSet;
+use aws_sdk_servicediscovery::operation::get_service::GetServiceError;
+use aws_sdk_servicediscovery::types::error::ServiceNotFound;
+use aws_smithy_mocks::{mock, Rule};
+use canary_engine::handlers::create_taskset;
+use canary_engine::model::{
+    AlarmGate, CreateTaskSetRequest, DeploymentRequest, Slot, Strategy, StrategyInput,
+};
+use canary_engine::runtime::Context;
+use common::ecs::{DeploymentControllerType, ScaleUnit, TaskSet};
+use common::*;
+
+fn request() -> CreateTaskSetRequest {
+    CreateTaskSetRequest {
+        deployment_id: DEPLOYMENT_ID.into(),
+        request: DeploymentRequest {
+            target: target(),
+            image: Some(NEW_IMAGE.into()),
+            task_definition: None,
+            strategy: StrategyInput::default(),
+            alarms: AlarmGate {
+                names: vec![ALARM.into()],
+                ..AlarmGate::default()
+            },
+        },
+    }
+}
+
+/// Every AWS answer a deployment reads, as fields a test can replace, and
+/// the two writes it may make (recorded).
+struct Aws {
+    describe_services: Rule,
+    records: Rule,
+    blue_service: Rule,
+    green_service: Rule,
+    alarms: Rule,
+    history: Rule,
+    td_base: Rule,
+    td_latest: Rule,
+    register: Rule,
+    create: Rule,
+    registered: Seen<RegisterTaskDefinitionInput>,
+    created: Seen<CreateTaskSetInput>,
+}
+
+impl Aws {
+    /// The service runs `task_sets`; the records say `blue`/`green` (TTL 60);
+    /// the live revision is 5 with the old image and is the family's latest.
+    fn new(task_sets: Vec<TaskSet>, blue: i64, green: i64) -> Self {
+        Self::with_records(task_sets, r53::records(blue, green, 60))
+    }
+
+    fn with_records(task_sets: Vec<TaskSet>, records: Vec<ResourceRecordSet>) -> Self {
+        let registered = Seen::new();
+        let created = Seen::new();
+        let register = {
+            let seen = registered.clone();
+            mock!(aws_sdk_ecs::Client::register_task_definition).then_compute_output(move |req| {
+                seen.push(req);
+                RegisterTaskDefinitionOutput::builder()
+                    .task_definition(ecs::task_definition(6, NEW_IMAGE))
+                    .build()
+            })
+        };
+        let create = {
+            let seen = created.clone();
+            mock!(aws_sdk_ecs::Client::create_task_set).then_compute_output(move |req| {
+                seen.push(req);
+                let mut ts = ecs::task_set(NEW_TS, Slot::Green, "ACTIVE", None, 0);
+                ts.external_id = req.external_id().map(str::to_string);
+                ts.task_definition = req.task_definition().map(str::to_string);
+                ts.service_registries = Some(req.service_registries().to_vec());
+                ts.stability_status = Some(ecs::StabilityStatus::Stabilizing);
+                ts.running_count = 0;
+                CreateTaskSetOutput::builder().task_set(ts).build()
+            })
+        };
+        Self {
+            describe_services: ecs::describe_services(task_sets),
+            records: r53::list(records),
+            blue_service: cloudmap::get_service(Slot::Blue, 10),
+            green_service: cloudmap::get_service(Slot::Green, 10),
+            alarms: cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            history: cw::history(ALARM, Vec::new(), &Seen::new()),
+            td_base: ecs::describe_task_definition(
+                &task_definition_arn(5),
+                ecs::task_definition(5, OLD_IMAGE),
+            ),
+            td_latest: ecs::describe_task_definition(SERVICE, ecs::task_definition(5, OLD_IMAGE)),
+            register,
+            create,
+            registered,
+            created,
+        }
+    }
+
+    /// A normal deployment: blue live with all traffic.
+    fn blue_live() -> Self {
+        Self::new(vec![ecs::live_blue()], 100, 0)
+    }
+
+    fn alarms(mut self, existing: Vec<MetricAlarm>) -> Self {
+        self.alarms = cw::describe_alarms(existing);
+        self
+    }
+
+    fn context(&self) -> Context {
+        Mocks::new()
+            .ecs(&[
+                &self.describe_services,
+                &self.td_base,
+                &self.td_latest,
+                &self.register,
+                &self.create,
+            ])
+            .route53(&[&self.records])
+            .cloudmap(&[&self.blue_service, &self.green_service])
+            .cloudwatch(&[&self.alarms, &self.history])
+            .context()
+    }
+
+    fn nothing_written(&self) {
+        assert_eq!(
+            self.register.num_calls(),
+            0,
+            "RegisterTaskDefinition called"
+        );
+        assert_eq!(self.create.num_calls(), 0, "CreateTaskSet called");
+    }
+}
+
+fn default_strategy(ttl: u32) -> Strategy {
+    Strategy {
+        steps: vec![10, 50, 100],
+        bake_seconds: 300,
+        ready_timeout_seconds: 600,
+        ready_poll_seconds: 15,
+        // CNAME TTL + Cloud Map TTL (10) + 10 s margin.
+        drain_seconds: ttl + 20,
+        ttl_seconds: ttl,
+    }
+}
+
+#[tokio::test]
+async fn creates_the_new_task_set_in_the_idle_slot() {
+    let aws = Aws::blue_live();
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    // A new revision of the live task definition with only the image changed.
+    let reg = aws.registered.only();
+    assert_eq!(reg.family(), Some(SERVICE));
+    let live = ecs::task_definition(5, OLD_IMAGE);
+    let containers = reg.container_definitions();
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].name(), Some(CONTAINER));
+    assert_eq!(containers[0].image(), Some(NEW_IMAGE));
+    assert_eq!(containers[1], live.container_definitions()[1]);
+    assert_eq!((reg.cpu(), reg.memory()), (live.cpu(), live.memory()));
+    assert_eq!(reg.task_role_arn(), live.task_role_arn());
+    assert_eq!(reg.execution_role_arn(), live.execution_role_arn());
+    assert_eq!(reg.network_mode(), live.network_mode());
+    assert_eq!(
+        reg.requires_compatibilities(),
+        live.requires_compatibilities()
+    );
+
+    // The task set: idle (green) slot's registry, externalId = deployment id, 100 %.
+    let c = aws.created.only();
+    assert_eq!(c.cluster(), Some(CLUSTER));
+    assert_eq!(c.service(), Some(SERVICE));
+    assert_eq!(c.external_id(), Some(DEPLOYMENT_ID));
+    assert_eq!(c.client_token(), Some(DEPLOYMENT_ID));
+    assert_eq!(c.task_definition(), Some(task_definition_arn(6).as_str()));
+    let registries = c.service_registries();
+    assert_eq!(registries.len(), 1);
+    assert_eq!(
+        registries[0].registry_arn(),
+        Some(registry_arn(Slot::Green).as_str())
+    );
+    // Registry ports and networking are copied from the live task set.
+    assert_eq!(registries[0].container_name(), Some(CONTAINER));
+    assert_eq!(registries[0].container_port(), Some(8080));
+    let scale = c.scale().unwrap();
+    assert_eq!(
+        (scale.unit(), scale.value()),
+        (Some(&ScaleUnit::Percent), 100.0)
+    );
+    assert_eq!(c.launch_type(), Some(&ecs::LaunchType::Fargate));
+    assert_eq!(c.platform_version(), Some("1.4.0"));
+    assert_eq!(
+        c.network_configuration(),
+        Some(&ecs::network("subnet-0template"))
+    );
+
+    // The plan every later state works from.
+    assert_eq!(d.id, DEPLOYMENT_ID);
+    assert_eq!(d.target, target());
+    assert_eq!((d.live_slot, d.new_slot), (Slot::Blue, Slot::Green));
+    assert_eq!(d.old_task_set, Some(task_set_ref(OLD_TS)));
+    assert_eq!(d.new_task_set, task_set_ref(NEW_TS));
+    assert_eq!(d.task_definition_arn, task_definition_arn(6));
+    assert!(!d.first_deployment);
+    assert_eq!(d.strategy, default_strategy(60));
+    assert_eq!(d.alarms.names, [ALARM]);
+    canary_engine::time::parse("createdAt", &d.created_at).unwrap();
+}
+
+#[tokio::test]
+async fn retry_returns_the_task_set_it_already_made() {
+    // The state after a first call: our task set exists in green.
+    let aws = Aws::new(vec![ecs::live_blue(), ecs::new_green()], 100, 0);
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    aws.nothing_written();
+    assert_eq!(aws.td_base.num_calls() + aws.td_latest.num_calls(), 0);
+    assert_eq!((d.live_slot, d.new_slot), (Slot::Blue, Slot::Green));
+    assert_eq!(d.new_task_set, task_set_ref(NEW_TS));
+    assert_eq!(d.old_task_set, Some(task_set_ref(OLD_TS)));
+    assert_eq!(d.task_definition_arn, task_definition_arn(6));
+    assert!(!d.first_deployment);
+    // The readiness deadline counts from when the task set was really created.
+    assert_eq!(
+        d.created_at,
+        canary_engine::time::format(aws_smithy_types::DateTime::from_secs(1_795_000_000))
+    );
+    assert_eq!(d.strategy, default_strategy(60));
+}
+
+#[tokio::test]
+async fn retry_after_registering_reuses_the_revision() {
+    // The first try registered revision 6 and then failed to create the task set.
+    let mut aws = Aws::blue_live();
+    aws.td_latest = ecs::describe_task_definition(SERVICE, ecs::task_definition(6, NEW_IMAGE));
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    assert_eq!(aws.register.num_calls(), 0);
+    assert_eq!(
+        aws.created.only().task_definition(),
+        Some(task_definition_arn(6).as_str())
+    );
+    assert_eq!(d.task_definition_arn, task_definition_arn(6));
+}
+
+#[tokio::test]
+async fn a_given_task_definition_is_deployed_as_is() {
+    let mut aws = Aws::blue_live();
+    aws.td_base = ecs::describe_task_definition("orders:7", ecs::task_definition(7, NEW_IMAGE));
+    let mut req = request();
+    req.request.image = None;
+    req.request.task_definition = Some("orders:7".into());
+
+    let d = create_taskset::run(&aws.context(), &req).await.unwrap();
+
+    assert_eq!(aws.register.num_calls(), 0);
+    assert_eq!(
+        aws.created.only().task_definition(),
+        Some(task_definition_arn(7).as_str())
+    );
+    assert_eq!(d.task_definition_arn, task_definition_arn(7));
+}
+
+#[tokio::test]
+async fn with_green_live_the_new_task_set_goes_to_blue() {
+    let green_live = ecs::task_set(OLD_TS, Slot::Green, "PRIMARY", Some(OLD_DEPLOYMENT_ID), 5);
+    let aws = Aws::new(vec![green_live], 0, 100);
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    assert_eq!((d.live_slot, d.new_slot), (Slot::Green, Slot::Blue));
+    assert_eq!(
+        aws.created.only().service_registries()[0].registry_arn(),
+        Some(registry_arn(Slot::Blue).as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_draining_task_set_does_not_count() {
+    let draining = ecs::task_set(NEW_TS + 1, Slot::Green, "DRAINING", Some("older"), 4);
+    let aws = Aws::new(vec![ecs::live_blue(), draining], 100, 0);
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    assert_eq!(d.new_slot, Slot::Green);
+    assert_eq!(aws.create.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_ttl_in_the_strategy_replaces_the_records_ttl() {
+    let aws = Aws::with_records(vec![ecs::live_blue()], r53::records(100, 0, 3600));
+    let mut req = request();
+    req.request.strategy.ttl_seconds = Some(30);
+
+    let d = create_taskset::run(&aws.context(), &req).await.unwrap();
+
+    assert_eq!(d.strategy, default_strategy(30));
+}
+
+#[tokio::test]
+async fn the_first_deployment_adopts_the_service_into_blue() {
+    let mut svc = ecs::service(DeploymentControllerType::External, Vec::new());
+    svc.task_definition = Some(task_definition_arn(1));
+    let mut aws = Aws::new(Vec::new(), 100, 0);
+    aws.describe_services = ecs::describe_service(svc);
+    aws.td_base =
+        ecs::describe_task_definition(&task_definition_arn(1), ecs::task_definition(1, OLD_IMAGE));
+    aws.td_latest = ecs::describe_task_definition(SERVICE, ecs::task_definition(1, OLD_IMAGE));
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        aws.registered.only().container_definitions()[0].image(),
+        Some(NEW_IMAGE)
+    );
+    let c = aws.created.only();
+    assert_eq!(
+        c.service_registries()[0].registry_arn(),
+        Some(registry_arn(Slot::Blue).as_str())
+    );
+    assert_eq!(c.external_id(), Some(DEPLOYMENT_ID));
+    // No task set to copy from: the service's own networking.
+    assert_eq!(
+        c.network_configuration(),
+        Some(&ecs::network("subnet-0service"))
+    );
+    assert!(d.first_deployment);
+    assert_eq!((d.live_slot, d.new_slot), (Slot::Green, Slot::Blue));
+    assert_eq!(d.old_task_set, None);
+}
+
+#[tokio::test]
+async fn retry_of_a_first_deployment_returns_its_task_set() {
+    let ours = ecs::task_set(NEW_TS, Slot::Blue, "ACTIVE", Some(DEPLOYMENT_ID), 2);
+    let aws = Aws::new(vec![ours], 100, 0);
+
+    let d = create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    aws.nothing_written();
+    assert!(d.first_deployment);
+    assert_eq!((d.live_slot, d.new_slot), (Slot::Green, Slot::Blue));
+    assert_eq!(d.new_task_set, task_set_ref(NEW_TS));
+}
+
+// ------------------------------------------------------------------ errors
+
+#[tokio::test]
+async fn invalid_input_makes_no_aws_call() {
+    let ctx = Mocks::new().context();
+    let mut req = request();
+    req.deployment_id = "has spaces".into();
+    assert_eq!(
+        err_type(create_taskset::run(&ctx, &req).await),
+        "InvalidInput"
+    );
+    let mut req = request();
+    req.request.task_definition = Some("orders:7".into());
+    assert_eq!(
+        err_type(create_taskset::run(&ctx, &req).await),
+        "InvalidInput"
+    );
+    let mut req = request();
+    req.request.strategy.steps = Some(vec![10, 50]);
+    assert_eq!(
+        err_type(create_taskset::run(&ctx, &req).await),
+        "InvalidInput"
+    );
+    let mut req = request();
+    req.request.image = Some("Orders:V2".into());
+    assert_eq!(
+        err_type(create_taskset::run(&ctx, &req).await),
+        "InvalidInput"
+    );
+}
+
+#[tokio::test]
+async fn a_first_deployment_without_a_task_definition_is_invalid_input() {
+    // The service has no task set and no service-level task definition, and
+    // the request gives only an image: nothing to copy the image into.
+    let aws = Aws::new(Vec::new(), 100, 0);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "InvalidInput");
+    assert!(e.to_string().contains("taskDefinition"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn another_deployments_task_set_is_deployment_in_progress() {
+    let other = ecs::task_set(NEW_TS, Slot::Green, "ACTIVE", Some("orders-v3-other"), 7);
+    let aws = Aws::new(vec![ecs::live_blue(), other], 100, 0);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "DeploymentInProgress");
+    assert!(e.to_string().contains("orders-v3-other"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn split_weights_are_deployment_in_progress() {
+    let aws = Aws::new(vec![ecs::live_blue()], 90, 10);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "DeploymentInProgress");
+    assert!(e.to_string().contains("split"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_service_not_on_the_external_controller_is_target_misconfigured() {
+    let mut aws = Aws::blue_live();
+    aws.describe_services = ecs::describe_service(ecs::service(
+        DeploymentControllerType::Ecs,
+        vec![ecs::live_blue()],
+    ));
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("EXTERNAL"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn swapped_set_identifiers_are_target_misconfigured() {
+    let swapped = vec![
+        r53::record(BLUE_SET_ID, r53::RrType::Cname, GREEN_DNS, Some(100), 60),
+        r53::record(GREEN_SET_ID, r53::RrType::Cname, BLUE_DNS, Some(0), 60),
+    ];
+    let aws = Aws::with_records(vec![ecs::live_blue()], swapped);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("swapped"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn different_ttls_are_target_misconfigured() {
+    let records = vec![
+        r53::record(BLUE_SET_ID, r53::RrType::Cname, BLUE_DNS, Some(100), 60),
+        r53::record(GREEN_SET_ID, r53::RrType::Cname, GREEN_DNS, Some(0), 30),
+    ];
+    let aws = Aws::with_records(vec![ecs::live_blue()], records);
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "TargetMisconfigured"
+    );
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_record_ttl_over_300_without_a_strategy_ttl_is_target_misconfigured() {
+    let aws = Aws::with_records(vec![ecs::live_blue()], r53::records(100, 0, 3600));
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("ttlSeconds"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_task_set_outside_both_slots_is_target_misconfigured() {
+    let mut stray = ecs::live_blue();
+    stray.service_registries = Some(vec![ecs::ServiceRegistry::builder()
+        .registry_arn("arn:aws:servicediscovery:us-east-1:123456789012:service/srv-elsewhere00001")
+        .build()]);
+    let aws = Aws::new(vec![stray], 100, 0);
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "TargetMisconfigured"
+    );
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_task_definition_without_the_container_is_target_misconfigured() {
+    let mut aws = Aws::blue_live();
+    let mut td = ecs::task_definition(5, OLD_IMAGE);
+    td.container_definitions = Some(vec![ecs::ContainerDefinition::builder()
+        .name("web")
+        .image(OLD_IMAGE)
+        .build()]);
+    aws.td_base = ecs::describe_task_definition(&task_definition_arn(5), td);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("\"web\""), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_missing_cluster_is_target_not_found() {
+    let mut aws = Aws::blue_live();
+    aws.describe_services = mock!(aws_sdk_ecs::Client::describe_services).then_error(|| {
+        DescribeServicesError::ClusterNotFoundException(
+            ClusterNotFoundException::builder()
+                .message("Cluster not found.")
+                .meta(meta("ClusterNotFoundException"))
+                .build(),
+        )
+    });
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "TargetNotFound"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_service_is_target_not_found() {
+    let mut aws = Aws::blue_live();
+    aws.describe_services = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .failures(
+                ecs::Failure::builder()
+                    .arn(ecs::service_arn())
+                    .reason("MISSING")
+                    .build(),
+            )
+            .build()
+    });
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetNotFound");
+    assert!(e.to_string().contains(SERVICE), "{e}");
+}
+
+#[tokio::test]
+async fn a_missing_cloud_map_service_is_target_not_found() {
+    let mut aws = Aws::blue_live();
+    aws.green_service = mock!(aws_sdk_servicediscovery::Client::get_service).then_error(|| {
+        GetServiceError::ServiceNotFound(
+            ServiceNotFound::builder()
+                .message("Service not found")
+                .meta(meta("ServiceNotFound"))
+                .build(),
+        )
+    });
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetNotFound");
+    assert!(e.to_string().contains(GREEN_SRV), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_missing_alarm_is_target_not_found() {
+    let aws = Aws::blue_live().alarms(Vec::new());
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "TargetNotFound"
+    );
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_missing_task_definition_is_target_not_found() {
+    let mut aws = Aws::blue_live();
+    aws.td_base = mock!(aws_sdk_ecs::Client::describe_task_definition).then_error(|| {
+        DescribeTaskDefinitionError::ClientException(
+            ClientException::builder()
+                .message("Unable to describe task definition.")
+                .meta(meta("ClientException"))
+                .build(),
+        )
+    });
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "TargetNotFound"
+    );
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn an_alarm_already_firing_refuses_to_start() {
+    let aws = Aws::blue_live().alarms(vec![cw::alarm(ALARM, "ALARM")]);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "AlarmFiring");
+    assert!(e.to_string().contains(ALARM), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn an_ecs_server_error_on_create_is_retryable() {
+    let mut aws = Aws::blue_live();
+    aws.create = mock!(aws_sdk_ecs::Client::create_task_set).then_error(|| {
+        CreateTaskSetError::ServerException(
+            ServerException::builder()
+                .message("Service Unavailable.")
+                .meta(meta("ServerException"))
+                .build(),
+        )
+    });
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "Retryable"
+    );
+}
+
+#[tokio::test]
+async fn ecs_throttling_is_retryable() {
+    let mut aws = Aws::blue_live();
+    aws.describe_services = mock!(aws_sdk_ecs::Client::describe_services)
+        .then_error(|| DescribeServicesError::generic(meta("ThrottlingException")));
+
+    assert_eq!(
+        err_type(create_taskset::run(&aws.context(), &request()).await),
+        "Retryable"
+    );
+    aws.nothing_written();
+}
