@@ -640,3 +640,26 @@ async fn a_change_never_insync_is_retryable_and_the_retry_confirms_it() {
     assert!(!report.changed);
     assert_eq!(change.num_calls(), 0);
 }
+
+#[tokio::test]
+#[ignore = "bug: traffic::shift checks health before it sees the weights are already in place, so a retry can fail where the first call succeeded"]
+async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
+    // The rollback (blue 100 %) already happened, e.g. by alarm-rollback;
+    // the blue instances then turned unhealthy. Nothing is left to change,
+    // so the execution's own rollback step must not end in RollbackFailed.
+    let change = r53::change(&Seen::new());
+    let ctx = Mocks::new()
+        .instances(&cloudmap::instances(
+            Slot::Blue,
+            cloudmap::of_task_set(OLD_DEPLOYMENT_ID, "blue", 0, 2),
+        ))
+        .route53(&[&r53::list(r53::records(100, 0, 60)), &change])
+        .context();
+
+    let report = set_weight::run(&ctx, &request(Slot::Blue, 100))
+        .await
+        .unwrap();
+
+    assert!(!report.changed);
+    assert_eq!(change.num_calls(), 0);
+}
