@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Start, watch and inspect canary deployments of ECS services reached
@@ -23,6 +24,7 @@ pub struct Cli {
 
 /// Settings every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The deployment state machine: its ARN, or its name (looked up with
     /// ListStateMachines).
@@ -44,7 +46,7 @@ pub struct GlobalArgs {
     pub region: Option<String>,
 
     /// Print JSON instead of text (watch: one JSON object per line).
-    #[arg(long, global = true, env = "CANARY_JSON")]
+    #[arg(long, global = true, env = "CANARY_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
 }
 
@@ -101,11 +103,11 @@ pub struct DeployArgs {
     pub name: Option<String>,
 
     /// Follow the execution until it ends; the exit code is then watch's.
-    #[arg(long, env = "CANARY_WATCH")]
+    #[arg(long, env = "CANARY_WATCH", value_parser = BoolishValueParser::new())]
     pub watch: bool,
 
     /// Validate and print the execution name and input; start nothing.
-    #[arg(long, env = "CANARY_DRY_RUN")]
+    #[arg(long, env = "CANARY_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
 
     #[command(flatten)]
@@ -125,7 +127,7 @@ pub struct FollowArgs {
     pub poll_ms: u64,
 
     /// Plain lines even on a terminal (no progress bar).
-    #[arg(long, env = "CANARY_PLAIN")]
+    #[arg(long, env = "CANARY_PLAIN", value_parser = BoolishValueParser::new())]
     pub plain: bool,
 }
 
@@ -278,6 +280,25 @@ mod tests {
         assert_eq!(w.follow.poll_ms, 250);
         assert!(w.follow.plain);
         assert!(parse(&["history"]).is_err() || std::env::var_os("CANARY_EXECUTION").is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn boolean_flags_read_the_usual_words_from_the_environment() -> TestResult {
+        let cases = [
+            ("CANARY_TEST_JSON_ONE", "1", true),
+            ("CANARY_TEST_JSON_YES", "yes", true),
+            ("CANARY_TEST_JSON_TRUE", "true", true),
+            ("CANARY_TEST_JSON_ZERO", "0", false),
+            ("CANARY_TEST_JSON_FALSE", "false", false),
+        ];
+        for (var, value, expected) in cases {
+            // A variable only this test reads, so parallel tests are unaffected.
+            std::env::set_var(var, value);
+            let cmd = Cli::command().mut_arg("json", |a| a.env(var));
+            let m = cmd.try_get_matches_from(["ecs-dns-canary", "list"])?;
+            assert_eq!(m.get_flag("json"), expected, "CANARY_JSON={value}");
+        }
         Ok(())
     }
 

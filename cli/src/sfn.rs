@@ -10,6 +10,8 @@ use crate::event::Event;
 
 /// Largest page GetExecutionHistory returns.
 const HISTORY_PAGE: i32 = 1000;
+/// Page size while polling: a second of a deployment adds a few events.
+const POLL_PAGE: i32 = 25;
 
 /// A client from the default chain, with `--region` / `--endpoint-url` applied.
 pub async fn client(global: &GlobalArgs) -> Client {
@@ -94,12 +96,16 @@ pub async fn all_events(client: &Client, arn: &str) -> Result<Vec<Event>> {
     Ok(sorted(events, 0))
 }
 
-/// The events after `last_seen`, oldest first. Asks for the newest first
-/// (`reverseOrder`) and stops paging at the first event already seen, so a
-/// poll of a long execution reads one short page. The local AWS ignores
-/// `reverseOrder` and paging and answers the whole history in order; the
-/// filter on ids makes both answers give the same result.
+/// The events after `last_seen`, oldest first. The first poll reads the
+/// whole history; later ones ask for the newest first (`reverseOrder`) in
+/// small pages and stop at the first event already seen, so polling a long
+/// bake reads one short page a second, not the whole history. The local AWS
+/// ignores `reverseOrder` and paging and answers the whole history in order;
+/// the filter on ids makes both answers give the same result.
 pub async fn new_events(client: &Client, arn: &str, last_seen: i64) -> Result<Vec<Event>> {
+    if last_seen == 0 {
+        return all_events(client, arn).await;
+    }
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -107,7 +113,7 @@ pub async fn new_events(client: &Client, arn: &str, last_seen: i64) -> Result<Ve
             .get_execution_history()
             .execution_arn(arn)
             .reverse_order(true)
-            .max_results(HISTORY_PAGE)
+            .max_results(POLL_PAGE)
             .set_next_token(token.take())
             .send()
             .await

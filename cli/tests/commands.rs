@@ -4,6 +4,7 @@
 //! own deserializer runs as it does against a live endpoint.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sfn::config::http::HttpResponse;
@@ -179,7 +180,7 @@ async fn watch_follows_new_events_only_and_ends_on_the_failure_cause() -> TestRe
     let (a, b) = (events[..20].to_vec(), events[..45].to_vec());
     let all = events.clone();
     let history = mock!(Client::get_execution_history)
-        .match_requests(|r| r.execution_arn() == Some(EXEC) && r.reverse_order() == Some(true))
+        .match_requests(|r| r.execution_arn() == Some(EXEC))
         .sequence()
         .http_response(move || response(200, page(&a, None)))
         .http_response(move || response(200, page(&b, None)))
@@ -219,17 +220,30 @@ async fn watch_follows_new_events_only_and_ends_on_the_failure_cause() -> TestRe
 }
 
 #[tokio::test]
-async fn watch_reads_newest_first_pages_and_stops_at_what_it_has_seen() -> TestResult {
+async fn watch_reads_the_history_once_then_only_newest_first_pages() -> TestResult {
     let events = fixture_events("history-success.json")?;
     let newest_first = |range: std::ops::Range<usize>| -> Vec<Value> {
         events[range].iter().rev().cloned().collect()
     };
-    // Poll 1: two pages (AWS paging, newest first). Poll 2: a page with the
-    // new events and older ones, plus a token that must not be followed.
-    let p1 = page(&newest_first(40..60), Some("page-2"));
-    let p2 = page(&newest_first(0..40), None);
+    // Poll 1: the whole history so far, oldest first, in two pages. Poll 2:
+    // newest first, a page with new and already seen events, and a token to
+    // older ones that must not be followed.
+    let p1 = page(&events[0..40], Some("page-2"));
+    let p2 = page(&events[40..60], None);
     let p3 = page(&newest_first(50..events.len()), Some("older"));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
     let history = mock!(Client::get_execution_history)
+        .match_requests(move |r| {
+            if let Ok(mut log) = seen.lock() {
+                log.push((
+                    r.reverse_order().unwrap_or(false),
+                    r.max_results(),
+                    r.next_token().map(str::to_string),
+                ));
+            }
+            true
+        })
         .sequence()
         .http_response(move || response(200, p1.clone()))
         .http_response(move || response(200, p2.clone()))
@@ -244,10 +258,18 @@ async fn watch_reads_newest_first_pages_and_stops_at_what_it_has_seen() -> TestR
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
 
-    assert_eq!(history.num_calls(), 3);
+    let log = requests.lock().map_err(|e| e.to_string())?.clone();
+    assert_eq!(
+        log,
+        vec![
+            (false, Some(1000), None),
+            (false, Some(1000), Some("page-2".to_string())),
+            (true, Some(25), None),
+        ]
+    );
     assert_eq!(ending.status, Outcome::Succeeded);
     assert_eq!(watch::exit_code(&ending), 0);
-    // Every event id at most once, in order.
+    // Every event told at most once, in order.
     let ids: Vec<i64> = lines
         .iter()
         .filter_map(|l| l.get("event").and_then(Value::as_i64))
