@@ -53,6 +53,10 @@ fn send_failure(seen: &Seen<SendTaskFailureInput>) -> Rule {
     })
 }
 
+#[allow(
+    clippy::panic,
+    reason = "a test helper: a missing action fails the test"
+)]
 fn action<'a>(r: &'a AlarmRollbackReport, name: &str) -> &'a ExecutionAction {
     let arn = sfn::execution_arn(name);
     r.executions

@@ -35,6 +35,10 @@ fn just_now() -> String {
 /// Long past the 600 s deadline.
 const LONG_AGO: &str = "2026-01-01T00:00:00Z";
 
+#[allow(
+    clippy::panic,
+    reason = "a test helper: the wrong report fails the test"
+)]
 fn ready_report(r: CheckReport) -> ReadinessReport {
     match r {
         CheckReport::Readiness(r) => r,
@@ -42,6 +46,10 @@ fn ready_report(r: CheckReport) -> ReadinessReport {
     }
 }
 
+#[allow(
+    clippy::panic,
+    reason = "a test helper: the wrong report fails the test"
+)]
 fn gate_report(r: CheckReport) -> GateReport {
     match r {
         CheckReport::Gate(g) => g,

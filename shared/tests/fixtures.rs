@@ -34,6 +34,11 @@ fn contained(file: &Value, back: &Value) -> bool {
 
 /// Deserializes the fixture into `T`, serializes it back, and checks that
 /// nothing was lost or renamed on the way.
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test helper: a fixture that does not round-trip fails the test"
+)]
 fn round_trip<T>(name: &str) -> T
 where
     T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
