@@ -157,6 +157,10 @@ pub struct HistoryArgs {
     /// The execution: its ARN, or its name under --state-machine-arn.
     #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
     pub execution: String,
+
+    /// Also list Choice and Pass states (text output; JSON always has them).
+    #[arg(long, env = "CANARY_HISTORY_ALL", value_parser = BoolishValueParser::new())]
+    pub all: bool,
 }
 
 /// Execution statuses ListExecutions can filter on.

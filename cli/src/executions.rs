@@ -180,7 +180,14 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
     })
 }
 
-pub fn print_history(out: &mut dyn Write, h: &ExecutionHistory, json: bool) -> Result<()> {
+/// Text: one block per state (Choice and Pass states only with `all`: their
+/// effect shows in the state that follows). JSON: everything.
+pub fn print_history(
+    out: &mut dyn Write,
+    h: &ExecutionHistory,
+    json: bool,
+    all: bool,
+) -> Result<()> {
     if json {
         return print_json(out, h);
     }
@@ -196,7 +203,14 @@ pub fn print_history(out: &mut dyn Write, h: &ExecutionHistory, json: bool) -> R
     writeln!(out, "{}", h.execution_arn)?;
     writeln!(out)?;
     const INDENT: &str = "            ";
-    for v in &h.states {
+    let plumbing =
+        |v: &&Visit| matches!(v.state_type.as_str(), "Choice" | "Pass") && v.error.is_none();
+    let hidden = if all {
+        0
+    } else {
+        h.states.iter().filter(plumbing).count()
+    };
+    for v in h.states.iter().filter(|v| all || !plumbing(v)) {
         let at = parse(&v.entered_at)
             .map(clock)
             .unwrap_or_else(|| v.entered_at.clone());
@@ -227,6 +241,12 @@ pub fn print_history(out: &mut dyn Write, h: &ExecutionHistory, json: bool) -> R
             _ => {}
         }
     }
+    if hidden > 0 {
+        writeln!(
+            out,
+            "({hidden} Choice and Pass states not shown; --all shows them)"
+        )?;
+    }
     writeln!(out)?;
     match (&h.error, &h.cause) {
         (Some(e), Some(c)) => writeln!(out, "{}: {e}: {c}", h.status)?,
@@ -234,4 +254,82 @@ pub fn print_history(out: &mut dyn Write, h: &ExecutionHistory, json: bool) -> R
         _ => writeln!(out, "{}", h.status)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::load;
+
+    #[tokio::test]
+    async fn history_text_hides_plumbing_states_unless_asked() -> Result<(), String> {
+        let events = load("history-gate-alarm-rollback.json").await?;
+        let (states, ending) = visits(&events);
+        let h = ExecutionHistory {
+            name: "svc-v3-alarm".into(),
+            execution_arn:
+                "arn:aws:states:us-east-1:123456789012:execution:ecs-dns-canary:svc-v3-alarm".into(),
+            status: "FAILED".into(),
+            start_date: "2026-11-27T06:18:13.499Z".into(),
+            stop_date: Some("2026-11-27T06:18:16.735Z".into()),
+            duration_seconds: Some(3.236),
+            error: ending.as_ref().and_then(|e| e.error.clone()),
+            cause: ending.as_ref().and_then(|e| e.cause.clone()),
+            states,
+        };
+        let text = |all| -> Result<String, String> {
+            let mut out = Vec::new();
+            print_history(&mut out, &h, false, all).map_err(|e| e.to_string())?;
+            String::from_utf8(out).map_err(|e| e.to_string())
+        };
+        let short = text(false)?;
+        assert!(
+            short.starts_with("svc-v3-alarm  FAILED  started 2026-11-27 06:18:13Z, took 3.2 s\n"),
+            "{short}"
+        );
+        assert!(!short.contains("(Choice"), "{short}");
+        assert!(short.contains("Choice and Pass states not shown"));
+        assert!(short.contains("✗ AlarmFiring: alarm firing: api-5xx was in ALARM"));
+        assert!(short.trim_end().ends_with(
+            "FAILED: AlarmFiring: rolled back: an alarm fired during a bake; traffic is 100% on the previous slot"
+        ));
+        let long = text(true)?;
+        assert!(
+            long.contains("Ready?  (Choice, 0.00 s)\n            → Wait for readiness"),
+            "{long}"
+        );
+        let json = {
+            let mut out = Vec::new();
+            print_history(&mut out, &h, true, false).map_err(|e| e.to_string())?;
+            serde_json::from_slice::<serde_json::Value>(&out).map_err(|e| e.to_string())?
+        };
+        let states = json
+            .get("states")
+            .and_then(|s| s.as_array())
+            .ok_or("no states")?;
+        assert!(states
+            .iter()
+            .any(|s| s.get("stateType") == Some(&serde_json::json!("Choice"))));
+        Ok(())
+    }
+
+    #[test]
+    fn list_text_is_a_table() -> Result<(), String> {
+        let rows = vec![ExecutionRow {
+            name: "web-v2-20261127T061800Z".into(),
+            execution_arn: "arn".into(),
+            status: "RUNNING".into(),
+            start_date: "2026-11-27T06:18:00Z".into(),
+            stop_date: None,
+            duration_seconds: 125.0,
+        }];
+        let mut out = Vec::new();
+        print_list(&mut out, &rows, false).map_err(|e| e.to_string())?;
+        assert_eq!(
+            String::from_utf8(out).map_err(|e| e.to_string())?,
+            "NAME                     STATUS     STARTED               DURATION\n\
+             web-v2-20261127T061800Z  RUNNING    2026-11-27 06:18:00Z  2 min 05 s so far\n"
+        );
+        Ok(())
+    }
 }

@@ -62,7 +62,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::History(args) => {
             let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
             let h = executions::history(&client, &arn).await?;
-            executions::print_history(&mut stdout, &h, json)?;
+            executions::print_history(&mut stdout, &h, json, args.all)?;
             Ok(error::EXIT_OK)
         }
     }
