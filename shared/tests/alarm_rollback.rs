@@ -357,3 +357,30 @@ async fn step_functions_throttling_is_retryable() {
         "Retryable"
     );
 }
+
+#[tokio::test]
+async fn the_lambda_entry_point_answers_the_sample_report() {
+    let ctx = Mocks::new()
+        .sfn(&[
+            &sfn::list_running(&[WATCHER, BYSTANDER]),
+            &sfn::history(WATCHER, sfn::baking(&bake_payload("tok", &[ALARM]))),
+            &sfn::history(
+                BYSTANDER,
+                sfn::baking(&bake_payload("tok-b", &["payments-5xx"])),
+            ),
+            &send_failure(&Seen::new()),
+        ])
+        .route53(&[
+            &r53::list(r53::records(90, 10, 60)),
+            &r53::change(&Seen::new()),
+        ])
+        .instances(&cloudmap::healthy(Slot::Blue, OLD_DEPLOYMENT_ID, 2))
+        .context();
+    let event = lambda_runtime::LambdaEvent::new(alarm_event(), Default::default());
+
+    let r = alarm_rollback::handle(&ctx, event).await.unwrap();
+
+    let sample: AlarmRollbackReport =
+        serde_json::from_value(fixture("alarm-rollback-report.json")).unwrap();
+    assert_eq!(r, sample);
+}

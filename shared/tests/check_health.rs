@@ -516,3 +516,37 @@ async fn cloudwatch_throttling_is_retryable() {
         "Retryable"
     );
 }
+
+#[tokio::test]
+async fn the_lambda_entry_point_takes_the_fixtures() {
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        .instances(&cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2))
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![
+                cw::alarm(ALARM, "OK"),
+                cw::alarm(OTHER_ALARM, "INSUFFICIENT_DATA"),
+            ]),
+            &cw::history(ALARM, Vec::new(), &Seen::new()),
+            &cw::history(OTHER_ALARM, Vec::new(), &Seen::new()),
+        ])
+        .context();
+    let event = |name| lambda_runtime::LambdaEvent::new(fixture(name), Default::default());
+
+    let r = ready_report(
+        check_health::handle(&ctx, event("check-health.readiness.json"))
+            .await
+            .unwrap(),
+    );
+    assert!(r.ready);
+    let g = gate_report(
+        check_health::handle(&ctx, event("check-health.alarms.json"))
+            .await
+            .unwrap(),
+    );
+    let sample: GateReport = serde_json::from_value(fixture("gate-report.json")).unwrap();
+    assert_eq!(
+        (g.passed, &g.insufficient_data, &g.label),
+        (sample.passed, &sample.insufficient_data, &sample.label)
+    );
+}

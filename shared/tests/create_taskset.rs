@@ -646,3 +646,33 @@ async fn ecs_throttling_is_retryable() {
     );
     aws.nothing_written();
 }
+
+#[tokio::test]
+async fn the_lambda_entry_point_returns_the_sample_deployment() {
+    // The fixture input gates on two alarms and bakes 600 s.
+    let aws = Aws::blue_live().alarms(vec![cw::alarm(ALARM, "OK"), cw::alarm(OTHER_ALARM, "OK")]);
+    let other_history = cw::history(OTHER_ALARM, Vec::new(), &Seen::new());
+    let ctx = Mocks::new()
+        .ecs(&[
+            &aws.describe_services,
+            &aws.td_base,
+            &aws.td_latest,
+            &aws.register,
+            &aws.create,
+        ])
+        .route53(&[&aws.records])
+        .cloudmap(&[&aws.blue_service, &aws.green_service])
+        .cloudwatch(&[&aws.alarms, &aws.history, &other_history])
+        .context();
+    let event = lambda_runtime::LambdaEvent::new(
+        fixture("create-taskset.request.json"),
+        Default::default(),
+    );
+
+    let d = create_taskset::handle(&ctx, event).await.unwrap();
+
+    let mut sample: canary_engine::model::Deployment =
+        serde_json::from_value(fixture("deployment.json")).unwrap();
+    sample.created_at = d.created_at.clone();
+    assert_eq!(d, sample);
+}

@@ -297,3 +297,21 @@ async fn ecs_throttling_is_retryable() {
     let e = err(delete_taskset::run(&ctx, &request()).await);
     assert_eq!(e.error_type(), "Retryable", "{e}");
 }
+
+#[tokio::test]
+async fn the_lambda_entry_point_takes_the_fixture_and_names_errors() {
+    // The fixture deletes the old (blue) task set; here it is still PRIMARY.
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![
+            ecs::live_blue(),
+            ecs::new_green(),
+        ])])
+        .context();
+    let event = lambda_runtime::LambdaEvent::new(
+        fixture("delete-taskset.request.json"),
+        Default::default(),
+    );
+
+    let diagnostic = delete_taskset::handle(&ctx, event).await.unwrap_err();
+    assert_eq!(diagnostic.error_type, "UnsafeDelete");
+}

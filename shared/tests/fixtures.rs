@@ -227,6 +227,13 @@ fn a_typo_in_an_input_is_refused() {
     let mut v = fixture("check-health.bake.json");
     v["rollback"]["slots"] = serde_json::json!("blue");
     assert!(serde_json::from_value::<CheckRequest>(v).is_err());
+    // Also at the top level of the tagged check-health request.
+    let mut v = fixture("check-health.alarms.json");
+    v["sinse"] = serde_json::json!("2026-11-27T10:16:40.512Z");
+    assert!(serde_json::from_value::<CheckRequest>(v).is_err());
+    let mut v = fixture("check-health.readiness.json");
+    v["timeoutSecond"] = serde_json::json!(600);
+    assert!(serde_json::from_value::<CheckRequest>(v).is_err());
 }
 
 #[test]

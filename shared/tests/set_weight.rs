@@ -663,3 +663,28 @@ async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
     assert!(!report.changed);
     assert_eq!(change.num_calls(), 0);
 }
+
+#[tokio::test]
+async fn the_lambda_entry_point_takes_the_fixture_and_names_errors() {
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[
+            &r53::list(r53::records(100, 0, 60)),
+            &r53::change(&Seen::new()),
+            &r53::get_change(ChangeStatus::Insync),
+        ])
+        .context();
+    let event = |payload| lambda_runtime::LambdaEvent::new(payload, Default::default());
+
+    let report = set_weight::handle(&ctx, event(fixture("set-weight.request.json")))
+        .await
+        .unwrap();
+    let sample: canary_engine::model::WeightReport =
+        serde_json::from_value(fixture("weight-report.json")).unwrap();
+    assert_eq!(report.weights, sample.weights);
+    assert_eq!(report.label, sample.label);
+
+    let mut bad = fixture("set-weight.request.json");
+    bad["percent"] = serde_json::json!("ten");
+    let diagnostic = set_weight::handle(&ctx, event(bad)).await.unwrap_err();
+    assert_eq!(diagnostic.error_type, "InvalidInput");
+}
