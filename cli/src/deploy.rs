@@ -535,6 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_file_is_valid() -> Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deployment.json");
+        let text = std::fs::read_to_string(&path)?;
+        let o = Overrides {
+            image: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:v2".into()),
+            ..Overrides::default()
+        };
+        let req = prepare(&path, &text, &o)?;
+        assert_eq!(
+            derive_name(&req, DateTime::from_secs(T_SECS)),
+            "web-v2-20261127T061800Z"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn given_names_are_checked() {
         assert!(check_name("web-v2_1").is_ok());
         assert!(check_name("web v2").is_err());

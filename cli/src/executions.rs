@@ -289,13 +289,18 @@ mod tests {
         );
         assert!(!short.contains("(Choice"), "{short}");
         assert!(short.contains("Choice and Pass states not shown"));
-        assert!(short.contains("✗ AlarmFiring: alarm firing: api-5xx was in ALARM"));
-        assert!(short.trim_end().ends_with(
-            "FAILED: AlarmFiring: rolled back: an alarm fired during a bake; traffic is 100% on the previous slot"
-        ));
+        assert!(short.contains("✗ AlarmFiring: alarm firing: web-5xx was in ALARM"));
+        assert!(short
+            .trim_end()
+            .ends_with("and the new task set ecs-svc/222 was deleted."));
+        assert!(
+            short.contains("\n\nFAILED: RolledBackOnAlarm: An alarm fired at step 2 of 3 (50%)")
+        );
         let long = text(true)?;
         assert!(
-            long.contains("Ready?  (Choice, 0.00 s)\n            → Wait for readiness"),
+            long.contains(
+                "New task set ready?  (Choice, 0.00 s)\n            → Wait for new task set"
+            ),
             "{long}"
         );
         let json = {

@@ -835,24 +835,30 @@ mod tests {
         let (notes, tracker) = story(&events);
         let lines = texts(&notes);
         let expect = [
-            "started: repo/app:v2 → service s",
-            "[Create task set] new task set ecs-svc/222 in green (live: blue, old ecs-svc/111); steps 10,50,100, bake 1 s",
-            "[Check readiness] not ready yet: 0 of 2 instances healthy (waited 0 s)",
-            "[Wait for readiness] waiting",
-            "[Check readiness] ready: 2 of 2 instances healthy (waited 1 s)",
+            "started: 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2 → service web",
+            "[Create task set in idle slot] new task set ecs-svc/222 in green (live: blue, old ecs-svc/111); steps 10,50,100, bake 1 s",
+            "[Check new task set readiness] not ready yet: 0 of 2 instances healthy (waited 0 s)",
+            "[Wait for new task set] waiting",
+            "[Check new task set readiness] ready: 2 of 2 instances healthy (waited 1 s)",
             "[Shift traffic] step 1/3: weights blue 90 / green 10",
-            "[Bake] baking step 1/3 for 1 s, watching api-5xx",
+            "[Bake] baking step 1/3 for 1 s, watching web-5xx",
             "[Bake] bake over: no alarm event in 1 s",
-            "[Alarm gate] alarm gate passed: api-5xx OK",
+            "[Check alarms] alarm gate passed: web-5xx OK",
             "[Shift traffic] step 2/3: weights blue 50 / green 50",
         ];
         assert_eq!(lines[..expect.len()], expect, "{lines:#?}");
-        assert!(lines.contains(&"[Shift traffic] step 3/3: weights blue 0 / green 100".to_string()));
-        assert!(lines.contains(
-            &"[Promote] promoted: weights blue 0 / green 100, primary ecs-svc/222".to_string()
-        ));
-        assert!(lines.contains(&"[Drain] waiting".to_string()));
-        assert!(lines.contains(&"[Delete old task set] deleted task set ecs-svc/111".to_string()));
+        let tail = [
+            "[Shift traffic] step 3/3: weights blue 0 / green 100",
+            "[Bake] baking step 3/3 for 1 s, watching web-5xx",
+            "[Bake] bake over: no alarm event in 1 s",
+            "[Check alarms] alarm gate passed: web-5xx OK",
+            "[Promote new task set] promoted: weights blue 0 / green 100, primary ecs-svc/222",
+            "[Drain old task set] waiting",
+            "[Delete old task set] deleted task set ecs-svc/111",
+            "[Deployment complete] Succeed state",
+        ];
+        let n = lines.len();
+        assert_eq!(lines[n - 1 - tail.len()..n - 1], tail, "{lines:#?}");
         let last = lines.last().cloned().unwrap_or_default();
         assert!(last.starts_with("SUCCEEDED after 5."), "{last}");
         assert_eq!(tracker.ending().map(|e| e.status), Some(Outcome::Succeeded));
@@ -871,13 +877,18 @@ mod tests {
             tracker.ingest(e);
             messages.push(tracker.progress().message.clone());
         }
-        assert!(
-            messages.contains(&"Shift traffic — step 2/3 → 50%".to_string()),
-            "{messages:#?}"
-        );
-        assert!(messages.contains(&"Bake — baking step 2/3 for 1 s, watching api-5xx".to_string()));
-        assert!(messages.contains(&"Promote — promoting green (100%)".to_string()));
-        assert!(messages.contains(&"Drain — waiting".to_string()));
+        for expected in [
+            "Create task set in idle slot — creating the new task set for 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2",
+            "Check new task set readiness — 0 of 2 instances healthy",
+            "Shift traffic — step 2/3 → 50%",
+            "Bake — baking step 2/3 for 1 s, watching web-5xx",
+            "Check alarms — checking alarms web-5xx",
+            "Promote new task set — promoting green (100%)",
+            "Drain old task set — waiting",
+            "Delete old task set — deleting ecs-svc/111 (blue)",
+        ] {
+            assert!(messages.iter().any(|m| m == expected), "{expected:?} not in {messages:#?}");
+        }
         Ok(())
     }
 
@@ -886,21 +897,22 @@ mod tests {
         let events = load("history-gate-alarm-rollback.json").await?;
         let (notes, tracker) = story(&events);
         let lines = texts(&notes);
-        assert!(
-            lines.contains(&"[Alarm gate] AlarmFiring: alarm firing: api-5xx was in ALARM at 2026-11-27T06:31:02Z (threshold crossed)".to_string()),
-            "{lines:#?}"
-        );
-        assert!(lines.contains(
-            &"[Roll back] rolled back: weights blue 100 / green 0, primary ecs-svc/111".to_string()
-        ));
-        assert!(lines.contains(&"[Delete new task set] deleted task set ecs-svc/222".to_string()));
-        assert!(lines.contains(&"[Rolled back] Fail state".to_string()));
+        let tail = [
+            "[Check alarms] AlarmFiring: alarm firing: web-5xx was in ALARM at 2026-11-27T06:31:02Z (Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0))",
+            "[Roll back traffic] rolled back: weights blue 100 / green 0, primary ecs-svc/111",
+            "[Drain new task set] waiting",
+            "[Delete new task set] deleted task set ecs-svc/222",
+            "[Deployment failed] Fail state",
+        ];
+        let n = lines.len();
+        assert_eq!(lines[n - 1 - tail.len()..n - 1], tail, "{lines:#?}");
         let end = tracker.ending().cloned().ok_or("no ending")?;
         assert_eq!(end.status, Outcome::Failed);
-        assert_eq!(end.error.as_deref(), Some("AlarmFiring"));
+        assert_eq!(end.error.as_deref(), Some("RolledBackOnAlarm"));
+        // The Fail state's sentence embeds the Lambda cause JSON: shown as its message.
         assert_eq!(
             end.cause.as_deref(),
-            Some("rolled back: an alarm fired during a bake; traffic is 100% on the previous slot")
+            Some("An alarm fired at step 2 of 3 (50%) (alarm firing: web-5xx was in ALARM at 2026-11-27T06:31:02Z (Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0))). All traffic went back to the blue slot and the new task set ecs-svc/222 was deleted.")
         );
         assert_eq!(
             tracker.progress().reached,
@@ -914,14 +926,40 @@ mod tests {
     #[tokio::test]
     async fn an_alarm_during_the_bake_reads_as_a_failed_bake() -> Result<(), String> {
         let events = load("history-bake-alarm-rollback.json").await?;
-        let (notes, _) = story(&events);
+        let (notes, tracker) = story(&events);
         let lines = texts(&notes);
-        // moto drops the cause of SendTaskFailure; the error name remains.
         assert!(
-            lines.contains(&"[Bake] AlarmFiring".to_string()),
+            lines.contains(&"[Shift traffic] step 1/2: weights blue 75 / green 25".to_string()),
             "{lines:#?}"
         );
-        assert!(lines.contains(&"[Shift traffic] step 1/2: weights blue 75 / green 25".to_string()));
+        assert!(lines.contains(&"[Bake] baking step 1/2 for 3 s, watching web-5xx".to_string()));
+        // moto drops the cause of SendTaskFailure; the error name remains.
+        assert!(lines.contains(&"[Bake] AlarmFiring".to_string()));
+        assert!(lines.contains(
+            &"[Roll back traffic] rolled back: weights blue 100 / green 0, primary ecs-svc/111"
+                .to_string()
+        ));
+        assert_eq!(
+            tracker.ending().and_then(|e| e.error.clone()).as_deref(),
+            Some("RolledBackOnAlarm")
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_refused_deployment_ends_before_traffic_moves() -> Result<(), String> {
+        let events = load("history-create-failed.json").await?;
+        let (notes, tracker) = story(&events);
+        let lines = texts(&notes);
+        assert!(lines.contains(&"[Create task set in idle slot] DeploymentInProgress: deployment in progress: task set ecs-svc/333 is ACTIVE next to the primary; wait for it or roll it back".to_string()), "{lines:#?}");
+        let end = tracker.ending().cloned().ok_or("no ending")?;
+        assert_eq!(end.error.as_deref(), Some("CreateFailed"));
+        assert!(end
+            .cause
+            .as_deref()
+            .is_some_and(|c| c.contains("Traffic was not touched")));
+        assert!(!notes.iter().any(|n| matches!(n.what, What::Weights { .. })));
+        assert_eq!(tracker.progress().reached, 0);
         Ok(())
     }
 
@@ -943,13 +981,15 @@ mod tests {
         let events = load("history-gate-alarm-rollback.json").await?;
         let (visits, ending) = visits(&events);
         let names: Vec<&str> = visits.iter().map(|v| v.state.as_str()).collect();
-        assert_eq!(names.first(), Some(&"Create task set"));
-        assert_eq!(names.last(), Some(&"Rolled back"));
+        assert_eq!(names.first(), Some(&"Create task set in idle slot"));
+        assert_eq!(names.last(), Some(&"Deployment failed"));
         let create = visits.first().ok_or("no visit")?;
         assert_eq!(create.attempts, 1);
         assert_eq!(
             create.call.as_deref(),
-            Some("creating the new task set for repo/app:v2")
+            Some(
+                "creating the new task set for 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v3"
+            )
         );
         assert!(create
             .result
@@ -960,25 +1000,28 @@ mod tests {
             .is_some_and(|d| (0.0..1.0).contains(&d)));
         let choice = visits
             .iter()
-            .find(|v| v.state == "Ready?")
+            .find(|v| v.state == "New task set ready?")
             .ok_or("no choice")?;
-        assert_eq!(choice.result.as_deref(), Some("→ Wait for readiness"));
+        assert_eq!(choice.result.as_deref(), Some("→ Wait for new task set"));
         let bake = visits.iter().find(|v| v.state == "Bake").ok_or("no bake")?;
         assert_eq!(
             bake.result.as_deref(),
             Some("bake over: no alarm event in 1 s")
         );
+        assert!(bake
+            .duration_seconds
+            .is_some_and(|d| (1.0..2.0).contains(&d)));
         let gate = visits
             .iter()
-            .rfind(|v| v.state == "Alarm gate")
+            .rfind(|v| v.state == "Check alarms")
             .ok_or("no gate")?;
         assert_eq!(gate.error.as_deref(), Some("AlarmFiring"));
         let fail = visits.last().ok_or("no visit")?;
-        assert_eq!(fail.error.as_deref(), Some("AlarmFiring"));
+        assert_eq!(fail.error.as_deref(), Some("RolledBackOnAlarm"));
         assert!(fail
             .cause
             .as_deref()
-            .is_some_and(|c| c.starts_with("rolled back")));
+            .is_some_and(|c| c.starts_with("An alarm fired at step 2 of 3")));
         assert_eq!(ending.map(|e| e.status), Some(Outcome::Failed));
         Ok(())
     }

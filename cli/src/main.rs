@@ -11,6 +11,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match ecs_dns_canary::run(cli).await {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`| head`): nothing left to tell it.
+        Err(ecs_dns_canary::CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             if let Some(help) = err.help() {

@@ -194,11 +194,9 @@ async fn watch_follows_new_events_only_and_ends_on_the_failure_cause() -> TestRe
 
     assert_eq!(history.num_calls(), 3);
     assert_eq!(ending.status, Outcome::Failed);
-    assert_eq!(ending.error.as_deref(), Some("AlarmFiring"));
-    assert_eq!(
-        ending.cause.as_deref(),
-        Some("rolled back: an alarm fired during a bake; traffic is 100% on the previous slot")
-    );
+    assert_eq!(ending.error.as_deref(), Some("RolledBackOnAlarm"));
+    assert!(ending.cause.as_deref().is_some_and(|c| c
+        .starts_with("An alarm fired at step 2 of 3 (50%) (alarm firing: web-5xx was in ALARM")));
     assert_eq!(watch::exit_code(&ending), 1);
     // Each event told once, although polls 2 and 3 repeat the older ones.
     assert_eq!(
@@ -206,16 +204,19 @@ async fn watch_follows_new_events_only_and_ends_on_the_failure_cause() -> TestRe
         1,
         "{text}"
     );
-    assert_eq!(text.matches("started: repo/app:v2").count(), 1);
-    assert!(text.contains("[Alarm gate] AlarmFiring: alarm firing: api-5xx was in ALARM"));
-    assert!(
-        text.contains("[Roll back] rolled back: weights blue 100 / green 0, primary ecs-svc/111")
-    );
+    assert_eq!(text.matches("started: ").count(), 1);
+    assert!(text.contains("[Check alarms] AlarmFiring: alarm firing: web-5xx was in ALARM"));
+    assert!(text.contains(
+        "[Roll back traffic] rolled back: weights blue 100 / green 0, primary ecs-svc/111"
+    ));
     let last = text.lines().last().unwrap_or_default();
     assert!(
-        last.ends_with("FAILED after 3.2 s: AlarmFiring: rolled back: an alarm fired during a bake; traffic is 100% on the previous slot"),
+        last.contains("  FAILED after 4.2 s: RolledBackOnAlarm: An alarm fired at step 2 of 3"),
         "{last}"
     );
+    assert!(last.ends_with(
+        "All traffic went back to the blue slot and the new task set ecs-svc/222 was deleted."
+    ));
     Ok(())
 }
 
