@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "up":
             handlers.append(logging.FileHandler(run_dir / "localaws.log"))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers)
-        return serve(
+        code = serve(
             run_dir,
             lambda_mode=args.lambda_mode,
             lambda_url=args.lambda_url,
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             extra_env=_parse_env(args.function_env),
             ready_timeout=args.timeout,
         )
+        # Children are stopped and files written by now. Exit at once: moto's
+        # interpreter threads (a bake waiting for its token) and keep-alive
+        # request threads are not daemons and would hold the process open.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     from .api import LocalAwsError, _pid_alive, read_endpoints, spawn_server, stop_pids, wait_ready
 
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             doc = wait_ready(proc, run_dir, args.timeout, log_path)
         except (LocalAwsError, KeyboardInterrupt) as e:
-            stop_pids({"pid": proc.pid})
+            stop_pids({"pid": proc.pid}, proc=proc)
             print(f"local AWS failed to start: {e}", file=sys.stderr)
             return 1
         lam = doc["lambda"]

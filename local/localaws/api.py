@@ -116,23 +116,30 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def stop_pids(doc: dict[str, Any], timeout: float = 15.0) -> None:
+def stop_pids(doc: dict[str, Any], timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Stops a local AWS described by endpoints.json: SIGTERM to the server
     (which stops its children), then, if anything is left, each recorded PID
-    (cargo-lambda by its process group)."""
+    (cargo-lambda by its process group). `proc`: the server's Popen when this
+    process started it (a finished child stays a zombie until reaped)."""
     server_pid = int(doc.get("pid", 0))
-    if server_pid and _pid_alive(server_pid):
+
+    def alive() -> bool:
+        if proc is not None and proc.pid == server_pid:
+            return proc.poll() is None
+        return _pid_alive(server_pid)
+
+    if server_pid and alive():
         os.kill(server_pid, signal.SIGTERM)
         deadline = time.time() + timeout
-        while time.time() < deadline and _pid_alive(server_pid):
-            time.sleep(0.1)
+        while time.time() < deadline and alive():
+            time.sleep(0.05)
     lam = (doc.get("lambda") or {}).get("pid")
     if lam and _pid_alive(int(lam)):
         try:
             os.killpg(int(lam), signal.SIGKILL)
         except ProcessLookupError:
             pass
-    if server_pid and _pid_alive(server_pid):
+    if server_pid and alive():
         os.kill(server_pid, signal.SIGKILL)
 
 
@@ -204,7 +211,7 @@ class LocalAws:
             return
         doc = self.endpoints or read_endpoints(self.run_dir) or {"pid": self.proc.pid}
         doc.setdefault("pid", self.proc.pid)
-        stop_pids(doc)
+        stop_pids(doc, proc=self.proc)
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -167,6 +167,8 @@ def serve(
         patches.apply_all()
         app = LocalAwsApp(DomainDispatcherApplication(create_backend_app))
         server = make_server(host, moto_port, app, threaded=True, request_handler=MotoRequestHandler)
+        server.daemon_threads = True  # type: ignore[attr-defined]
+        server.block_on_close = False  # type: ignore[attr-defined]
         port = int(server.server_address[1])
         moto_url = f"http://{host}:{port}"
         # moto calls itself on http://localhost:$MOTO_PORT in a few places.

@@ -111,6 +111,7 @@ def _apply_plan(record: dict[str, Any], plan: HealthPlan) -> None:
         def become_healthy() -> None:
             with STATE.lock:
                 if record.get("plan") is plan and record["taskSet"].task_set_arn in STATE.task_set_instances:
+                    record["plan"] = HealthPlan("healthy")
                     _set_instances_health(record, True)
                     _set_counts(task_set, record["desired"], record["desired"], 0, True)
 
