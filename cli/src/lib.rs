@@ -37,9 +37,14 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => {
             let started = deploy::start(&client, sm, args, now).await?;
             let streaming = args.watch && json;
-            // With --watch --json the start is the first line of the JSON stream.
+            // With --watch --json the start is the first line of the JSON
+            // stream, tagged like the lines that follow.
             if streaming {
-                output::print_json_line(&mut stdout, &started)?;
+                let mut line = serde_json::to_value(&started).map_err(std::io::Error::other)?;
+                if let Some(obj) = line.as_object_mut() {
+                    obj.insert("kind".into(), "execution".into());
+                }
+                output::print_json_line(&mut stdout, &line)?;
             } else {
                 deploy::print(&mut stdout, &started, json, args.dry_run)?;
             }
