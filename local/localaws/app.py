@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
+import os
 import time
 from typing import Any
 
@@ -15,7 +15,7 @@ from . import cbor_front, control, errors, route53_recorder
 from .faults import FAULTS
 from .identify import RequestInfo, identify
 from .ratelimit import ROUTE53_LIMIT
-from .state import STATE, now_iso
+from .state import MOTO_LOCK, STATE, now_iso
 
 LOG = logging.getLogger("localaws.calls")
 
@@ -32,9 +32,21 @@ STATUS_TEXT = {
     503: "Service Unavailable",
 }
 
-# One Route 53 change at a time, so the recorded state after a change is the
-# state that change produced.
-_route53_change_lock = threading.Lock()
+# moto's backends are plain Python objects without locks. The functions,
+# the interpreter threads and the tests call concurrently (issue 5 runs 20
+# deployments at once), so requests are served one at a time, as one atomic
+# step each, like a real service's per-request consistency. It also makes the
+# Route 53 state recorded after a change the state that change produced.
+# LOCALAWS_SERIALIZE=0 turns it off.
+SERIALIZE = os.environ.get("LOCALAWS_SERIALIZE", "1") != "0"
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -77,18 +89,13 @@ class LocalAwsApp:
         change_entry = None
         if response is None:
             is_change = info.service == "route53" and info.operation == "ChangeResourceRecordSets"
-            if is_change:
-                _route53_change_lock.acquire()
-            try:
+            with MOTO_LOCK if SERIALIZE else _NoLock():
                 if info.protocol == "rpc-v2-cbor":
                     response = cbor_front.handle(environ, body, info, self.moto_app)
                 else:
                     response = cbor_front.call_wsgi(self.moto_app, environ)
                 if is_change and response[0] == 200:
                     change_entry = route53_recorder.record_change(path, body, info.caller)
-            finally:
-                if is_change:
-                    _route53_change_lock.release()
 
         status, headers, resp_body = response
         entry = self._log(info, status, started, fault)

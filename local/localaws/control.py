@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from .faults import FAULTS
 from .ratelimit import ROUTE53_LIMIT
-from .state import STATE, HealthPlan
+from .state import MOTO_LOCK, STATE, HealthPlan
 
 LOG = logging.getLogger("localaws.control")
 
@@ -80,7 +80,8 @@ def handle(environ: dict[str, Any], app: Any) -> Response:
     query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     try:
         body = _body(environ) if method in ("POST", "PUT", "DELETE") else {}
-        return _route(method, path, query, body)
+        with MOTO_LOCK:
+            return _route(method, path, query, body)
     except (ValueError, KeyError, TypeError) as e:
         return _json(400, {"error": f"{type(e).__name__}: {e}"})
 

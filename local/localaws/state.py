@@ -87,3 +87,8 @@ class HarnessState:
 
 
 STATE = HarnessState()
+
+# Serialises access to moto's backends (see app.py). Taken by every request
+# that reaches moto and by harness code that reads or changes moto objects
+# (control API, scheduler timers). Order: MOTO_LOCK before STATE.lock.
+MOTO_LOCK = threading.RLock()

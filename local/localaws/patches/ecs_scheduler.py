@@ -35,7 +35,7 @@ from typing import Any
 from moto.ecs import models as ecs_models
 from moto.servicediscovery.models import servicediscovery_backends
 
-from ..state import STATE, HealthPlan
+from ..state import MOTO_LOCK, STATE, HealthPlan
 
 _ip_counter = itertools.count(1)
 
@@ -109,7 +109,7 @@ def _apply_plan(record: dict[str, Any], plan: HealthPlan) -> None:
         _set_counts(task_set, desired, 0, desired, False)
 
         def become_healthy() -> None:
-            with STATE.lock:
+            with MOTO_LOCK, STATE.lock:
                 if record.get("plan") is plan and record["taskSet"].task_set_arn in STATE.task_set_instances:
                     record["plan"] = HealthPlan("healthy")
                     _set_instances_health(record, True)
@@ -124,8 +124,8 @@ def _apply_plan(record: dict[str, Any], plan: HealthPlan) -> None:
         raise ValueError(f"unknown health mode {plan.mode!r}: use healthy, unhealthy or slow")
 
 
-def _register(backend: Any, task_set: Any, record: dict[str, Any], count: int) -> None:
-    service = _service_obj(backend, task_set)
+def _register(task_set: Any, record: dict[str, Any], count: int) -> None:
+    """Registers `count` more instances in each Cloud Map service of the task set."""
     cluster_name = task_set.cluster.split("/")[-1]
     service_name = task_set.service.split("/")[-1]
     family = task_set.task_definition.split("/")[-1].split(":")[0]
@@ -153,7 +153,6 @@ def _register(backend: Any, task_set: Any, record: dict[str, Any], count: int) -
                 attrs["AWS_INSTANCE_PORT"] = str(reg["port"])
             sd.register_instance(service_id, instance_id, str(uuid.uuid4()), attrs)
             record["instances"].append((account, region, service_id, instance_id))
-    del service  # only used to fail early when the service vanished
 
 
 def _deregister(record: dict[str, Any], keep: int | None = None) -> None:
@@ -202,7 +201,7 @@ def _patched_create_task_set(self: Any, service: str, cluster_str: str, *args: A
         plan = _plan_for(task_set)
         record["plan"] = plan
         try:
-            _register(self, task_set, record, desired)
+            _register(task_set, record, desired)
         except Exception:
             _deregister(record)
             if svc is not None:
@@ -219,13 +218,12 @@ def _patched_update_task_set(self: Any, cluster: str, service: str, task_set: st
         record = STATE.task_set_instances.get(ts.task_set_arn)
         if record is not None:
             desired = computed_desired_count(self, ts)
-            per_service = desired
-            current = len({(a, r, s) for a, r, s, _ in record["instances"]}) or 1
-            have = len(record["instances"]) // current
-            if per_service > have:
-                _register(self, ts, record, per_service - have)
-            elif per_service < have:
-                _deregister(record, keep=per_service)
+            registries = len({(a, r, s) for a, r, s, _ in record["instances"]}) or 1
+            have = len(record["instances"]) // registries
+            if desired > have:
+                _register(ts, record, desired - have)
+            elif desired < have:
+                _deregister(record, keep=desired)
             record["desired"] = desired
             _apply_plan(record, record.get("plan") or HealthPlan("healthy"))
     return ts
