@@ -389,7 +389,8 @@ pub struct DeleteReport {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionAction {
     pub execution_arn: String,
-    /// `notBaking`, `notWatching`, `rolledBack` or `failed`.
+    /// `notBaking`, `notWatching`, `rolledBack`, `bakeEnded` (no rollback plan
+    /// in the bake: only the token was failed) or `failed`.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Weights>,

@@ -232,7 +232,6 @@ async fn a_failed_rollback_still_ends_the_bake() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a watched bake without a rollback plan is ended but reported as notBaking"]
 async fn a_bake_without_a_rollback_plan_is_ended_and_says_so() {
     let mut payload = bake_payload("tok", &[ALARM]);
     payload.as_object_mut().unwrap().remove("rollback");

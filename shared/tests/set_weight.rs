@@ -359,7 +359,6 @@ async fn invalid_input_makes_no_aws_call() {
 }
 
 #[tokio::test]
-#[ignore = "bug: with markPrimary, set-weight calls ecs:DescribeTaskSets before it validates percent and ttlSeconds"]
 async fn invalid_percent_with_mark_primary_makes_no_aws_call() {
     let ctx = Mocks::new().context();
     let mut req = request(Slot::Green, 101);
@@ -642,7 +641,6 @@ async fn a_change_never_insync_is_retryable_and_the_retry_confirms_it() {
 }
 
 #[tokio::test]
-#[ignore = "bug: traffic::shift checks health before it sees the weights are already in place, so a retry can fail where the first call succeeded"]
 async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
     // The rollback (blue 100 %) already happened, e.g. by alarm-rollback;
     // the blue instances then turned unhealthy. Nothing is left to change,

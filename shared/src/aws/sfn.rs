@@ -3,7 +3,7 @@
 //! task's own `TaskScheduled` event carries its token, its alarms and its
 //! rollback plan.
 
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use aws_sdk_sfn::Client;
 use tracing::debug;
 
@@ -76,7 +76,10 @@ pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenB
             }
             _ => classify("states:GetExecutionHistory", e),
         })?;
-    let events = out.events();
+    // Newest first. moto ignores reverseOrder and maxResults, so order by id
+    // here rather than trust the service to.
+    let mut events: Vec<&HistoryEvent> = out.events().iter().collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.id()));
     for (i, ev) in events.iter().enumerate() {
         let t = ev.r#type();
         if still_waiting(t) {

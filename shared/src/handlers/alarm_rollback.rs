@@ -141,6 +141,8 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
                 action.error = Some(e.to_string());
             }
         }
+    } else {
+        action.action = "bakeEnded".into();
     }
     match sfn::fail_task(&ctx.clients.sfn, &bake.task_token, "AlarmFiring", &cause).await {
         Ok(ended) => action.bake_ended = ended,

@@ -23,6 +23,10 @@ pub async fn handle(
 
 pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> {
     plan::validate_target(&req.target)?;
+    plan::weights_for(req.slot, req.percent)?;
+    if let Some(ttl) = req.ttl_seconds {
+        plan::validate_ttl("ttlSeconds", ttl)?;
+    }
     let t = &req.target;
 
     // Check the task set to promote before anything changes.

@@ -27,6 +27,26 @@ pub async fn shift(
     let current = route53::read_records(&ctx.clients.route53, target).await?;
     let ttl = ttl.unwrap_or(current.ttl);
 
+    // A retry (or the state machine's rollback after alarm-rollback already
+    // moved traffic) changes nothing, so it needs no health check.
+    if current.weights == desired && current.ttl == ttl {
+        info!(
+            blue = desired.blue,
+            green = desired.green,
+            "weights already in place"
+        );
+        return Ok(WeightReport {
+            weights: desired,
+            ttl_seconds: ttl,
+            changed: false,
+            change_id: None,
+            insync: true,
+            changed_at: time::format(time::now()),
+            primary_task_set: None,
+            label: None,
+        });
+    }
+
     for s in weighted_slots(desired) {
         let health = cloudmap::slot_health(
             &ctx.clients.cloudmap,
@@ -46,24 +66,6 @@ pub async fn shift(
                 current.weights.green
             )));
         }
-    }
-
-    if current.weights == desired && current.ttl == ttl {
-        info!(
-            blue = desired.blue,
-            green = desired.green,
-            "weights already in place"
-        );
-        return Ok(WeightReport {
-            weights: desired,
-            ttl_seconds: ttl,
-            changed: false,
-            change_id: None,
-            insync: true,
-            changed_at: time::format(time::now()),
-            primary_task_set: None,
-            label: None,
-        });
     }
 
     let comment = format!("ecs-dns-canary: {slot} {percent}%");
