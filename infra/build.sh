@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `sam build` of the system (infra/template.yaml): a release build of the
 # whole workspace with cargo-lambda, one zip-ready bootstrap per function in
-# infra/.aws-sam/build/. Slow (minutes; about 7 cold on 2 cores), so it is not
-# part of `make test`: run it before `sam deploy`, or in CI on its own.
+# infra/.aws-sam/build/. Slow (720 s cold here on 2 cores, shared with other
+# builds), so it is not part of `make test`: run it before `sam deploy`, or in
+# CI on its own.
 #
 # Usage: infra/build.sh [x86_64|arm64]      (default: x86_64)
 #   x86_64 always builds here. arm64 needs the aarch64-unknown-linux-gnu
