@@ -66,83 +66,14 @@ pub fn prepare(path: &Path, text: &str, o: &Overrides) -> Result<DeploymentReque
     Ok(req)
 }
 
-/// The checks that need no AWS call. (The engine checks again, and checks
-/// the resources themselves.)
+/// The checks that need no AWS call: the engine's own validation, so the
+/// CLI and `create-taskset` can never disagree. (The engine checks again,
+/// and checks the resources themselves.)
 fn check(req: &DeploymentRequest) -> std::result::Result<(), String> {
-    match (&req.image, &req.task_definition) {
-        (None, None) => {
-            return Err(
-                "no image: give --image (or --task-definition), or `image` in the file".into(),
-            )
-        }
-        (Some(_), Some(_)) => {
-            return Err("both `image` and `taskDefinition` are set; keep one".into())
-        }
-        (Some(i), None) if i.trim().is_empty() => return Err("`image` is empty".into()),
-        (None, Some(t)) if t.trim().is_empty() => return Err("`taskDefinition` is empty".into()),
-        _ => {}
+    if req.image.is_none() && req.task_definition.is_none() {
+        return Err("no image: give --image (or --task-definition), or `image` in the file".into());
     }
-    let t = &req.target;
-    for (field, value) in [
-        ("target.cluster", &t.cluster),
-        ("target.service", &t.service),
-        ("target.container", &t.container),
-        ("target.hostedZoneId", &t.hosted_zone_id),
-        ("target.recordName", &t.record_name),
-        (
-            "target.slots.blue.setIdentifier",
-            &t.slots.blue.set_identifier,
-        ),
-        (
-            "target.slots.green.setIdentifier",
-            &t.slots.green.set_identifier,
-        ),
-    ] {
-        if value.trim().is_empty() {
-            return Err(format!("`{field}` is empty"));
-        }
-    }
-    if t.slots.blue.set_identifier == t.slots.green.set_identifier {
-        return Err("the two slots have the same setIdentifier".into());
-    }
-    if let Some(steps) = &req.strategy.steps {
-        check_steps(steps)?;
-    }
-    if let Some(ttl) = req.strategy.ttl_seconds {
-        if !(1..=300).contains(&ttl) {
-            return Err(format!("strategy.ttlSeconds must be 1..=300, not {ttl}"));
-        }
-    }
-    if req.strategy.ready_poll_seconds == Some(0) {
-        return Err("strategy.readyPollSeconds must be at least 1".into());
-    }
-    if req.alarms.names.iter().any(|n| n.trim().is_empty()) {
-        return Err("alarms.names has an empty name".into());
-    }
-    Ok(())
-}
-
-fn check_steps(steps: &[u8]) -> std::result::Result<(), String> {
-    let shown = || format!("{steps:?}");
-    if steps.is_empty() {
-        return Err("strategy.steps is empty (use [100] for blue/green)".into());
-    }
-    if steps.iter().any(|p| *p == 0 || *p > 100) {
-        return Err(format!(
-            "strategy.steps {} must be percentages 1..=100",
-            shown()
-        ));
-    }
-    if steps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!(
-            "strategy.steps {} must be strictly increasing",
-            shown()
-        ));
-    }
-    if steps.last() != Some(&100) {
-        return Err(format!("strategy.steps {} must end at 100", shown()));
-    }
-    Ok(())
+    canary_engine::plan::validate_request(req).map_err(|e| e.to_string())
 }
 
 /// `<service>-<tag>-<yyyymmddThhmmssZ>`: readable, the same for the same
@@ -437,7 +368,7 @@ mod tests {
             image: Some("a:1".into()),
             ..Overrides::default()
         };
-        assert!(reason(prepare(p, &file(json!({})), &both)).contains("empty"));
+        assert!(reason(prepare(p, &file(json!({})), &both)).contains("strategy.steps"));
     }
 
     #[test]
@@ -478,7 +409,14 @@ mod tests {
             "container": "app", "hostedZoneId": "Z", "recordName": "r",
             "slots": {"blue": {"setIdentifier": "b", "registryArn": "x", "dnsName": "d"},
                       "green": {"setIdentifier": "g", "registryArn": "y", "dnsName": "e"}}}});
-        let req = prepare(Path::new("d.json"), &file(long_service), &o)?;
+        // Names are derived from whatever the file says; validation is not
+        // this test's concern, so build the request without it.
+        let mut req: DeploymentRequest =
+            serde_json::from_value(long_service).map_err(|e| CliError::InvalidDeployment {
+                path: "d.json".into(),
+                reason: e.to_string(),
+            })?;
+        req.image = o.image.clone();
         let name = derive_name(&req, DateTime::from_secs(T_SECS));
         assert!(name.len() <= MAX_NAME, "{name} is {} long", name.len());
         assert!(
