@@ -80,6 +80,24 @@ pub struct Target {
     /// The name clients call, e.g. `my-cname.ns-1`.
     pub record_name: String,
     pub slots: Slots,
+    /// Networking for the service's *first* task set. Later task sets copy
+    /// the live one's; an EXTERNAL-controller service holds none itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<TaskSetNetwork>,
+}
+
+/// `awsvpc` networking and launch type of a first task set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSetNetwork {
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+    /// `FARGATE` (default), `EC2` or `EXTERNAL`.
+    #[serde(default)]
+    pub launch_type: Option<String>,
 }
 
 /// How traffic moves. Defaults are filled in by `create-taskset`, which

@@ -1,7 +1,8 @@
 //! ECS: the service, its task sets, task definition revisions.
 
 use aws_sdk_ecs::types::{
-    DeploymentControllerType, NetworkConfiguration, Scale, ScaleUnit, ServiceRegistry, TaskSet,
+    AssignPublicIp, AwsVpcConfiguration, DeploymentControllerType, LaunchType,
+    NetworkConfiguration, Scale, ScaleUnit, ServiceRegistry, TaskSet,
 };
 use aws_sdk_ecs::Client;
 use tracing::info;
@@ -242,6 +243,40 @@ pub struct NewTaskSet<'a> {
     /// Networking, launch type, registry ports: taken from here when given.
     pub template: Option<&'a TaskSet>,
     pub network_configuration: Option<&'a NetworkConfiguration>,
+    /// Launch type when there is no template (a first task set).
+    pub launch_type: Option<LaunchType>,
+}
+
+/// The SDK's network configuration for a first task set's input.
+pub fn network_from_input(
+    n: &crate::model::TaskSetNetwork,
+) -> Result<(NetworkConfiguration, LaunchType)> {
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(Some(n.subnets.clone()))
+        .set_security_groups(Some(n.security_groups.clone()))
+        .assign_public_ip(if n.assign_public_ip {
+            AssignPublicIp::Enabled
+        } else {
+            AssignPublicIp::Disabled
+        })
+        .build()
+        .map_err(|e| CanaryError::invalid(format!("target.network: {e}")))?;
+    let launch = match n.launch_type.as_deref().unwrap_or("FARGATE") {
+        "FARGATE" => LaunchType::Fargate,
+        "EC2" => LaunchType::Ec2,
+        "EXTERNAL" => LaunchType::External,
+        other => {
+            return Err(CanaryError::invalid(format!(
+                "target.network.launchType must be FARGATE, EC2 or EXTERNAL, got {other:?}"
+            )))
+        }
+    };
+    Ok((
+        NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build(),
+        launch,
+    ))
 }
 
 /// Creates the task set at scale 100%. `clientToken` is derived from the
@@ -274,6 +309,9 @@ pub async fn create_task_set(ecs: &Client, n: &NewTaskSet<'_>) -> Result<TaskSet
                 .build(),
         )
         .set_network_configuration(network);
+    if n.template.is_none() {
+        req = req.set_launch_type(n.launch_type.clone());
+    }
     if let Some(t) = n.template {
         req = req
             .set_launch_type(t.launch_type().cloned())

@@ -139,6 +139,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
                     registry_arn: &t.slots.get(new_slot).registry_arn,
                     template,
                     network_configuration: service.network_configuration.as_ref(),
+                    launch_type: None,
                 },
             )
             .await?;
@@ -164,6 +165,11 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
                          give taskDefinition for its first deployment",
                     )
                 })?;
+            let network = t
+                .network
+                .as_ref()
+                .map(ecs::network_from_input)
+                .transpose()?;
             let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref())
                 .await?;
             let created = ecs::create_task_set(
@@ -175,7 +181,11 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
                     external_id: &req.deployment_id,
                     registry_arn: &t.slots.blue.registry_arn,
                     template: None,
-                    network_configuration: service.network_configuration.as_ref(),
+                    network_configuration: network
+                        .as_ref()
+                        .map(|(n, _)| n)
+                        .or(service.network_configuration.as_ref()),
+                    launch_type: network.as_ref().map(|(_, l)| l.clone()),
                 },
             )
             .await?;

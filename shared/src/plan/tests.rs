@@ -22,6 +22,7 @@ fn target() -> Target {
                 dns_name: "service-green.ns-2".into(),
             },
         },
+        network: None,
     }
 }
 

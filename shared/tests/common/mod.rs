@@ -96,6 +96,7 @@ pub fn target() -> Target {
             blue: slot(Slot::Blue),
             green: slot(Slot::Green),
         },
+        network: None,
     }
 }
 
