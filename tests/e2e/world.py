@@ -14,24 +14,12 @@ import json
 import pathlib
 import uuid
 
-import boto3
-
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STATE_MACHINE_NAME = "ecs-dns-canary"
 # Repository URI an ECR push event would name.
 IMAGE_REPO = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/backend"
-
-
-def client(service: str, endpoint: str):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 @dataclasses.dataclass
@@ -78,7 +66,7 @@ class Service:
 
 @dataclasses.dataclass
 class World:
-    endpoint: str
+    aws: object
     cluster: str
     vpc_id: str
     subnet_id: str
@@ -90,12 +78,12 @@ class World:
     services: dict[str, Service]
 
     def c(self, service: str):
-        return client(service, self.endpoint)
+        return self.aws.client(service)
 
 
-def create_state_machine(endpoint: str) -> str:
+def create_state_machine(aws) -> str:
     """Creates (or updates) the deployment state machine with the local substitutions."""
-    sfn = client("stepfunctions", endpoint)
+    sfn = aws.client("stepfunctions")
     definition = (REPO / "statemachine" / "deployment.asl.json").read_text()
     subs = json.loads((REPO / "statemachine" / "local-substitutions.json").read_text())
     for key, value in subs.items():
@@ -110,12 +98,14 @@ def create_state_machine(endpoint: str) -> str:
     )["stateMachineArn"]
 
 
-def build(endpoint: str, services=("backend",), replicas: int = 2, ttl: int = 10) -> World:
-    """Builds the world; each name in ``services`` becomes one deployable service."""
-    ec2 = client("ec2", endpoint)
-    sd = client("servicediscovery", endpoint)
-    ecs = client("ecs", endpoint)
-    r53 = client("route53", endpoint)
+def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10) -> World:
+    """Builds the world through ``aws`` (a localaws.LocalAws: its clients are
+    marked as the harness's, so injected faults never hit them); each name in
+    ``services`` becomes one deployable service."""
+    ec2 = aws.client("ec2")
+    sd = aws.client("servicediscovery")
+    ecs = aws.client("ecs")
+    r53 = aws.client("route53")
 
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     # ECS task sets in awsvpc mode need DNS hostnames (moto answers 500 otherwise).
@@ -207,7 +197,7 @@ def build(endpoint: str, services=("backend",), replicas: int = 2, ttl: int = 10
         )
 
         alarms = [f"{name}-5xx", f"{name}-latency"]
-        cw = client("cloudwatch", endpoint)
+        cw = aws.client("cloudwatch")
         for alarm in alarms:
             cw.put_metric_alarm(
                 AlarmName=alarm,
@@ -233,7 +223,7 @@ def build(endpoint: str, services=("backend",), replicas: int = 2, ttl: int = 10
         )
 
     return World(
-        endpoint=endpoint,
+        aws=aws,
         cluster=cluster,
         vpc_id=vpc_id,
         subnet_id=subnet_id,
@@ -241,7 +231,7 @@ def build(endpoint: str, services=("backend",), replicas: int = 2, ttl: int = 10
         namespace_id=namespace_id,
         namespace_name=namespace_name,
         zone_id=zone_id,
-        state_machine_arn=create_state_machine(endpoint),
+        state_machine_arn=create_state_machine(aws),
         services=out,
     )
 
@@ -279,3 +269,245 @@ def instances(world: World, svc: Service, slot: str) -> list[dict]:
     sd = world.c("servicediscovery")
     arn = svc.blue_arn if slot == "blue" else svc.green_arn
     return sd.list_instances(ServiceId=arn.rsplit("/", 1)[-1])["Instances"]
+
+
+def task_definitions(world: World, family: str | None = None) -> list[str]:
+    """Every registered task definition ARN (of ``family`` when given), sorted."""
+    ecs = world.c("ecs")
+    kwargs = {"familyPrefix": family} if family else {}
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(**kwargs):
+        arns += page["taskDefinitionArns"]
+    return sorted(arns)
+
+
+def primary(world: World, svc: Service) -> dict | None:
+    """The service's PRIMARY task set, if any."""
+    found = [t for t in task_sets(world, svc) if t["status"] == "PRIMARY"]
+    return found[0] if found else None
+
+
+def snapshot(world: World, svc: Service) -> dict:
+    """What a deployment may change, in a form that compares with ``==``:
+    task sets (id, status, slot, task definition, scale), both weighted
+    records, the task definitions of the service's family and the Cloud Map
+    instances of both slots."""
+    r53 = world.c("route53")
+    rrs = r53.list_resource_record_sets(HostedZoneId=svc.zone_id)["ResourceRecordSets"]
+    records = sorted(
+        (r["SetIdentifier"], r["Weight"], r.get("TTL"), tuple(v["Value"] for v in r.get("ResourceRecords", [])))
+        for r in rrs
+        if r.get("SetIdentifier") and r["Name"].rstrip(".") == svc.record_name
+    )
+    return {
+        "taskSets": sorted(
+            (t["id"], t["status"], slot_of(svc, t), t["taskDefinition"], t.get("externalId"), t["scale"]["value"])
+            for t in task_sets(world, svc)
+        ),
+        "records": records,
+        "taskDefinitions": task_definitions(world, svc.name),
+        "instances": {
+            slot: sorted((i["Id"], tuple(sorted(i["Attributes"].items()))) for i in instances(world, svc, slot))
+            for slot in ("blue", "green")
+        },
+    }
+
+
+# ------------------------------------------------------------------ executions
+
+
+def start(world: World, request: dict | str, name: str) -> str:
+    """Starts one deployment (an execution named ``name``, the deployment id)
+    and returns its ARN. ``request`` is the execution input (a dict, or raw
+    text for malformed-input tests)."""
+    sfn = world.c("stepfunctions")
+    body = request if isinstance(request, str) else json.dumps(request)
+    return sfn.start_execution(stateMachineArn=world.state_machine_arn, name=name, input=body)["executionArn"]
+
+
+def describe(world: World, arn: str) -> dict:
+    return world.c("stepfunctions").describe_execution(executionArn=arn)
+
+
+def wait_end(world: World, arn: str, timeout: float = 120.0, poll: float = 0.2) -> dict:
+    """Waits (bounded) until the execution leaves RUNNING; returns DescribeExecution."""
+    import time
+
+    sfn = world.c("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d
+        if time.monotonic() > deadline:
+            states = entered(history(world, arn))
+            raise TimeoutError(f"{arn} still RUNNING after {timeout:.0f} s; states so far: {states}")
+        time.sleep(poll)
+
+
+def history(world: World, arn: str) -> list[dict]:
+    """The execution's whole history, oldest first."""
+    sfn = world.c("stepfunctions")
+    events: list[dict] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events += page["events"]
+    events.sort(key=lambda e: e["id"])
+    return events
+
+
+def entered(events: list[dict]) -> list[str]:
+    """Names of every state entered, in order."""
+    return [e["stateEnteredEventDetails"]["name"] for e in events if e.get("stateEnteredEventDetails")]
+
+
+_READINESS = "Check new task set readiness"
+
+
+def story(events: list[dict]) -> list[str]:
+    """The states entered without Choice states and with the readiness loop
+    folded to one "Check new task set readiness" (its length depends on
+    timing): the sequence a test can compare exactly."""
+    out: list[str] = []
+    for e in events:
+        det = e.get("stateEnteredEventDetails")
+        if not det or e["type"] == "ChoiceStateEntered" or det["name"] == "Wait for new task set":
+            continue
+        if det["name"] == _READINESS and out and out[-1] == _READINESS:
+            continue
+        out.append(det["name"])
+    return out
+
+
+def canary_story(steps_done: int, ending: str = "success", steps_total: int | None = None) -> list[str]:
+    """The expected ``story`` of a deployment with a live slot.
+    ``ending``: "success" (all ``steps_done`` steps, promote, delete old),
+    "alarm" (an alarm rolled back during the bake of step ``steps_done``) or
+    "gate" (the end-of-bake gate of step ``steps_done`` failed)."""
+    head = ["Create task set in idle slot", _READINESS, "Start canary"]
+    step = ["Prepare next step", "Shift traffic", "Bake", "Check alarms"]
+    rollback = ["Alarm fired", "Roll back traffic", "Drain new task set", "Delete new task set", "Deployment failed"]
+    if ending == "success":
+        return head + step * steps_done + ["Promote new task set", "Drain old task set", "Delete old task set",
+                                           "Deployment complete"]
+    if ending == "alarm":
+        return head + step * (steps_done - 1) + step[:3] + rollback
+    if ending == "gate":
+        return head + step * steps_done + rollback
+    raise ValueError(ending)
+
+
+def bakes(events: list[dict]) -> list[dict]:
+    """One entry per Bake state visit: ``enteredAt``, ``submitted`` (the
+    callback task is waiting), ``end`` (TaskTimedOut = bake passed,
+    TaskFailed = ended early, e.g. by alarm-rollback; None while baking),
+    ``error``, ``cause``, ``endedAt``."""
+    out: list[dict] = []
+    current: dict | None = None
+    for e in events:
+        det = e.get("stateEnteredEventDetails")
+        if det is not None:
+            current = None
+            if det["name"] == "Bake":
+                current = {"enteredAt": e["timestamp"], "submitted": False, "end": None, "error": None,
+                           "cause": None, "endedAt": None}
+                out.append(current)
+            continue
+        if current is None:
+            continue
+        t = e["type"]
+        if t == "TaskSubmitted":
+            current["submitted"] = True
+        elif t in ("TaskTimedOut", "TaskFailed", "TaskSucceeded") and current["end"] is None:
+            d = e.get("taskTimedOutEventDetails") or e.get("taskFailedEventDetails") or {}
+            current.update(end=t, error=d.get("error"), cause=d.get("cause"), endedAt=e["timestamp"])
+        elif t == "TaskStateExited":
+            current = None
+    return out
+
+
+def wait_baking(world: World, arn: str, step: int, timeout: float = 90.0, poll: float = 0.1) -> list[dict]:
+    """Waits (bounded) until the execution is waiting in the Bake of canary
+    step ``step`` (1-based: its callback task was submitted and has not
+    ended); returns the history at that moment. Fails if the execution ends
+    or passes that bake first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        events = history(world, arn)
+        b = bakes(events)
+        if len(b) >= step:
+            visit = b[step - 1]
+            if visit["end"] is not None or len(b) > step:
+                raise AssertionError(f"the bake of step {step} ended before the test acted: {visit}")
+            if visit["submitted"]:
+                return events
+        if any(e["type"] in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut")
+               for e in events):
+            raise AssertionError(f"{arn} ended before baking step {step}: {entered(events)}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{arn} not baking step {step} after {timeout:.0f} s: {entered(events)}")
+        time.sleep(poll)
+
+
+def stop_running(world: World, cause: str = "stopped by the test") -> list[str]:
+    """Stops every RUNNING execution of the state machine; returns their ARNs."""
+    sfn = world.c("stepfunctions")
+    stopped = []
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=world.state_machine_arn,
+                                                                statusFilter="RUNNING"):
+        for ex in page["executions"]:
+            sfn.stop_execution(executionArn=ex["executionArn"], error="TestCleanup", cause=cause)
+            stopped.append(ex["executionArn"])
+    return stopped
+
+
+# ------------------------------------------------------------------ Route 53 change log
+
+
+def weight_changes(changes: list[dict], svc: Service, caller: str | None = "function") -> list[dict[str, int]]:
+    """From ``aws.route53_changes()``: the weights of ``svc``'s record after
+    each change made by ``caller`` (None: anyone), e.g.
+    ``[{"blue": 90, "green": 10}, ...]``."""
+    out = []
+    for c in changes:
+        if caller is not None and c["caller"] != caller:
+            continue
+        recs = _records_of(c, svc.record_name)
+        if recs is None:
+            continue
+        out.append({r["setIdentifier"]: r["weight"] for r in recs if r.get("setIdentifier")})
+    return out
+
+
+def _records_of(change: dict, record_name: str) -> list[dict] | None:
+    for name, recs in (change.get("records") or {}).items():
+        if name.rstrip(".") == record_name:
+            return recs
+    return None
+
+
+def route53_violations(changes: list[dict], record_name: str | None = None) -> list[str]:
+    """The two traffic invariants over the Route 53 change log (every
+    successful ChangeResourceRecordSets, with the records and their Cloud Map
+    health at that moment): a weighted group is never all-zero, and no
+    record with weight > 0 points at a slot with 0 healthy instances.
+    Returns one sentence per violation (empty: all held)."""
+    bad = []
+    for c in changes:
+        for name, recs in (c.get("records") or {}).items():
+            if record_name is not None and name.rstrip(".") != record_name:
+                continue
+            weighted = [r for r in recs if r.get("setIdentifier") is not None and r.get("weight") is not None]
+            if not weighted:
+                continue
+            where = f"change #{c['seq']} by {c['caller']} at {c.get('timeIso')} on {name}"
+            if sum(r["weight"] for r in weighted) == 0:
+                bad.append(f"{where}: every weight is 0 ({[(r['setIdentifier'], r['weight']) for r in weighted]})")
+            for r in weighted:
+                if r["weight"] > 0 and r.get("cloudMapService") and not r.get("healthyInstances"):
+                    bad.append(
+                        f"{where}: {r['setIdentifier']} has weight {r['weight']} but {r.get('cloudMapService')} "
+                        f"has {r.get('healthyInstances')} healthy of {r.get('instances')} instances"
+                    )
+    return bad
