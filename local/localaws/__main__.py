@@ -41,7 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lambda-url", default=None, help="with --lambda url: where Task invokes go")
         p.add_argument("--concurrency", type=int, default=4, help="cargo-lambda instances per function")
         p.add_argument("--function-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for the functions")
-        p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait until ready")
+        p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait until ready (a cold build of the functions takes minutes)")
+        p.add_argument(
+            "--warm" if name == "serve" else "--no-warm",
+            dest="warm",
+            action="store_true" if name == "serve" else "store_false",
+            default=(name == "up"),
+            help="invoke every function once before reporting ready (builds and starts them)"
+            if name == "serve"
+            else "do not invoke every function once before reporting ready",
+        )
         if name == "up":
             p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
         else:
@@ -70,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             exit_with_parent=getattr(args, "exit_with_parent", False),
             extra_env=_parse_env(args.function_env),
             ready_timeout=args.timeout,
+            warm=args.warm,
         )
         # Children are stopped and files written by now. Exit at once: moto's
         # interpreter threads (a bake waiting for its token) and keep-alive
@@ -94,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             False,
             _parse_env(args.function_env),
             log_path,
+            warm=args.warm,
+            timeout=args.timeout,
         )
         try:
             doc = wait_ready(proc, run_dir, args.timeout, log_path)
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"local AWS failed to start: {e}", file=sys.stderr)
             return 1
         lam = doc["lambda"]
+        for w in lam.get("warmup") or []:
+            print(f"  warmed {w['function']}: {w['seconds']} s")
         print(f"local AWS up: endpoint {doc['endpointUrl']}  lambda {lam.get('url') or '-'}  (pids {doc['pids']})")
         print(f"  export AWS_ENDPOINT_URL={doc['endpointUrl']} AWS_REGION={config.REGION} "
               f"AWS_ACCESS_KEY_ID={config.ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY={config.SECRET_ACCESS_KEY}")

@@ -59,6 +59,8 @@ def spawn_server(
     exit_with_parent: bool,
     extra_env: dict[str, str] | None,
     log_path: Path,
+    warm: bool = False,
+    timeout: float = 900.0,
 ) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -76,6 +78,9 @@ def spawn_server(
         cmd += ["--lambda-url", lambda_url]
     if exit_with_parent:
         cmd.append("--exit-with-parent")
+    if warm:
+        cmd.append("--warm")
+    cmd += ["--timeout", str(timeout)]
     for k, v in (extra_env or {}).items():
         cmd += ["--function-env", f"{k}={v}"]
     env = dict(os.environ)
@@ -154,17 +159,20 @@ class LocalAws:
         lambda_url: str | None = None,
         concurrency: int = 4,
         function_env: dict[str, str] | None = None,
-        start_timeout: float = 180.0,
+        start_timeout: float = 900.0,
+        warm: bool = True,
     ) -> None:
         """lambda_mode: "cargo" (cargo lambda watch on a free port), "url"
         (Task invokes go to `lambda_url`, e.g. a fake Lambda in tests) or
-        "none"."""
+        "none". warm: with cargo, invoke every function once before start()
+        returns, so first calls in a test are not builds."""
         self.run_dir = Path(run_dir) if run_dir else config.default_run_dir()
         self.lambda_mode = "url" if lambda_url and lambda_mode == "cargo" else lambda_mode
         self.lambda_url_setting = lambda_url
         self.concurrency = concurrency
         self.function_env_extra = function_env or {}
         self.start_timeout = start_timeout
+        self.warm = warm
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoints: dict[str, Any] = {}
         self.owned = False
@@ -197,6 +205,8 @@ class LocalAws:
             True,
             self.function_env_extra,
             log_path,
+            warm=self.warm and self.lambda_mode == "cargo",
+            timeout=self.start_timeout,
         )
         self.owned = True
         try:

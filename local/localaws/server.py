@@ -11,6 +11,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,6 +123,41 @@ def start_cargo_lambda(port: int, moto_url: str, log_path: Path, concurrency: in
     )
 
 
+def workspace_functions() -> list[str]:
+    """The Lambda functions of the workspace: package names under functions/."""
+    names = []
+    for manifest in sorted((config.repo_root() / "functions").glob("*/Cargo.toml")):
+        m = re.search(r'^\s*name\s*=\s*"([^"]+)"', manifest.read_text(), re.MULTILINE)
+        if m:
+            names.append(m.group(1))
+    return names
+
+
+def warm_functions(lambda_url: str, timeout: float) -> list[dict[str, Any]]:
+    """Invokes every function once, in parallel, so cargo-lambda builds and
+    starts it now rather than on a test's first call (a build can take
+    minutes; a start about a second). The payload is not a valid input: each
+    function answers an error without calling AWS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import lambda_client
+
+    def one(name: str) -> dict[str, Any]:
+        started = time.time()
+        try:
+            inv = lambda_client.invoke(lambda_url, name, b'{"localawsWarmup": true}', timeout=timeout)
+            result = f"error {inv.error_type}" if inv.function_error else "ok"
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            result = f"failed: {e}"
+        return {"function": name, "result": result, "seconds": round(time.time() - started, 2)}
+
+    names = workspace_functions()
+    if not names:
+        return []
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(one, names))
+
+
 def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -139,6 +175,7 @@ def serve(
     exit_with_parent: bool = False,
     extra_env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
+    warm: bool = False,
 ) -> int:
     """Runs until stopped. Returns the process exit code."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -185,6 +222,9 @@ def serve(
             lambda_info.update(url=f"http://127.0.0.1:{lport}", port=lport, pid=proc.pid)
             wait_until(lambda: _http_answers("127.0.0.1", lport), ready_timeout, "cargo lambda watch", proc)
             LOG.info("cargo lambda watch answers on %s (pid %d)", lambda_info["url"], proc.pid)
+            if warm:
+                lambda_info["warmup"] = warm_functions(lambda_info["url"], ready_timeout)
+                LOG.info("functions warmed: %s", lambda_info["warmup"])
         elif lambda_mode == "url":
             lambda_info["url"] = lambda_url
         elif lambda_mode != "none":

@@ -95,7 +95,7 @@ def test_local_aws_stops_when_its_parent_dies(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="needs cargo (cargo-lambda runs the workspace's binaries)")
 def test_cargo_lambda_watch_is_started_and_stopped_by_pid(tmp_path: Path) -> None:
-    r = cli(tmp_path, "up", timeout=300)
+    r = cli(tmp_path, "up", "--no-warm", timeout=300)
     assert r.returncode == 0, r.stderr + (tmp_path / "localaws.log").read_text(errors="replace")[-3000:]
     doc = json.loads((tmp_path / "endpoints.json").read_text())
     lam = doc["lambda"]
