@@ -183,3 +183,27 @@ def test_alarm_events_can_be_switched_off(aws: LocalAws, fake_lambda: FakeLambda
     cw.set_alarm_state(AlarmName="orders-5xx", StateValue="OK", StateReason="x")
     wait_for(lambda: events, 5, "event after switching on")
     assert events[0]["detail"]["state"]["value"] == "OK"
+
+
+def test_history_over_the_query_protocol(aws: LocalAws) -> None:
+    import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    cw = aws.client("cloudwatch")
+    cw.put_metric_alarm(**ALARM)
+    cw.set_alarm_state(AlarmName="orders-5xx", StateValue="ALARM", StateReason="r")
+    body = "Action=DescribeAlarmHistory&Version=2010-08-01&AlarmName=orders-5xx&HistoryItemType=StateUpdate"
+    req = AWSRequest(
+        method="POST",
+        url=aws.endpoint_url + "/",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials("localaws", "localaws"), "monitoring", "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    r = requests.post(prepared.url, data=prepared.body, headers=dict(prepared.headers), timeout=10)
+    assert r.status_code == 200
+    assert "<HistorySummary>Alarm updated from OK to ALARM</HistorySummary>" in r.text
+    assert aws.calls(operation="DescribeAlarmHistory")[0]["protocol"] == "query"
