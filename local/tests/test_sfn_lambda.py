@@ -235,3 +235,31 @@ def test_stop_execution_aborts_a_waiting_bake(aws: LocalAws, fake_lambda: FakeLa
     sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by test")
     d = sfn.describe_execution(executionArn=arn)
     assert (d["status"], d.get("error"), d.get("cause")) == ("ABORTED", "Operator", "stopped by test")
+
+
+def test_execution_history_pages_and_reverses(aws: LocalAws) -> None:
+    machine = create_machine(
+        aws,
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.a", "Next": "B"},
+                "B": {"Type": "Pass", "Next": "C"},
+                "C": {"Type": "Succeed"},
+            },
+        },
+    )
+    arn, d = run(aws, machine, "hist-1", {"in": 1})
+    assert d["status"] == "SUCCEEDED"
+    sfn = aws.client("stepfunctions")
+    full = sfn.get_execution_history(executionArn=arn)["events"]
+    assert full[0]["type"] == "ExecutionStarted" and full[-1]["type"] == "ExecutionSucceeded"
+    newest_first = sfn.get_execution_history(executionArn=arn, reverseOrder=True)["events"]
+    assert [e["id"] for e in newest_first] == [e["id"] for e in reversed(full)]
+    page = sfn.get_execution_history(executionArn=arn, maxResults=2)
+    assert [e["id"] for e in page["events"]] == [e["id"] for e in full[:2]]
+    rest = sfn.get_execution_history(executionArn=arn, maxResults=1000, nextToken=page["nextToken"])
+    assert [e["id"] for e in rest["events"]] == [e["id"] for e in full[2:]] and "nextToken" not in rest
+    bare = sfn.get_execution_history(executionArn=arn, includeExecutionData=False)["events"]
+    assert "input" not in bare[0]["executionStartedEventDetails"]
+    assert "input" in full[0]["executionStartedEventDetails"]

@@ -23,12 +23,14 @@ def apply_all() -> None:
             ecs_scheduler,
             sfn_callbacks,
             sfn_execution,
+            sfn_history,
             sfn_lambda_invoke,
         )
 
         sfn_execution.apply()
         sfn_lambda_invoke.apply()
         sfn_callbacks.apply()
+        sfn_history.apply()
         cloudwatch_history.apply()
         alarm_events.apply()
         ecs_errors.apply()
