@@ -139,3 +139,22 @@ mod tests {
         assert!(d.error_message.contains("api-5xx"));
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::CanaryError;
+
+    /// The README's error table is the users' reference: every name the
+    /// functions can return must be in it.
+    #[test]
+    fn the_readme_lists_every_error_type() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .unwrap_or_default();
+        for name in CanaryError::ALL_TYPES {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "README.md's error table lacks {name}"
+            );
+        }
+    }
+}

@@ -34,3 +34,12 @@ def test_statemachine_readme_shows_the_current_diagram():
     readme = (REPO / "statemachine" / "README.md").read_text()
     flow = (REPO / "statemachine" / "flow.mmd").read_text()
     assert "```mermaid\n" + flow + "```" in readme, "statemachine/README.md: paste flow.mmd into its mermaid block"
+
+
+def test_top_readme_shows_the_current_diagram():
+    diagram = load_generator()
+    readme = (REPO / "README.md").read_text()
+    flow = (REPO / "statemachine" / "flow.mmd").read_text()
+    assert diagram.TOP_MARKER + "\n```mermaid\n" + flow + "```" in readme, (
+        "README.md: the state machine flow is stale: run python3 statemachine/diagram.py"
+    )
