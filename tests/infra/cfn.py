@@ -1,7 +1,9 @@
 """Just enough CloudFormation to test the templates offline: a YAML loader
-that understands the short intrinsic tags, and an evaluator of the few
-intrinsics the tested values use (Ref, Fn::Sub, Fn::GetAtt, Fn::If,
-Fn::Join) over values a test chooses for parameters and resources."""
+that understands the short intrinsic tags (rule functions included), and an
+evaluator of the few intrinsics the tested values use (Ref, Fn::Sub,
+Fn::GetAtt, Fn::If, Fn::Join, and the condition functions) over values a
+test chooses for parameters and resources. List parameters
+(CommaDelimitedList, List<...>) evaluate to lists, as in CloudFormation."""
 
 import re
 from dataclasses import dataclass, field
@@ -13,6 +15,8 @@ _SCALAR_TAGS = {"Ref": "Ref", "Condition": "Condition"}
 _FN_TAGS = [
     "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAtt", "GetAZs", "If",
     "ImportValue", "Join", "Not", "Or", "Select", "Split", "Sub", "Transform",
+    # rule functions
+    "Contains", "EachMemberEquals", "EachMemberIn", "RefAll", "ValueOf", "ValueOfAll",
 ]
 
 
@@ -47,9 +51,11 @@ def load(path: Path) -> dict:
 
 @dataclass
 class Stack:
-    """Values the evaluator substitutes: parameters (defaults are filled in
-    from the template), `Ref`s of resources, `GetAtt`s as "Res.Attr", and
-    condition outcomes."""
+    """Values the evaluator substitutes: parameters as strings, the way
+    `--parameter-overrides` gives them (defaults are filled in from the
+    template), `Ref`s of resources, `GetAtt`s as "Res.Attr". Conditions are
+    evaluated from the template's `Conditions` unless `conditions` forces
+    an outcome."""
 
     template: dict
     parameters: dict = field(default_factory=dict)
@@ -71,16 +77,39 @@ class Stack:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
-        for table in (pseudo, self.parameters, self.refs):
+        if name in self.parameters:
+            value = self.parameters[name]
+            kind = self.template.get("Parameters", {}).get(name, {}).get("Type", "String")
+            if kind == "CommaDelimitedList" or kind.startswith("List<"):
+                return value.split(",")
+            return value
+        for table in (pseudo, self.refs):
             if name in table:
                 return table[name]
         raise KeyError(f"no value for Ref {name}")
+
+    def condition(self, name: str) -> bool:
+        if name in self.conditions:
+            return self.conditions[name]
+        return bool(self.evaluate(self.template["Conditions"][name]))
 
     def attr(self, resource: str, attribute: str) -> str:
         key = f"{resource}.{attribute}"
         if key not in self.attrs:
             raise KeyError(f"no value for GetAtt {key}")
         return self.attrs[key]
+
+    def rule_failures(self) -> list:
+        """The AssertDescription of every rule assertion that fails for these
+        parameters (what CloudFormation refuses the stack with)."""
+        failures = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.evaluate(assertion["Assert"]):
+                    failures.append(assertion["AssertDescription"])
+        return failures
 
     def evaluate(self, node):
         if isinstance(node, list):
@@ -95,7 +124,28 @@ class Stack:
                 return self.attr(*arg)
             if key == "Fn::If":
                 name, yes, no = arg
-                return self.evaluate(yes if self.conditions[name] else no)
+                return self.evaluate(yes if self.condition(name) else no)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::Equals":
+                left, right = self.evaluate(arg)
+                return left == right
+            if key == "Fn::Not":
+                (value,) = self.evaluate(arg)
+                return not value
+            if key == "Fn::And":
+                return all(self.evaluate(arg))
+            if key == "Fn::Or":
+                return any(self.evaluate(arg))
+            if key == "Fn::EachMemberEquals":
+                members, value = self.evaluate(arg)
+                return all(m == value for m in members)
+            if key == "Fn::EachMemberIn":
+                members, allowed = self.evaluate(arg)
+                return all(m in allowed for m in members)
+            if key == "Fn::Contains":
+                allowed, value = self.evaluate(arg)
+                return value in allowed
             if key == "Fn::Join":
                 sep, parts = arg
                 return sep.join(self.evaluate(parts))

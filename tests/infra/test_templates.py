@@ -1,7 +1,11 @@
 """Offline checks of infra/: the ECR push rules turn a real-shaped ECR event
 into a DeploymentRequest the functions accept, the per-service outputs are
-exactly the deployment input's `target`, and the event patterns select what
-they should.
+exactly the deployment input's `target` (with its optional `network` when
+the stack is given subnets), and the event patterns select what they should.
+
+"Accept" is judged against shared/src/model.rs itself: its structs are read
+(field names, Rust types, which fields serde requires) and every produced
+value is checked against them, nested structs, lists and enums included.
 
 The produced request is kept in tests/fixtures/deployment-request-from-ecr.json
 so the Rust side can deserialize the very same JSON with the real type.
@@ -24,6 +28,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SYSTEM = load(ROOT / "infra" / "template.yaml")
 SERVICE = load(ROOT / "infra" / "service.yaml")
 MODEL = (ROOT / "shared" / "src" / "model.rs").read_text()
+ECS_ADAPTER = (ROOT / "shared" / "src" / "aws" / "ecs.rs").read_text()
 ECR_EVENT = json.loads((FIXTURES / "ecr-push-event.json").read_text())
 REQUEST_FIXTURE = FIXTURES / "deployment-request-from-ecr.json"
 
@@ -42,6 +47,21 @@ EXPECTED_TARGET = {
         "green": {"setIdentifier": "green", "registryArn": GREEN_ARN, "dnsName": "orders-green.svc.internal"},
     },
 }
+# service.yaml parameters for the first task set's networking, and the
+# `target.network` they must give.
+NETWORK_PARAMS = {
+    "Subnets": "subnet-0a1b2c3d4e5f60001,subnet-0a1b2c3d4e5f60002",
+    "SecurityGroups": "sg-0123456789abcdef0",
+    "AssignPublicIp": "false",
+    "LaunchType": "FARGATE",
+}
+EXPECTED_NETWORK = {
+    "subnets": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+    "securityGroups": ["sg-0123456789abcdef0"],
+    "assignPublicIp": False,
+    "launchType": "FARGATE",
+}
+EXPECTED_TARGET_WITH_NETWORK = {**EXPECTED_TARGET, "network": EXPECTED_NETWORK}
 
 
 def camel(snake: str) -> str:
@@ -49,33 +69,111 @@ def camel(snake: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _body(kind: str, name: str) -> str:
+    body = re.search(r"pub " + kind + " " + name + r" \{(.*?)\n\}", MODEL, re.S)
+    assert body, f"{kind} {name} not found in model.rs"
+    return body.group(1)
+
+
+def struct_fields(struct: str) -> dict:
+    """JSON name -> (Rust type, required) of a struct in model.rs. Required:
+    neither an Option nor `#[serde(default)]`."""
+    found, attributes = {}, ""
+    for line in _body("struct", struct).splitlines():
+        line = line.strip()
+        if line.startswith("#["):
+            attributes += line
+        elif m := re.fullmatch(r"pub (\w+): (.+),", line):
+            rust_type = m.group(2)
+            required = not rust_type.startswith("Option<") and "serde(default" not in attributes
+            found[camel(m.group(1))] = (rust_type, required)
+            attributes = ""
+    assert found, f"no fields read from struct {struct}"
+    return found
+
+
 def fields(struct: str) -> set:
     """The JSON field names of a struct in shared/src/model.rs."""
-    body = re.search(r"pub struct " + struct + r" \{(.*?)\n\}", MODEL, re.S)
-    assert body, f"struct {struct} not found in model.rs"
-    return {camel(name) for name in re.findall(r"^\s*pub (\w+):", body.group(1), re.M)}
+    return set(struct_fields(struct))
+
+
+def required_fields(struct: str) -> set:
+    return {name for name, (_, required) in struct_fields(struct).items() if required}
+
+
+def enum_values(enum: str):
+    """The JSON values of a unit-variant enum in model.rs (its
+    `rename_all` applied), or None when `enum` is not an enum there."""
+    at = MODEL.find(f"pub enum {enum} {{")
+    if at < 0:
+        return None
+    rename = re.findall(r'rename_all = "(\w+)"', MODEL[:at].rsplit("\n}", 1)[-1])
+    assert rename and rename[-1] in {"lowercase", "camelCase"}, f"enum {enum}: unknown rename_all"
+    variants = re.findall(r"^\s*(\w+),\s*$", _body("enum", enum), re.M)
+    if rename[-1] == "lowercase":
+        return {v.lower() for v in variants}
+    return {v[0].lower() + v[1:] for v in variants}
+
+
+def assert_shape(rust_type: str, value, where: str):
+    """`value` is what serde accepts for `rust_type` (as model.rs spells it).
+    Strings must also be non-empty: nothing a template produces may be blank."""
+    if m := re.fullmatch(r"Option<(.+)>", rust_type):
+        if value is not None:
+            assert_shape(m.group(1), value, where)
+    elif m := re.fullmatch(r"Vec<(.+)>", rust_type):
+        assert isinstance(value, list), f"{where}: a list expected, got {value!r}"
+        for i, item in enumerate(value):
+            assert_shape(m.group(1), item, f"{where}[{i}]")
+    elif rust_type == "String":
+        assert isinstance(value, str) and value, f"{where}: a non-empty string expected, got {value!r}"
+    elif rust_type == "bool":
+        assert isinstance(value, bool), f"{where}: true/false expected, got {value!r}"
+    elif m := re.fullmatch(r"([ui])(8|16|32|64)", rust_type):
+        bits = int(m.group(2))
+        low, high = (0, 2**bits - 1) if m.group(1) == "u" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: an integer expected, got {value!r}"
+        assert low <= value <= high, f"{where}: {value} out of {rust_type}"
+    elif (values := enum_values(rust_type)) is not None:
+        assert value in values, f"{where}: one of {sorted(values)} expected, got {value!r}"
+    else:
+        assert isinstance(value, dict), f"{where}: a {rust_type} object expected, got {value!r}"
+        known = struct_fields(rust_type)
+        assert set(value) <= set(known), f"{where}: fields {set(value) - set(known)} unknown to {rust_type}"
+        missing = required_fields(rust_type) - set(value)
+        assert not missing, f"{where}: {rust_type} needs {missing}"
+        for name, item in value.items():
+            assert_shape(known[name][0], item, f"{where}.{name}")
+
+
+def engine_launch_types() -> set:
+    """The launch types the engine's `network_from_input` accepts."""
+    fn = re.search(r"pub fn network_from_input\(.*?\n\}", ECS_ADAPTER, re.S)
+    assert fn, "network_from_input not found in shared/src/aws/ecs.rs"
+    found = set(re.findall(r'"([A-Z0-9_]+)" => LaunchType::', fn.group(0)))
+    assert found, "no launch types found in network_from_input"
+    return found
 
 
 def assert_deployment_request(request: dict):
-    """The shape serde accepts: camelCase, unknown fields refused, exactly
-    one of image/taskDefinition."""
-    assert set(request) <= fields("DeploymentRequest"), set(request) - fields("DeploymentRequest")
-    target = request["target"]
-    assert set(target) == fields("Target")
-    assert set(target["slots"]) == fields("Slots")
-    for slot in target["slots"].values():
-        assert set(slot) == fields("SlotConfig")
-        assert all(isinstance(v, str) and v for v in slot.values())
-    assert all(isinstance(target[k], str) and target[k] for k in fields("Target") - {"slots"})
-    assert set(request.get("strategy", {})) <= fields("StrategyInput")
-    alarms = request.get("alarms", {})
-    assert set(alarms) <= fields("AlarmGate")
-    assert alarms.get("insufficientData", "pass") in {"pass", "fail"}
-    assert all(name.startswith(SYSTEM["Parameters"]["AlarmNamePrefix"]["Default"]) for name in alarms.get("names", []))
+    """The shape serde accepts (camelCase, unknown fields refused, required
+    fields present, every value of its Rust type, `target.network`
+    included), plus what the engine checks beyond types: exactly one of
+    image/taskDefinition, a launch type it knows; and the system stack's
+    alarm name prefix."""
+    assert_shape("DeploymentRequest", request, "request")
+    network = request["target"].get("network")
+    if network is not None:
+        assert network["subnets"], "target.network.subnets: ECS needs at least one subnet"
+        assert network.get("launchType", "FARGATE") in engine_launch_types()
+    prefix = SYSTEM["Parameters"]["AlarmNamePrefix"]["Default"]
+    assert all(name.startswith(prefix) for name in request.get("alarms", {}).get("names", []))
     assert ("image" in request) != ("taskDefinition" in request)
 
 
-def service_stack(**parameters) -> Stack:
+def service_stack(network: bool = True, **parameters) -> Stack:
+    """service.yaml with the test's parameters; `network` gives it the
+    first task set's networking (NETWORK_PARAMS)."""
     params = {
         "ServiceName": "orders",
         "ClusterName": "prod",
@@ -88,6 +186,7 @@ def service_stack(**parameters) -> Stack:
         "EcrRepositoryName": "orders",
         "DeploymentStrategy": STRATEGY,
         "DeploymentAlarms": ALARMS,
+        **(NETWORK_PARAMS if network else {}),
     }
     params.update(parameters)
     return Stack(
@@ -100,16 +199,18 @@ def service_stack(**parameters) -> Stack:
             "GreenSlot.Arn": GREEN_ARN,
             "EcrTriggerRole.Arn": "arn:aws:iam::123456789012:role/orders-EcrTriggerRole",
         },
-        conditions={"CreateZone": params.get("ExistingHostedZoneId", "") == "", "HasEcrTrigger": True},
     )
 
 
-def target_json() -> str:
-    stack = service_stack()
+def target_json(network: bool = True, **parameters) -> str:
+    stack = service_stack(network, **parameters)
+    assert stack.rule_failures() == []
     return stack.evaluate(SERVICE["Outputs"]["TargetJson"]["Value"])
 
 
-def system_stack() -> Stack:
+def system_stack(network: bool = True) -> Stack:
+    """template.yaml with an ECR trigger whose DeploymentTarget is the
+    service stack's TargetJson output."""
     return Stack(
         SYSTEM,
         parameters={
@@ -117,13 +218,12 @@ def system_stack() -> Stack:
             "HostedZoneId": "Z0123456789ABCDEFGHIJ",
             "CloudMapNamespaceId": "ns-abc123",
             "EcrRepositoryName": "orders",
-            "DeploymentTarget": target_json(),
+            "DeploymentTarget": target_json(network),
             "DeploymentStrategy": STRATEGY,
             "DeploymentAlarms": ALARMS,
         },
         refs={"DeploymentStateMachine": "arn:aws:states:us-west-2:123456789012:stateMachine:canary-deployment"},
         attrs={"EcrTriggerRole.Arn": "arn:aws:iam::123456789012:role/canary-EcrTriggerRole"},
-        conditions={"HasEcrTrigger": True},
     )
 
 
@@ -136,29 +236,94 @@ def request_from(stack: Stack, event: dict) -> dict:
 
 
 def test_target_json_output_is_the_target():
-    target = json.loads(target_json())
+    """Without subnets there is no `network` (an Option: left out)."""
+    target = json.loads(target_json(network=False))
     assert target == EXPECTED_TARGET
     assert_deployment_request({"target": target, "image": "x"})
 
 
-def test_outputs_are_exactly_the_target_fields():
-    """One output per leaf of `target` (slots.blue.dnsName -> SlotsBlueDnsName)
-    plus TargetJson, and each holds the same value as TargetJson."""
-    stack = service_stack()
-    outputs = {name: stack.evaluate(o["Value"]) for name, o in SERVICE["Outputs"].items()}
+def test_target_json_output_carries_the_first_task_sets_network():
+    target = json.loads(target_json())
+    assert target == EXPECTED_TARGET_WITH_NETWORK
+    assert_deployment_request({"target": target, "image": "x"})
+
+
+@pytest.mark.parametrize(
+    "parameters, network",
+    [
+        ({"Subnets": "subnet-0a1"}, {"subnets": ["subnet-0a1"], "securityGroups": [], "assignPublicIp": False, "launchType": "FARGATE"}),
+        (
+            {"Subnets": "subnet-0a1", "SecurityGroups": "sg-01,sg-02", "AssignPublicIp": "true"},
+            {"subnets": ["subnet-0a1"], "securityGroups": ["sg-01", "sg-02"], "assignPublicIp": True, "launchType": "FARGATE"},
+        ),
+        ({"Subnets": "subnet-0a1", "LaunchType": "EC2"}, {"subnets": ["subnet-0a1"], "securityGroups": [], "assignPublicIp": False, "launchType": "EC2"}),
+    ],
+    ids=["subnet-only", "public-ip-two-groups", "ec2"],
+)
+def test_network_parameters_become_target_network(parameters, network):
+    target = json.loads(target_json(network=False, **parameters))
+    assert target["network"] == network
+    assert_deployment_request({"target": target, "image": "x"})
+
+
+@pytest.mark.parametrize(
+    "parameters, refusal",
+    [
+        ({"SecurityGroups": "sg-01"}, "SecurityGroups needs Subnets"),
+        ({"AssignPublicIp": "true"}, "AssignPublicIp needs Subnets"),
+        ({"LaunchType": "EC2"}, "LaunchType needs Subnets"),
+        ({"Subnets": "subnet-0a1", "LaunchType": "EC2", "AssignPublicIp": "true"}, "Fargate only"),
+    ],
+    ids=["groups-without-subnets", "public-ip-without-subnets", "launch-type-without-subnets", "public-ip-on-ec2"],
+)
+def test_rules_refuse_network_parameters_that_would_be_dropped_or_refused(parameters, refusal):
+    failures = service_stack(network=False, **parameters).rule_failures()
+    assert len(failures) == 1 and refusal in failures[0], failures
+
+
+def test_launch_types_are_the_ones_the_engine_accepts():
+    assert set(SERVICE["Parameters"]["LaunchType"]["AllowedValues"]) == engine_launch_types()
+    assert SERVICE["Parameters"]["LaunchType"]["Default"] == "FARGATE"
+
+
+@pytest.mark.parametrize("network", [True, False], ids=["with-network", "without-network"])
+def test_outputs_are_exactly_the_target_fields(network):
+    """One output per leaf of `target` (slots.blue.dnsName -> SlotsBlueDnsName,
+    a list comma separated) plus TargetJson, and each holds the same value as
+    TargetJson; the `network` outputs exist exactly when `network` does."""
+    stack = service_stack(network)
+    outputs = {
+        name: stack.evaluate(o["Value"])
+        for name, o in SERVICE["Outputs"].items()
+        if "Condition" not in o or stack.condition(o["Condition"])
+    }
 
     def leaves(node, prefix=""):
         for key, value in node.items():
             name = prefix + key[0].upper() + key[1:]
             if isinstance(value, dict):
                 yield from leaves(value, name)
+            elif isinstance(value, list):
+                yield name, ",".join(value)
+            elif isinstance(value, bool):
+                yield name, json.dumps(value)
             else:
                 yield name, value
 
-    expected = dict(leaves(EXPECTED_TARGET))
+    target = EXPECTED_TARGET_WITH_NETWORK if network else EXPECTED_TARGET
+    assert json.loads(outputs["TargetJson"]) == target
+    expected = dict(leaves(target))
     assert set(outputs) == set(expected) | {"TargetJson"}
     for name, value in expected.items():
         assert outputs[name] == value, name
+
+
+def test_every_target_field_has_an_output():
+    """The contract's `target` (and `target.network`) fields all appear in
+    the expected targets these tests compare the outputs with."""
+    assert set(EXPECTED_TARGET_WITH_NETWORK) == fields("Target")
+    assert set(EXPECTED_NETWORK) == fields("TaskSetNetwork")
+    assert set(EXPECTED_TARGET) == required_fields("Target")
 
 
 def test_existing_zone_is_used_when_given():
@@ -173,7 +338,7 @@ def test_ecr_push_builds_a_deployment_request():
     request = request_from(system_stack(), ECR_EVENT)
     assert_deployment_request(request)
     assert request["image"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/orders:v1.4.2"
-    assert request["target"] == EXPECTED_TARGET
+    assert request["target"] == EXPECTED_TARGET_WITH_NETWORK
     assert request["strategy"] == json.loads(STRATEGY)
     assert request["alarms"] == json.loads(ALARMS)
 
@@ -185,16 +350,21 @@ def test_ecr_push_builds_a_deployment_request():
     )
 
 
-def test_service_stack_trigger_builds_the_same_request():
-    assert request_from(service_stack(), ECR_EVENT) == request_from(system_stack(), ECR_EVENT)
+@pytest.mark.parametrize("network", [True, False], ids=["with-network", "without-network"])
+def test_service_stack_trigger_builds_the_same_request(network):
+    request = request_from(service_stack(network), ECR_EVENT)
+    assert request == request_from(system_stack(network), ECR_EVENT)
+    assert_deployment_request(request)
+    assert ("network" in request["target"]) == network
 
 
 def test_defaults_give_a_minimal_valid_request():
-    stack = system_stack()
+    stack = system_stack(network=False)
     del stack.parameters["DeploymentStrategy"], stack.parameters["DeploymentAlarms"]
     stack.__post_init__()
     request = request_from(stack, ECR_EVENT)
     assert_deployment_request(request)
+    assert request["target"] == EXPECTED_TARGET
     assert request["strategy"] == {}
     assert request["alarms"] == {"names": []}
 
@@ -205,6 +375,29 @@ def test_image_follows_the_event():
     event["detail"].update({"repository-name": "team/orders", "image-tag": "release-7"})
     request = request_from(system_stack(), event)
     assert request["image"] == "210987654321.dkr.ecr.eu-central-1.amazonaws.com/team/orders:release-7"
+
+
+def test_shape_check_catches_what_serde_refuses():
+    """The checker itself: each of these is refused by serde (or the engine)."""
+    good = {"target": EXPECTED_TARGET_WITH_NETWORK, "image": "x"}
+    assert_deployment_request(good)
+    bad_networks = [
+        {**EXPECTED_NETWORK, "subnets": "subnet-0a1"},  # not a list
+        {**EXPECTED_NETWORK, "assignPublicIp": "false"},  # a string, not a bool
+        {**EXPECTED_NETWORK, "launchType": "SPOT"},  # unknown to the engine
+        {**EXPECTED_NETWORK, "subnets": []},  # ECS needs one
+        {**EXPECTED_NETWORK, "vpc": "vpc-1"},  # unknown field
+        {k: v for k, v in EXPECTED_NETWORK.items() if k != "subnets"},  # required
+    ]
+    for network in bad_networks:
+        with pytest.raises(AssertionError):
+            assert_deployment_request({"target": {**EXPECTED_TARGET, "network": network}, "image": "x"})
+    with pytest.raises(AssertionError):
+        assert_deployment_request({"target": {**EXPECTED_TARGET, "cluster": ""}, "image": "x"})
+    with pytest.raises(AssertionError):
+        assert_deployment_request({"target": EXPECTED_TARGET, "image": "x", "alarms": {"insufficientData": "maybe"}})
+    with pytest.raises(AssertionError):
+        assert_deployment_request({"target": EXPECTED_TARGET, "image": "x", "strategy": {"steps": [10, 300]}})
 
 
 # ----------------------------------------------------------------- patterns
