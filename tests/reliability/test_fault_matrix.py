@@ -1,0 +1,69 @@
+"""Issue 5, part 1: a fault at every AWS call a deployment makes.
+
+One parametrized test per case; the session fixture runs the selected cases
+on parallel lanes first (results.md / results.json when the whole matrix
+ran), then each test asserts its own case.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import matrix  # noqa: E402
+from conftest import lane_count  # noqa: E402
+
+CASES = {c.id: c for c in matrix.derive()}
+PARTIAL_DIR = HERE.parents[1] / ".local" / "reliability"
+
+
+def _params():
+    for case_id in CASES:
+        marks = [] if case_id in matrix.FAST else [pytest.mark.slow]
+        if case_id in matrix.KNOWN_BUGS:
+            marks.append(pytest.mark.xfail(strict=True, reason=matrix.KNOWN_BUGS[case_id]))
+        yield pytest.param(case_id, id=case_id, marks=marks)
+
+
+@pytest.fixture(scope="session")
+def matrix_results(request, lanes):
+    # Exactly the cases this session runs (after -m / -k deselection).
+    selected = [
+        CASES[item.callspec.params["case_id"]]
+        for item in request.session.items
+        if item.originalname == "test_fault_case" and item.module.__name__ == __name__
+    ]
+    n = min(lane_count(), max(1, len(selected) // 4)) if len(selected) > len(matrix.FAST) else 1
+    results, wall = matrix.run_cases(lanes.get(n), selected)
+    text, doc = matrix.report(results, wall, n)
+    whole = len(selected) == len(CASES)
+    out_dir = HERE if whole else PARTIAL_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.md").write_text(text)
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nfault matrix: {doc['held']}/{doc['runs']} held in {wall:.0f} s on {n} lanes -> {out_dir / 'results.md'}")
+    return {r.case.id: r for r in results}
+
+
+@pytest.mark.parametrize("case_id", list(_params()))
+def test_fault_case(case_id, matrix_results):
+    r = matrix_results[case_id]
+    detail = "; ".join(r.problems + r.violations)
+    assert r.held, f"{case_id}: {r.outcome} after {r.seconds} s ({r.fired} faults fired): {detail}"
+
+
+def test_calls_json_lists_both_scenarios():
+    """The matrix is derived from a real run, not a guess."""
+    doc = matrix.load_calls()
+    assert set(doc["scenarios"]) == {"canary", "rollback"}
+    assert doc["scenarios"]["canary"]["outcome"] == "SUCCEEDED"
+    assert doc["scenarios"]["rollback"]["outcome"] == "RolledBackOnAlarm"
+    ops = {(c["service"], c["operation"]) for s in doc["scenarios"].values() for c in s["calls"]}
+    assert ("route53", "ChangeResourceRecordSets") in ops and ("ecs", "CreateTaskSet") in ops
+    assert len(CASES) >= 100
