@@ -95,7 +95,7 @@ pub struct TaskSetNetwork {
     pub security_groups: Vec<String>,
     #[serde(default)]
     pub assign_public_ip: bool,
-    /// `FARGATE` (default), `EC2` or `EXTERNAL`.
+    /// `FARGATE` (default) or `EC2`; ECS Anywhere (`EXTERNAL`) has no awsvpc.
     #[serde(default)]
     pub launch_type: Option<String>,
 }

@@ -88,6 +88,23 @@ pub fn validate_target(t: &Target) -> Result<()> {
         })?;
         validate_dns_name(&format!("target.slots.{slot}.dnsName"), &c.dns_name)?;
     }
+    if let Some(n) = &t.network {
+        if n.subnets.is_empty() {
+            return Err(CanaryError::invalid(
+                "target.network.subnets must list at least one subnet",
+            ));
+        }
+        for (i, id) in n.subnets.iter().chain(&n.security_groups).enumerate() {
+            require_non_empty(&format!("target.network id #{}", i + 1), id)?;
+        }
+        if let Some(lt) = n.launch_type.as_deref() {
+            if !["FARGATE", "EC2"].contains(&lt) {
+                return Err(CanaryError::invalid(format!(
+                    "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {lt:?}"
+                )));
+            }
+        }
+    }
     let (b, g) = (&t.slots.blue, &t.slots.green);
     if b.set_identifier == g.set_identifier {
         return Err(CanaryError::invalid(

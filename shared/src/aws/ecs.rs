@@ -264,12 +264,9 @@ pub fn network_from_input(
     let launch = match n.launch_type.as_deref().unwrap_or("FARGATE") {
         "FARGATE" => LaunchType::Fargate,
         "EC2" => LaunchType::Ec2,
-        "EXTERNAL" => LaunchType::External,
-        other => {
-            return Err(CanaryError::invalid(format!(
-                "target.network.launchType must be FARGATE, EC2 or EXTERNAL, got {other:?}"
-            )))
-        }
+        other => return Err(CanaryError::invalid(format!(
+            "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {other:?}"
+        ))),
     };
     Ok((
         NetworkConfiguration::builder()

@@ -417,3 +417,27 @@ fn insufficient_data_follows_the_policy() {
     let v = gate_verdict(&obs, InsufficientData::Fail);
     assert!(!v.passed);
 }
+
+#[test]
+fn first_task_set_network_is_checked() {
+    use crate::model::TaskSetNetwork;
+    let mut r = request();
+    let net = TaskSetNetwork {
+        subnets: vec!["subnet-1".into()],
+        security_groups: vec!["sg-1".into()],
+        assign_public_ip: false,
+        launch_type: None,
+    };
+    r.target.network = Some(net.clone());
+    assert_eq!(validate_request(&r), Ok(()));
+    r.target.network = Some(TaskSetNetwork {
+        subnets: vec![],
+        ..net.clone()
+    });
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.target.network = Some(TaskSetNetwork {
+        launch_type: Some("EXTERNAL".into()),
+        ..net
+    });
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+}
