@@ -33,25 +33,19 @@ pub async fn observe(
                 .send()
                 .await
                 .map_err(|e| classify("cloudwatch:DescribeAlarms", e))?;
-            for a in out.metric_alarms() {
+            let metric = out
+                .metric_alarms()
+                .iter()
+                .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+            let composite = out
+                .composite_alarms()
+                .iter()
+                .map(|a| (a.alarm_name(), a.state_value(), a.state_reason()));
+            for (name, state, reason) in metric.chain(composite) {
                 observed.push(AlarmObservation {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    reason: a.state_reason().unwrap_or_default().to_string(),
-                    fired_in_window: false,
-                });
-            }
-            for a in out.composite_alarms() {
-                observed.push(AlarmObservation {
-                    name: a.alarm_name().unwrap_or_default().to_string(),
-                    state: a
-                        .state_value()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    reason: a.state_reason().unwrap_or_default().to_string(),
+                    name: name.unwrap_or_default().to_string(),
+                    state: state.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    reason: reason.unwrap_or_default().to_string(),
                     fired_in_window: false,
                 });
             }

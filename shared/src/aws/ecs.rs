@@ -264,9 +264,11 @@ pub fn network_from_input(
     let launch = match n.launch_type.as_deref().unwrap_or("FARGATE") {
         "FARGATE" => LaunchType::Fargate,
         "EC2" => LaunchType::Ec2,
-        other => return Err(CanaryError::invalid(format!(
+        other => {
+            return Err(CanaryError::invalid(format!(
             "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {other:?}"
-        ))),
+        )))
+        }
     };
     Ok((
         NetworkConfiguration::builder()

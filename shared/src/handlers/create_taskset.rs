@@ -69,32 +69,37 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
     }
 
     let views: Vec<_> = service.task_sets.iter().map(|ts| ts.view.clone()).collect();
-    let decision = decide_slots(&t.slots, &views, records.weights, &req.deployment_id)?;
-    let deployment = |live_slot: Slot,
-                      new_slot: Slot,
-                      old: Option<TaskSetRef>,
-                      new: TaskSetRef,
-                      td: String,
-                      created_at: String,
-                      first: bool| Deployment {
+    let to_ref = |v: &plan::TaskSetView| TaskSetRef {
+        id: v.id.clone(),
+        arn: v.arn.clone(),
+    };
+    let plan = |live_slot: Slot,
+                new_slot: Slot,
+                old: Option<TaskSetRef>,
+                new: TaskSetRef,
+                task_definition_arn: String,
+                created_at: String| Deployment {
         id: req.deployment_id.clone(),
         target: t.clone(),
         strategy: strategy.clone(),
         alarms: r.alarms.clone(),
         live_slot,
         new_slot,
+        first_deployment: old.is_none(),
         old_task_set: old,
         new_task_set: new,
-        task_definition_arn: td,
-        first_deployment: first,
+        task_definition_arn,
         created_at,
     };
-    let to_ref = |v: &plan::TaskSetView| TaskSetRef {
-        id: v.id.clone(),
-        arn: v.arn.clone(),
-    };
 
-    match decision {
+    // Where the new task set goes and what it copies: the live task set's
+    // definition and networking, or (first deployment) the input's.
+    let (live_slot, new_slot, old) = match decide_slots(
+        &t.slots,
+        &views,
+        records.weights,
+        &req.deployment_id,
+    )? {
         SlotDecision::Resume {
             live_slot,
             new_slot,
@@ -106,99 +111,73 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
                 .created_at
                 .clone()
                 .unwrap_or_else(|| time::format(time::now()));
-            Ok(deployment(
+            let td = new.task_definition.clone();
+            return Ok(plan(
                 live_slot,
                 new_slot,
                 old.as_ref().map(to_ref),
                 to_ref(&new),
-                new.task_definition.clone(),
+                td,
                 created,
-                old.is_none(),
-            ))
+            ));
         }
         SlotDecision::Deploy {
             live_slot,
             new_slot,
             old,
-        } => {
-            let base = r.task_definition.as_deref().unwrap_or(&old.task_definition);
-            let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref())
-                .await?;
-            let template = service
-                .task_sets
-                .iter()
-                .find(|ts| ts.view.id == old.id)
-                .map(|ts| &ts.raw);
-            let created = ecs::create_task_set(
-                &c.ecs,
-                &ecs::NewTaskSet {
-                    cluster: &t.cluster,
-                    service: &t.service,
-                    task_definition: &td,
-                    external_id: &req.deployment_id,
-                    registry_arn: &t.slots.get(new_slot).registry_arn,
-                    template,
-                    network_configuration: service.network_configuration.as_ref(),
-                    launch_type: None,
-                },
+        } => (live_slot, new_slot, Some(old)),
+        SlotDecision::First => (Slot::Green, Slot::Blue, None),
+    };
+    let base = match (&r.task_definition, &old) {
+        (Some(td), _) => td.as_str(),
+        (None, Some(old)) => old.task_definition.as_str(),
+        (None, None) => service.task_definition.as_deref().ok_or_else(|| {
+            CanaryError::invalid(
+                "the service has no task set and no task definition to start from: \
+                 give taskDefinition for its first deployment",
             )
-            .await?;
-            info!(task_set = %created.view.id, slot = %new_slot, live = %live_slot, task_definition = %td, "task set created");
-            Ok(deployment(
-                live_slot,
-                new_slot,
-                Some(to_ref(&old)),
-                to_ref(&created.view),
-                td,
-                time::format(time::now()),
-                false,
-            ))
-        }
-        SlotDecision::First => {
-            let base = r
-                .task_definition
-                .as_deref()
-                .or(service.task_definition.as_deref())
-                .ok_or_else(|| {
-                    CanaryError::invalid(
-                        "the service has no task set and no task definition to start from: \
-                         give taskDefinition for its first deployment",
-                    )
-                })?;
-            let network = t
-                .network
+        })?,
+    };
+    let template = old
+        .as_ref()
+        .and_then(|o| service.task_sets.iter().find(|ts| ts.view.id == o.id))
+        .map(|ts| &ts.raw);
+    let network = match (&old, &t.network) {
+        (None, Some(n)) => Some(ecs::network_from_input(n)?),
+        _ => None,
+    };
+    let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref()).await?;
+    let created = ecs::create_task_set(
+        &c.ecs,
+        &ecs::NewTaskSet {
+            cluster: &t.cluster,
+            service: &t.service,
+            task_definition: &td,
+            external_id: &req.deployment_id,
+            registry_arn: &t.slots.get(new_slot).registry_arn,
+            template,
+            network_configuration: network
                 .as_ref()
-                .map(ecs::network_from_input)
-                .transpose()?;
-            let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref())
-                .await?;
-            let created = ecs::create_task_set(
-                &c.ecs,
-                &ecs::NewTaskSet {
-                    cluster: &t.cluster,
-                    service: &t.service,
-                    task_definition: &td,
-                    external_id: &req.deployment_id,
-                    registry_arn: &t.slots.blue.registry_arn,
-                    template: None,
-                    network_configuration: network
-                        .as_ref()
-                        .map(|(n, _)| n)
-                        .or(service.network_configuration.as_ref()),
-                    launch_type: network.as_ref().map(|(_, l)| l.clone()),
-                },
-            )
-            .await?;
-            info!(task_set = %created.view.id, slot = "blue", "first task set of the service created");
-            Ok(deployment(
-                Slot::Green,
-                Slot::Blue,
-                None,
-                to_ref(&created.view),
-                td,
-                time::format(time::now()),
-                true,
-            ))
-        }
-    }
+                .map(|(n, _)| n)
+                .or(service.network_configuration.as_ref()),
+            launch_type: network.as_ref().map(|(_, l)| l.clone()),
+        },
+    )
+    .await?;
+    info!(
+        task_set = %created.view.id,
+        slot = %new_slot,
+        live = %live_slot,
+        first_deployment = old.is_none(),
+        task_definition = %td,
+        "task set created"
+    );
+    Ok(plan(
+        live_slot,
+        new_slot,
+        old.as_ref().map(to_ref),
+        to_ref(&created.view),
+        td,
+        time::format(time::now()),
+    ))
 }
