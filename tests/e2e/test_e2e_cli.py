@@ -48,8 +48,8 @@ def test_cli_deploy_watch_history_list(aws, world, cli, tmp_path):
     assert W.weights(world, svc) == {"blue": 0, "green": 100}
 
     # 2. The next one (green -> blue) rolled back by an alarm in step 2: exit 1.
-    proc = cli("deploy", "--file", str(deployment), "--image", f"{W.IMAGE_REPO}:v3", "--name", bad_name, *watch,
-               background=True)
+    proc = cli("deploy", "--file", str(deployment), "--image", f"{W.IMAGE_REPO}:v3", "--name", bad_name, "--bake", "2",
+               *watch, background=True)
     try:
         W.wait_baking(world, execution_arn(bad_name), 2)
         aws.set_alarm_state(svc.alarms[0], "ALARM", "errors in v3")

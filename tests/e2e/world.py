@@ -429,12 +429,22 @@ def wait_baking(world: World, arn: str, step: int, timeout: float = 90.0, poll: 
     """Waits (bounded) until the execution is waiting in the Bake of canary
     step ``step`` (1-based: its callback task was submitted and has not
     ended); returns the history at that moment. Fails if the execution ends
-    or passes that bake first."""
+    or passes that bake first. An execution that does not exist yet (started
+    by another process) is waited for."""
     import time
+
+    from botocore.exceptions import ClientError
 
     deadline = time.monotonic() + timeout
     while True:
-        events = history(world, arn)
+        try:
+            events = history(world, arn)
+        except ClientError as e:
+            # Started by another process (the CLI) that may not have called
+            # StartExecution yet.
+            if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            events = []
         b = bakes(events)
         if len(b) >= step:
             visit = b[step - 1]
