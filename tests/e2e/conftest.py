@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +31,6 @@ from localaws import lambda_client
 FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback")
 
 _counter = itertools.count(1)
-
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
