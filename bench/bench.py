@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import init_time  # noqa: E402
 import size  # noqa: E402
-from common import BENCH, FUNCTIONS, RELEASE_DIR, RESULTS_DIR, VENV_PYTHON, machine  # noqa: E402
+from common import BENCH, FUNCTIONS, RELEASE_DIR, RESULTS_DIR, baseline_python, machine  # noqa: E402
 
 SECTIONS = ("size", "init", "orchestration", "rollback", "cost")
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {','.join(SECTIONS)}")
     p.add_argument("--lambda-services", default="release,cargo", help="which local Lambda service(s) run the functions: release,cargo")
     p.add_argument("--no-build", dest="build", action="store_false", help="do not run cargo build --release (sections that need it are skipped when binaries are absent)")
-    p.add_argument("--python", default=str(VENV_PYTHON), help="interpreter for the Python + boto3 baseline")
+    p.add_argument("--python", default=str(baseline_python()), help="interpreter for the Python + boto3 baseline (default: bench/.venv from bench/setup.sh)")
     p.add_argument("--out", default=str(RESULTS_DIR / "bench.json"))
     p.add_argument("--save", action="store_true", help="also write bench/results/<date>.json (the committed copy)")
     p.add_argument("--quick", action="store_true", help="1 repetition everywhere (smoke test)")

@@ -16,6 +16,13 @@ FUNCTIONS = ["create-taskset", "set-weight", "check-health", "delete-taskset", "
 RELEASE_DIR = REPO / "target" / "release"
 RESULTS_DIR = REPO / "bench-results"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+# boto3 alone (bench/setup.sh): the Python baseline's interpreter.
+BASELINE_PYTHON = BENCH / ".venv" / "bin" / "python"
+
+
+def baseline_python() -> Path:
+    """bench/.venv when bench/setup.sh made it, else the harness's .venv."""
+    return BASELINE_PYTHON if BASELINE_PYTHON.exists() else VENV_PYTHON
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:ecs-dns-canary"
 
 

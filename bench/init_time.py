@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, FUNCTIONS, RELEASE_DIR, VENV_PYTHON, lambda_env, summary
+from common import BENCH, FUNCTIONS, RELEASE_DIR, baseline_python, lambda_env, summary
 from runtime_api import RuntimeApi
 
 PYTHON_NAME = "python-boto3 set-weight"
@@ -88,7 +88,7 @@ def one_run(api: RuntimeApi, cand: dict[str, Any], invoke: dict[str, Any] | None
 
 
 def run(reps: int = 20, python: Path | None = None, include_python: bool = True) -> dict[str, Any]:
-    python = python or VENV_PYTHON
+    python = python or baseline_python()
     cands = _candidates(python)
     if not include_python:
         cands = [c for c in cands if c["kind"] == "rust"]
@@ -121,7 +121,7 @@ def run(reps: int = 20, python: Path | None = None, include_python: bool = True)
                 "sanityAnswer": sanity.get(c["name"]),
             }
         )
-    out: dict[str, Any] = {"reps": reps, "rows": rows}
+    out: dict[str, Any] = {"reps": reps, "python": str(python), "rows": rows}
     py = next((r for r in rows if r["kind"] == "python"), None)
     if py and py["initMs"]["median"]:
         rust_rows = [r for r in rows if r["kind"] == "rust"]

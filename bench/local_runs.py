@@ -217,8 +217,14 @@ def rollback(aws: Any, w: Any, reps: int, svc_names: list[str]) -> dict[str, Any
                 time.sleep(0.05)
         with contextlib.suppress(Exception):
             dep.sfn.stop_execution(executionArn=arn, error="Benchmark", cause="measured; stopped during its rollback drain")
+        window = [
+            f'{c["service"]}:{c["operation"]}'
+            for c in aws.calls(caller="function")
+            if delivery["invokedAt"] <= c["time"] <= back["time"]
+        ]
         run = {
             "service": name,
+            "callsUntilWeightsBack": window,
             "warmup": i == 0,
             "eventToWeightsBackMs": (back["time"] - delivery["invokedAt"]) * 1000,
             "alarmStateToWeightsBackMs": (back["time"] - delivery["emittedAt"]) * 1000,
@@ -261,6 +267,7 @@ def cost(aws: Any, w: Any, svc_name: str, bakes: tuple[int, int] = (1, 5)) -> di
         calls = [c for c in aws.calls(since=call_seq) if c.get("caller") == "function"]
         per_service = Counter(c["service"] for c in calls)
         r53 = Counter(c["operation"] for c in calls if c["service"] == "route53")
+        per_op = Counter(f'{c["service"]}:{c["operation"]}' for c in calls)
         transitions = entered + retries
         out["runs"].append(
             {
@@ -273,6 +280,7 @@ def cost(aws: Any, w: Any, svc_name: str, bakes: tuple[int, int] = (1, 5)) -> di
                 "lambdaInvocations": scheduled,
                 "awsCallsByService": dict(sorted(per_service.items())),
                 "awsCallsTotal": len(calls),
+                "awsCallsByOperation": dict(sorted(per_op.items())),
                 "route53Calls": sum(r53.values()),
                 "route53ByOperation": dict(sorted(r53.items())),
                 "priceUSD": round(transitions * PRICE_PER_1000_TRANSITIONS / 1000, 6),

@@ -15,14 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402
 import init_time  # noqa: E402
-from common import VENV_PYTHON  # noqa: E402
+from common import baseline_python  # noqa: E402
 from runtime_api import RuntimeApi  # noqa: E402
 
 
 def test_runtime_api_runs_the_python_baseline_loop() -> None:
     """The Runtime API sees the first poll, hands one event over, gets the
     handler's named error back and the next poll."""
-    cand = next(c for c in init_time._candidates(VENV_PYTHON) if c["kind"] == "python")
+    cand = next(c for c in init_time._candidates(baseline_python()) if c["kind"] == "python")
     with RuntimeApi() as api:
         r = init_time.one_run(api, cand, invoke={"benchmark": "not a valid request"})
     assert r["initMs"] > 0
