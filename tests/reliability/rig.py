@@ -374,19 +374,24 @@ def check_invariants(
 # ------------------------------------------------------------------ snapshots
 
 
-def snapshot(aws: LocalAws) -> dict[str, Any]:
-    """The local AWS state a refused deployment must not change: every ECS
-    service with its task sets, the task definitions, every record of every
-    hosted zone, every Cloud Map instance with its health, every alarm."""
+READ_PREFIXES = ("Describe", "List", "Get")
+
+
+def snapshot(aws: LocalAws, scope: list[world.Service] | None = None, extra_services: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The local AWS state a refused deployment must not change: the ECS
+    services with their task sets, every task definition, every record of
+    every hosted zone, the Cloud Map instances with their health, every alarm.
+    `scope`: only these services' ECS service and Cloud Map slots (the rest
+    of the world is proven untouched by the call log: see read_only_calls)."""
     ecs = aws.client("ecs")
     r53 = aws.client("route53")
     sd = aws.client("servicediscovery")
     cw = aws.client("cloudwatch")
     snap: dict[str, Any] = {"services": {}, "taskDefinitions": [], "records": {}, "instances": {}, "alarms": {}}
-    for cluster in ecs.list_clusters()["clusterArns"]:
-        arns = ecs.list_services(cluster=cluster, maxResults=100)["serviceArns"]
-        for i in range(0, len(arns), 10):
-            for s in ecs.describe_services(cluster=cluster, services=arns[i : i + 10])["services"]:
+
+    def add_services(cluster: str, names: list[str]) -> None:
+        for i in range(0, len(names), 10):
+            for s in ecs.describe_services(cluster=cluster, services=names[i : i + 10])["services"]:
                 snap["services"][s["serviceArn"]] = {
                     "status": s["status"],
                     "taskSets": sorted(
@@ -394,24 +399,50 @@ def snapshot(aws: LocalAws) -> dict[str, Any]:
                         for t in s.get("taskSets", [])
                     ),
                 }
-    token = None
-    while True:
-        kw = {"maxResults": 100, **({"nextToken": token} if token else {})}
-        out = ecs.list_task_definitions(**kw)
-        snap["taskDefinitions"] += out["taskDefinitionArns"]
-        token = out.get("nextToken")
-        if not token:
-            break
+
+    if scope is None:
+        for cluster in ecs.list_clusters()["clusterArns"]:
+            add_services(cluster, _paged(ecs.list_services, "serviceArns", cluster=cluster))
+        sd_ids = [s["Id"] for s in _paged(sd.list_services, "Services", token_key="NextToken", req_token="NextToken")]
+    else:
+        by_cluster: dict[str, list[str]] = {}
+        for svc in scope:
+            by_cluster.setdefault(svc.cluster, []).append(svc.name)
+        for cluster, names in by_cluster.items():
+            add_services(cluster, names + list(extra_services))
+        sd_ids = [arn.rsplit("/", 1)[-1] for svc in scope for arn in (svc.blue_arn, svc.green_arn)]
+    snap["taskDefinitions"] = _paged(ecs.list_task_definitions, "taskDefinitionArns")
     for zone in r53.list_hosted_zones()["HostedZones"]:
         rrs = r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
         snap["records"][zone["Id"]] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rrs)
-    for svc in sd.list_services(MaxResults=100)["Services"]:
-        inst = sd.list_instances(ServiceId=svc["Id"])["Instances"]
-        health = sd.get_instances_health_status(ServiceId=svc["Id"]).get("Status", {}) if inst else {}
-        snap["instances"][svc["Id"]] = sorted((i["Id"], health.get(i["Id"])) for i in inst)
-    for a in cw.describe_alarms(MaxRecords=100)["MetricAlarms"]:
+    for sid in sd_ids:
+        inst = sd.list_instances(ServiceId=sid)["Instances"]
+        health = sd.get_instances_health_status(ServiceId=sid).get("Status", {}) if inst else {}
+        snap["instances"][sid] = sorted((i["Id"], health.get(i["Id"])) for i in inst)
+    for a in _paged(cw.describe_alarms, "MetricAlarms", token_key="NextToken", req_token="NextToken"):
         snap["alarms"][a["AlarmName"]] = (a["StateValue"], a.get("StateReason"), a.get("Threshold"), str(a.get("StateUpdatedTimestamp")))
     return snap
+
+
+def _paged(op: Any, key: str, token_key: str = "nextToken", req_token: str = "nextToken", **kw: Any) -> list[Any]:
+    out: list[Any] = []
+    token = None
+    while True:
+        page = op(**kw, **({req_token: token} if token else {}))
+        out += page.get(key, [])
+        token = page.get(token_key)
+        if not token:
+            return out
+
+
+def mutating_calls(aws: LocalAws, since: int) -> list[str]:
+    """Every call the functions made after call seq `since` that is not a
+    read (Describe*, List*, Get*)."""
+    return [
+        f"{c['service']}:{c['operation']}"
+        for c in aws.calls(caller="function", since=since)
+        if not c["operation"].startswith(READ_PREFIXES)
+    ]
 
 
 def snapshot_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
