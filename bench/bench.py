@@ -63,11 +63,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.build:
         step("build", size.build)
     have_release = release_binaries_present()
-    needs_release = {"size", "init"} | ({"orchestration", "rollback", "cost"} if "release" in lambdas else set())
     if not have_release:
-        for s in sorted(sections & needs_release):
-            doc["skipped"][s] = f"release binaries missing in {RELEASE_DIR} (run without --no-build)"
+        why = f"release binaries missing in {RELEASE_DIR} (run without --no-build)"
+        for s in sorted(sections & {"size", "init"}):
+            doc["skipped"][s] = why
         if "release" in lambdas:
+            if sections & {"orchestration", "rollback", "cost"}:
+                doc["skipped"]["local-release"] = why
             lambdas = [s for s in lambdas if s != "release"]
     if "size" in sections and have_release:
         step("size", size.run)
@@ -120,7 +122,7 @@ LAMBDA_LABEL = {"release": "release binaries", "cargo": "cargo lambda watch (deb
 def table(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
-        f"ecs-dns-canary benchmark, {doc['startedAt']} (git {m.get('git')})",
+        f"ecs-dns-canary benchmark, {doc['startedAt']} (git {m.get('git')}{', uncommitted changes in the sources' if m.get('gitDirty') else ''})",
         f"machine: nproc {m['nproc']}, {m['cpu']}, {m['memoryGB']} GB RAM, {m['os']}, {m.get('rustc')}, Python {m['python']}",
         "",
         "| figure | subject | median | min | max | target | met |",

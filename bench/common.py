@@ -105,4 +105,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "rustc": version(["rustc", "--version"]),
         "git": version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        # Uncommitted changes to what the binaries are built from, at the start.
+        "gitDirty": (version(["git", "-C", str(REPO), "status", "--porcelain", "--", "shared", "functions", "Cargo.toml", "Cargo.lock", "statemachine"]) or "").splitlines(),
     }
