@@ -49,6 +49,11 @@ test-e2e: setup build
 
 test: lint test-rust test-statemachine test-infra test-local test-e2e
 
+# Release build of the five functions (~6 min cold), then about 2 minutes of runs.
+bench: setup build
+	bench/setup.sh
+	$(PY) bench/bench.py
+
 clean-local:
 	-$(PY) -m localaws down
 	rm -rf .local
