@@ -495,6 +495,22 @@ pub fn decide_slots(
     }
 }
 
+/// Two create-taskset calls for one service can overlap: both read one task
+/// set, both create theirs. Each re-reads the service after creating; the
+/// task set created later (then the larger id) yields. Returns the rival
+/// `ours` must yield to, if any. `others` are the service's task sets other
+/// than ours and the live one, with their creation instants.
+pub fn rival_to_yield_to<'a, T: Ord>(
+    ours: (&T, &str),
+    others: &'a [(T, TaskSetView)],
+) -> Option<&'a TaskSetView> {
+    others
+        .iter()
+        .filter(|(t, v)| v.status != "DRAINING" && (t, v.id.as_str()) < ours)
+        .map(|(_, v)| v)
+        .next()
+}
+
 // ------------------------------------------------------------------ weights
 
 /// `slot` gets `percent` of the traffic, the other slot the rest. Route 53

@@ -49,6 +49,7 @@ struct Aws {
     records: Rule,
     blue_service: Rule,
     green_service: Rule,
+    namespace: Rule,
     alarms: Rule,
     history: Rule,
     td_base: Rule,
@@ -96,6 +97,7 @@ impl Aws {
             records: r53::list(records),
             blue_service: cloudmap::get_service(Slot::Blue, 10),
             green_service: cloudmap::get_service(Slot::Green, 10),
+            namespace: cloudmap::get_namespace(),
             alarms: cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
             history: cw::history(ALARM, Vec::new(), &Seen::new()),
             td_base: ecs::describe_task_definition(
@@ -130,7 +132,7 @@ impl Aws {
                 &self.create,
             ])
             .route53(&[&self.records])
-            .cloudmap(&[&self.blue_service, &self.green_service])
+            .cloudmap(&[&self.blue_service, &self.green_service, &self.namespace])
             .cloudwatch(&[&self.alarms, &self.history])
             .context()
     }
@@ -577,6 +579,30 @@ async fn a_missing_cloud_map_service_is_target_not_found() {
 }
 
 #[tokio::test]
+async fn a_registry_that_is_not_the_records_target_is_misconfigured() {
+    // The green slot names a Cloud Map service whose DNS name is not the one
+    // its record points at: the new task set would register where no record
+    // sends traffic.
+    let mut aws = Aws::blue_live();
+    aws.green_service = mock!(aws_sdk_servicediscovery::Client::get_service).then_output(|| {
+        aws_sdk_servicediscovery::operation::get_service::GetServiceOutput::builder()
+            .service(
+                aws_sdk_servicediscovery::types::Service::builder()
+                    .id(GREEN_SRV)
+                    .name("payments-green")
+                    .namespace_id(NAMESPACE_ID)
+                    .build(),
+            )
+            .build()
+    });
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("payments-green.shop.local"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
 async fn a_missing_alarm_is_target_not_found() {
     let aws = Aws::blue_live().alarms(Vec::new());
 
@@ -661,7 +687,7 @@ async fn the_lambda_entry_point_returns_the_sample_deployment() {
             &aws.create,
         ])
         .route53(&[&aws.records])
-        .cloudmap(&[&aws.blue_service, &aws.green_service])
+        .cloudmap(&[&aws.blue_service, &aws.green_service, &aws.namespace])
         .cloudwatch(&[&aws.alarms, &aws.history, &other_history])
         .context();
     let event = lambda_runtime::LambdaEvent::new(

@@ -160,6 +160,11 @@ def test_every_task_catches_everything_else_last(asl):
         assert catches[-1]["ErrorEquals"] == ["States.ALL"], f"{name}: States.ALL must be alone and last"
         for c in catches[:-1]:
             assert "States.ALL" not in c["ErrorEquals"], name
+        if name == asl["StartAt"]:
+            # No plan exists yet, and the input may not even be an object (a
+            # non-object has no $.failure to write into): the Catch replaces
+            # the state with the error.
+            continue
         for c in catches:
             assert c.get("ResultPath", "$") != "$", f"{name}: a Catch must not replace the state (the plan is needed)"
 

@@ -22,9 +22,18 @@ pub struct Health {
     pub unhealthy: u32,
 }
 
-/// The longest DNS TTL of the slot's Cloud Map records (0 when it has none);
-/// fails `TargetNotFound` when the service does not exist.
-pub async fn service_ttl(sd: &Client, registry_arn: &str) -> Result<u32> {
+/// What a slot's Cloud Map service is: its DNS name and record TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotService {
+    /// `<service name>.<namespace name>`, the name its A records answer.
+    pub dns_name: String,
+    /// The longest TTL of its DNS records (0 when it has none).
+    pub ttl: u32,
+}
+
+/// Reads a slot's Cloud Map service and its namespace; `TargetNotFound`
+/// when either does not exist.
+pub async fn slot_service(sd: &Client, registry_arn: &str) -> Result<SlotService> {
     let id = cloudmap_service_id(registry_arn)?;
     let out = sd
         .get_service()
@@ -37,12 +46,30 @@ pub async fn service_ttl(sd: &Client, registry_arn: &str) -> Result<u32> {
             )),
             _ => classify("servicediscovery:GetService", e),
         })?;
-    Ok(out
-        .service()
-        .and_then(|s| s.dns_config())
+    let svc = out.service();
+    let dns = svc.and_then(|s| s.dns_config());
+    let ttl = dns
         .map(|d| d.dns_records().iter().map(|r| r.ttl()).max().unwrap_or(0))
         .and_then(|t| u32::try_from(t).ok())
-        .unwrap_or(0))
+        .unwrap_or(0);
+    let namespace_id = svc.and_then(|s| s.namespace_id()).unwrap_or_default();
+    let ns = sd
+        .get_namespace()
+        .id(namespace_id)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("NamespaceNotFound") => CanaryError::TargetNotFound(format!(
+                "the namespace of Cloud Map service {registry_arn} does not exist"
+            )),
+            _ => classify("servicediscovery:GetNamespace", e),
+        })?;
+    let ns_name = ns.namespace().and_then(|n| n.name()).unwrap_or_default();
+    let name = svc.and_then(|s| s.name()).unwrap_or_default();
+    Ok(SlotService {
+        dns_name: format!("{name}.{ns_name}"),
+        ttl,
+    })
 }
 
 /// Health of the slot's instances; with `external_id`, only the instances of

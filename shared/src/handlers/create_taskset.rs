@@ -3,11 +3,11 @@
 //! works from. Everything is checked before anything is changed.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{parse, respond};
 use crate::aws::{cloudmap, cloudwatch, ecs, route53};
-use crate::model::{CreateTaskSetRequest, Deployment, Slot, TaskSetRef};
+use crate::model::{CreateTaskSetRequest, Deployment, Slot, Target, TaskSetRef};
 use crate::plan::{self, complete_strategy, decide_slots, SlotDecision, MAX_TTL_SECONDS};
 use crate::runtime::Context;
 use crate::{time, CanaryError, Result};
@@ -47,8 +47,20 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
 
     let service = ecs::describe_service(&c.ecs, &t.cluster, &t.service).await?;
     let records = route53::read_records(&c.route53, t).await?;
-    let blue_ttl = cloudmap::service_ttl(&c.cloudmap, &t.slots.blue.registry_arn).await?;
-    let green_ttl = cloudmap::service_ttl(&c.cloudmap, &t.slots.green.registry_arn).await?;
+    // Each slot's registry must be the Cloud Map service its record points
+    // at: otherwise the new task set registers where no record sends traffic.
+    let mut cloudmap_ttl = 0;
+    for slot in [Slot::Blue, Slot::Green] {
+        let cfg = t.slots.get(slot);
+        let found = cloudmap::slot_service(&c.cloudmap, &cfg.registry_arn).await?;
+        if !plan::same_dns_name(&found.dns_name, &cfg.dns_name) {
+            return Err(CanaryError::TargetMisconfigured(format!(
+                "the {slot} slot's registryArn is Cloud Map service {}, but its dnsName is {}",
+                found.dns_name, cfg.dns_name
+            )));
+        }
+        cloudmap_ttl = cloudmap_ttl.max(found.ttl);
+    }
     if r.strategy.ttl_seconds.is_none() && records.ttl > MAX_TTL_SECONDS {
         return Err(CanaryError::TargetMisconfigured(format!(
             "the weighted records of {} have TTL {}s: a rollback would take that long to reach \
@@ -56,7 +68,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             t.record_name, records.ttl
         )));
     }
-    let strategy = complete_strategy(&r.strategy, records.ttl, blue_ttl.max(green_ttl));
+    let strategy = complete_strategy(&r.strategy, records.ttl, cloudmap_ttl);
 
     if !r.alarms.names.is_empty() {
         // Refuse to start while a gate alarm is already firing: the first
@@ -164,6 +176,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         },
     )
     .await?;
+    yield_to_overlapping_deployment(ctx, t, &created, old.as_ref()).await?;
     info!(
         task_set = %created.view.id,
         slot = %new_slot,
@@ -180,4 +193,37 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         td,
         time::format(time::now()),
     ))
+}
+
+/// Closes the race between two deployments of one service whose
+/// create-taskset calls overlap (both read one task set, both create): each
+/// re-reads the service after creating, and the later task set deletes
+/// itself and fails `DeploymentInProgress`, so exactly one goes on.
+async fn yield_to_overlapping_deployment(
+    ctx: &Context,
+    t: &Target,
+    created: &ecs::TaskSetInfo,
+    old: Option<&plan::TaskSetView>,
+) -> Result<()> {
+    let c = &ctx.clients;
+    let (cluster, service) = (t.cluster.as_str(), t.service.as_str());
+    let after = ecs::describe_service(&c.ecs, cluster, service).await?;
+    let others: Vec<_> = after
+        .task_sets
+        .iter()
+        .filter(|ts| ts.view.id != created.view.id && Some(&ts.view.id) != old.map(|o| &o.id))
+        .map(|ts| (ts.raw.created_at().copied(), ts.view.clone()))
+        .collect();
+    let ours = (&created.raw.created_at().copied(), created.view.id.as_str());
+    let Some(rival) = plan::rival_to_yield_to(ours, &others) else {
+        return Ok(());
+    };
+    warn!(task_set = %created.view.id, rival = %rival.id, "another deployment created its task set first: yielding");
+    ecs::delete_task_set(&c.ecs, cluster, service, &created.view.arn).await?;
+    Err(CanaryError::DeploymentInProgress(format!(
+        "deployment {} created task set {} at the same time; this one yielded and deleted its own ({})",
+        rival.external_id.as_deref().unwrap_or("?"),
+        rival.id,
+        created.view.id
+    )))
 }

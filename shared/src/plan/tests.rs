@@ -441,3 +441,16 @@ fn first_task_set_network_is_checked() {
     });
     assert_eq!(err_type(validate_request(&r)), "InvalidInput");
 }
+
+#[test]
+fn the_later_of_two_overlapping_task_sets_yields() {
+    let rival = ts("b", Slot::Green, "ACTIVE", Some("other"));
+    let others = [(10, rival.clone())];
+    assert_eq!(rival_to_yield_to((&11, "a"), &others), Some(&rival));
+    assert_eq!(rival_to_yield_to((&9, "a"), &others), None);
+    // Same instant: the larger id yields.
+    assert_eq!(rival_to_yield_to((&10, "c"), &others), Some(&rival));
+    assert_eq!(rival_to_yield_to((&10, "a"), &others), None);
+    let draining = [(1, ts("d", Slot::Green, "DRAINING", None))];
+    assert_eq!(rival_to_yield_to((&11, "a"), &draining), None);
+}

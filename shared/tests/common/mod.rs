@@ -39,6 +39,7 @@ pub const BLUE_SET_ID: &str = "orders-blue";
 pub const GREEN_SET_ID: &str = "orders-green";
 pub const BLUE_SRV: &str = "srv-blue4example0001";
 pub const GREEN_SRV: &str = "srv-green4example001";
+pub const NAMESPACE_ID: &str = "ns-shop0001";
 pub const BLUE_DNS: &str = "orders-blue.shop.local";
 pub const GREEN_DNS: &str = "orders-green.shop.local";
 pub const DEPLOYMENT_ID: &str = "orders-v2-20261127T101542Z";
@@ -468,6 +469,22 @@ pub mod cloudmap {
         instances(slot, of_task_set(external_id, slot.as_str(), healthy, 0))
     }
 
+    /// GetNamespace of the slots' namespace (`shop.local`).
+    pub fn get_namespace() -> Rule {
+        mock!(Client::get_namespace)
+            .match_requests(|r| r.id() == Some(NAMESPACE_ID))
+            .then_output(|| {
+                aws_sdk_servicediscovery::operation::get_namespace::GetNamespaceOutput::builder()
+                    .namespace(
+                        aws_sdk_servicediscovery::types::Namespace::builder()
+                            .id(NAMESPACE_ID)
+                            .name("shop.local")
+                            .build(),
+                    )
+                    .build()
+            })
+    }
+
     /// GetService of one slot, its DNS records with this TTL.
     pub fn get_service(slot: Slot, ttl: i64) -> Rule {
         let id = service_id(slot);
@@ -480,6 +497,7 @@ pub mod cloudmap {
                             .id(id)
                             .arn(registry_arn(slot))
                             .name(format!("orders-{slot}"))
+                            .namespace_id(NAMESPACE_ID)
                             .dns_config(
                                 DnsConfig::builder()
                                     .dns_records(
