@@ -6,7 +6,8 @@ alarm-rollback function) that made it.
     .venv/bin/python tests/reliability/gen_calls.py [--out PATH]
 
 The fault matrix (matrix.py) is derived from this file; regenerate it when
-the engine's calls change (test_fault_matrix checks the file is current).
+the engine's calls change (test_fault_matrix.py::test_calls_json_is_current
+fails when it is stale).
 """
 
 from __future__ import annotations

@@ -164,6 +164,8 @@ def run_case(lane: rig.Lane, case: Case) -> Result:
         r.task_sets = [f"{t['externalId']}:{t['status']}@{t['slot']}" for t in run.observed.task_sets]
         r.changes = len(run.observed.changes)
         judge(r)
+        if r.outcome == "RolledBackOnAlarm" and svc.alarms[0] not in r.cause:
+            r.problems.append(f"the RolledBackOnAlarm cause does not name the alarm {svc.alarms[0]}: {r.cause}")
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the matrix
         r.problems.append(f"harness error: {e!r}\n{traceback.format_exc()}")
         try:

@@ -58,6 +58,22 @@ def test_fault_case(case_id, matrix_results):
     assert r.held, f"{case_id}: {r.outcome} after {r.seconds} s ({r.fired} faults fired): {detail}"
 
 
+def test_calls_json_is_current(lane):
+    """A clean run of each scenario today makes the calls calls.json lists
+    (same operations, same counts); otherwise regenerate it:
+    `.venv/bin/python tests/reliability/gen_calls.py`."""
+    import gen_calls
+
+    doc = matrix.load_calls()
+    for name in doc["scenarios"]:
+        now = gen_calls.record(lane, name)
+        assert now["counts"] == doc["scenarios"][name]["counts"], (
+            f"{name}: the functions' calls changed; regenerate calls.json. now {now['counts']}, "
+            f"listed {doc['scenarios'][name]['counts']}"
+        )
+        assert now["states"] == doc["scenarios"][name]["states"], name
+
+
 def test_calls_json_lists_both_scenarios():
     """The matrix is derived from a real run, not a guess."""
     doc = matrix.load_calls()
