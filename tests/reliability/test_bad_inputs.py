@@ -106,16 +106,10 @@ def _split_weights(c: Ctx) -> None:
     )
 
 
-NOT_AN_OBJECT = (
-    "create-taskset refuses it (InvalidInput), but the Catch's ResultPath $.failure cannot be written into a "
-    "non-object input, so the execution ends States.Runtime (AWS: States.ResultPathMatchFailure), not CreateFailed; "
-    "fix: a first Choice state that sends input without $.target to a Fail CreateFailed"
-)
-
 CATALOGUE: list[Bad] = [
     # ---- malformed JSON shapes
-    Bad("not-an-object", "the input is a JSON array", "InvalidInput", lambda c: [], bug=NOT_AN_OBJECT),
-    Bad("input-null", "the input is JSON null", "InvalidInput", lambda c: None, bug=NOT_AN_OBJECT),
+    Bad("not-an-object", "the input is a JSON array", "InvalidInput", lambda c: []),
+    Bad("input-null", "the input is JSON null", "InvalidInput", lambda c: None),
     Bad("missing-target", "no target", "InvalidInput", lambda c: _with(c.req(), "target", ...)),
     Bad("missing-cluster", "target without cluster", "InvalidInput", lambda c: _with(c.req(), "target.cluster", ...)),
     Bad("missing-green-slot", "slots without green", "InvalidInput", lambda c: _with(c.req(), "target.slots.green", ...)),
@@ -181,10 +175,7 @@ CATALOGUE: list[Bad] = [
     Bad("blue-registry-of-other-service", "blue's registryArn is another service's blue slot", "TargetMisconfigured",
         lambda c: _with(c.req(), "target.slots.blue.registryArn", c.other.blue_arn)),
     Bad("green-registry-of-other-service", "green's registryArn is another service's green slot (the record points at this service's)",
-        "TargetMisconfigured", lambda c: _with(c.req(), "target.slots.green.registryArn", c.other.green_arn),
-        bug="create-taskset never checks that a slot's registryArn is the Cloud Map service its dnsName names: "
-            "the new task set registers into the other service's slot and the canary gives weight to a record "
-            "whose Cloud Map service has no instance"),
+        "TargetMisconfigured", lambda c: _with(c.req(), "target.slots.green.registryArn", c.other.green_arn)),
     Bad("records-ttl-600", "weighted records with TTL 600 and no ttlSeconds", "TargetMisconfigured",
         lambda c: c.extra["ttl600"].request(rig.IMAGE, steps=(50, 100), bake=0, ready_poll=1, drain=0)),
     Bad("not-external-controller", "ECS service on the ECS deployment controller", "TargetMisconfigured",
