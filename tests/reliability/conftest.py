@@ -15,7 +15,6 @@ cases side by side.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -51,10 +50,7 @@ class Lanes:
 
     def close(self) -> None:
         for lane in self.lanes:
-            try:
-                lane.close()
-            finally:
-                shutil.rmtree(lane.run_dir, ignore_errors=True)
+            lane.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -87,8 +88,14 @@ class Lane:
         self.aws.start()
         return self
 
-    def close(self) -> None:
-        self.aws.close()
+    def close(self, keep_logs: bool = False) -> None:
+        """Stops the local AWS (every process it started) and removes its run
+        directory unless `keep_logs`."""
+        try:
+            self.aws.close()
+        finally:
+            if not keep_logs:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def sfn(self) -> Any:
         if self._sfn is None:

@@ -9,7 +9,6 @@ refused, and the running one is untouched.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from collections import Counter
