@@ -96,6 +96,24 @@ impl CanaryError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Self::InvalidInput(msg.into())
     }
+
+    /// The same error with `extra` appended to its message.
+    pub fn with_context(self, extra: &str) -> Self {
+        let add = |m: String| format!("{m}; {extra}");
+        match self {
+            Self::InvalidInput(m) => Self::InvalidInput(add(m)),
+            Self::TargetNotFound(m) => Self::TargetNotFound(add(m)),
+            Self::TargetMisconfigured(m) => Self::TargetMisconfigured(add(m)),
+            Self::DeploymentInProgress(m) => Self::DeploymentInProgress(add(m)),
+            Self::TaskSetNotFound(m) => Self::TaskSetNotFound(add(m)),
+            Self::NotReady(m) => Self::NotReady(add(m)),
+            Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
+            Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
+            Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
+            Self::Retryable(m) => Self::Retryable(add(m)),
+            Self::AwsError(m) => Self::AwsError(add(m)),
+        }
+    }
 }
 
 impl From<CanaryError> for Diagnostic {

@@ -119,6 +119,10 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             new,
         } => {
             info!(task_set = %new.id, slot = %new_slot, "task set already created by an earlier try");
+            // An earlier try may have failed in the race check itself: run it again.
+            if let Some(ours) = service.task_sets.iter().find(|ts| ts.view.id == new.id) {
+                yield_to_overlapping_deployment(ctx, t, ours, old.as_ref()).await?;
+            }
             let created = new
                 .created_at
                 .clone()
@@ -207,7 +211,25 @@ async fn yield_to_overlapping_deployment(
 ) -> Result<()> {
     let c = &ctx.clients;
     let (cluster, service) = (t.cluster.as_str(), t.service.as_str());
-    let after = ecs::describe_service(&c.ecs, cluster, service).await?;
+    let after = match ecs::describe_service(&c.ecs, cluster, service).await {
+        Ok(after) => after,
+        // A retry finds this task set by its externalId and checks again.
+        Err(e @ CanaryError::Retryable(_)) => return Err(e),
+        // Nothing will check again: take back what this call made, so the
+        // failure leaves the service as it was.
+        Err(e) => {
+            let undone = ecs::delete_task_set(&c.ecs, cluster, service, &created.view.arn).await;
+            let what = match undone {
+                Ok(_) => format!("task set {} was deleted again", created.view.id),
+                Err(d) => format!(
+                    "task set {} is left behind: delete it ({d})",
+                    created.view.id
+                ),
+            };
+            warn!(task_set = %created.view.id, error = %e, %what, "re-read after CreateTaskSet failed");
+            return Err(e.with_context(&what));
+        }
+    };
     let others: Vec<_> = after
         .task_sets
         .iter()
