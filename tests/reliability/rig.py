@@ -146,7 +146,8 @@ class Lane:
         first call pays for `cargo run`). `copies` concurrent calls start
         that many instances of each."""
         with ThreadPoolExecutor(len(FUNCTIONS) * copies) as pool:
-            list(pool.map(lambda f: self.invoke(f, {"warm": True}), [f for f in FUNCTIONS for _ in range(copies)]))
+            # A cold target dir makes the first call build the function: be patient.
+            list(pool.map(lambda f: self.invoke(f, {"warm": True}, timeout=900), [f for f in FUNCTIONS for _ in range(copies)]))
 
 
 # ------------------------------------------------------------------ executions
