@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build demo test test-rust lint test-statemachine test-infra test-local test-e2e test-reliability bench clean-local
+.PHONY: help setup build demo test test-rust lint test-statemachine test-infra test-local test-e2e test-reliability test-reliability-fast test-reliability-slow test-bench-smoke bench clean-local
 
 help:
 	@echo "make demo   - canary deployment + automatic rollback on a local AWS (no account)"
@@ -47,7 +47,23 @@ test-local: setup
 test-e2e: setup build
 	$(PY) -m pytest -q tests/e2e
 
-test: lint test-rust test-statemachine test-infra test-local test-e2e
+# Faults at every AWS call, bad input, retries, concurrency (tests/reliability/README.md).
+# The fast subset runs in `make test`; the slow cases (full fault matrix,
+# Route 53 down past every retry) in test-reliability-slow; CI runs both.
+test-reliability-fast: setup build
+	$(PY) -m pytest -q -m "not slow" tests/reliability
+
+test-reliability-slow: setup build
+	$(PY) -m pytest -q -m slow tests/reliability
+
+test-reliability: setup build
+	$(PY) -m pytest -q tests/reliability
+
+test-bench-smoke: setup build
+	bench/setup.sh
+	$(PY) -m pytest -q bench/test_bench_smoke.py
+
+test: lint test-rust test-statemachine test-infra test-local test-e2e test-reliability-fast test-bench-smoke
 
 # Release build of the five functions (~6 min cold), then about 2 minutes of runs.
 bench: setup build

@@ -49,15 +49,7 @@ FAST = (
 )
 
 # Cases that fail because of a bug outside tests/reliability: id -> reason.
-KNOWN_BUGS: dict[str, str] = {
-    "canary-ecs.DescribeServices#2-permanent": (
-        "create-taskset re-reads the service after CreateTaskSet (yield_to_overlapping_deployment); when that "
-        "read fails, the error goes out and the task set it just created stays behind, ACTIVE in the idle slot, "
-        "while the CreateFailed cause says only 'Traffic was not touched'. Fix: on a failed re-read, delete the "
-        "created task set (best effort) before returning the error, and name it in the message if that fails too; "
-        "the Resume path (a retried create-taskset) should run the same yield check"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

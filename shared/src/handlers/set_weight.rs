@@ -29,22 +29,35 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
     }
     let t = &req.target;
 
-    // Check the task set to promote before anything changes.
+    // Check the task set to promote before anything changes: a definite "no"
+    // (gone, or in the other slot) refuses the call. An ECS read that merely
+    // failed must not hold traffic where it is (this is also the rollback's
+    // call): the weights move, then the error is returned and a retry
+    // promotes.
+    let mut primary_error = None;
     let primary = match &req.mark_primary {
         None => None,
         Some(ts) => {
-            let info = ecs::describe_task_set(&ctx.clients.ecs, &t.cluster, &t.service, &ts.arn)
-                .await?
-                .ok_or_else(|| {
-                    CanaryError::TaskSetNotFound(format!("task set {} does not exist", ts.arn))
-                })?;
-            if slot_of(&t.slots, &info.view) != Some(req.slot) {
-                return Err(CanaryError::invalid(format!(
-                    "markPrimary: task set {} is not in the {} slot",
-                    ts.id, req.slot
-                )));
+            match ecs::describe_task_set(&ctx.clients.ecs, &t.cluster, &t.service, &ts.arn).await {
+                Ok(Some(info)) if slot_of(&t.slots, &info.view) == Some(req.slot) => Some(info),
+                Ok(Some(_)) => {
+                    return Err(CanaryError::invalid(format!(
+                        "markPrimary: task set {} is not in the {} slot",
+                        ts.id, req.slot
+                    )))
+                }
+                Ok(None) => {
+                    return Err(CanaryError::TaskSetNotFound(format!(
+                        "task set {} does not exist",
+                        ts.arn
+                    )))
+                }
+                Err(e @ (CanaryError::Retryable(_) | CanaryError::AwsError(_))) => {
+                    primary_error = Some(e);
+                    None
+                }
+                Err(e) => return Err(e),
             }
-            Some(info)
         }
     };
 
@@ -58,6 +71,12 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
     )
     .await?;
 
+    if let Some(e) = primary_error {
+        return Err(e.with_context(&format!(
+            "weights are in place (blue {} / green {}); the task set was not marked PRIMARY",
+            report.weights.blue, report.weights.green
+        )));
+    }
     if let Some(info) = primary {
         if info.view.status != "PRIMARY" {
             ecs::mark_primary(&ctx.clients.ecs, &t.cluster, &t.service, &info.view.arn).await?;
