@@ -4,11 +4,6 @@
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-
-/// SDK attempts per Route 53 call (the SDK's default is 3).
-pub const ROUTE53_MAX_ATTEMPTS: u32 = 8;
-
 /// The SDK clients every handler works with.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -28,16 +23,9 @@ impl Clients {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
-        // Route 53 allows 5 requests/s per account across all its APIs, and
-        // every deployment in the account shares that: give its throttling
-        // more room than the SDK's default 3 attempts before a call fails
-        // `Retryable` back to the state machine.
-        let route53 = aws_sdk_route53::config::Builder::from(config)
-            .retry_config(RetryConfig::standard().with_max_attempts(ROUTE53_MAX_ATTEMPTS))
-            .build();
         Self {
             ecs: aws_sdk_ecs::Client::new(config),
-            route53: aws_sdk_route53::Client::from_conf(route53),
+            route53: aws_sdk_route53::Client::new(config),
             cloudmap: aws_sdk_servicediscovery::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
