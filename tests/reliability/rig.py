@@ -32,34 +32,14 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 import world  # noqa: E402  (tests/e2e/world.py, owned by the e2e suite)
 from localaws import LocalAws  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests" / "statemachine"))
+import contract  # noqa: E402  (tests/statemachine/contract.py: names read from the contract)
+
 FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback")
 IMAGE = f"{world.IMAGE_REPO}:v2"
 
-# Error names of the Fail states (statemachine/README.md) and of the
-# functions (shared/src/error.rs).
-FAIL_ERRORS = {
-    "CreateFailed",
-    "NewTaskSetNotReady",
-    "FirstDeploymentFailed",
-    "RolledBackOnAlarm",
-    "RolledBackOnError",
-    "RollbackFailed",
-    "CleanupFailed",
-    "OldTaskSetNotDeleted",
-}
-FUNCTION_ERRORS = {
-    "InvalidInput",
-    "TargetNotFound",
-    "TargetMisconfigured",
-    "DeploymentInProgress",
-    "TaskSetNotFound",
-    "NotReady",
-    "NoHealthyInstances",
-    "AlarmFiring",
-    "UnsafeDelete",
-    "Retryable",
-    "AwsError",
-}
+# The Fail states' error names, kept in one place with the definition's checks.
+FAIL_ERRORS = contract.FAIL_ERRORS
 
 
 def norm(name: str) -> str:

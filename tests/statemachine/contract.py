@@ -92,3 +92,19 @@ def error_types() -> list[str]:
     if not m:
         raise KeyError("CanaryError::ALL_TYPES not found in error.rs")
     return re.findall(r'"(\w+)"', m.group(1))
+
+
+# The Fail states' Error names: the CLI, the README and the reliability
+# suite depend on them (test_definition checks the ASL has exactly these).
+FAIL_ERRORS = frozenset(
+    {
+        "CreateFailed",
+        "NewTaskSetNotReady",
+        "FirstDeploymentFailed",
+        "RolledBackOnAlarm",
+        "RolledBackOnError",
+        "RollbackFailed",
+        "CleanupFailed",
+        "OldTaskSetNotDeleted",
+    }
+)

@@ -33,17 +33,6 @@ FUNCTIONS = {
     "CheckHealthFunction": "check-health",
     "DeleteTaskSetFunction": "delete-taskset",
 }
-# The Fail states' Error names: the lead's CLI and README depend on them.
-FAIL_ERRORS = {
-    "CreateFailed",
-    "NewTaskSetNotReady",
-    "FirstDeploymentFailed",
-    "RolledBackOnAlarm",
-    "RolledBackOnError",
-    "RollbackFailed",
-    "CleanupFailed",
-    "OldTaskSetNotDeleted",
-}
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +187,7 @@ def fail_errors(asl) -> set[str]:
 
 def test_fail_error_names_are_the_documented_set(asl):
     names = fail_errors(asl)
-    assert names == FAIL_ERRORS
+    assert names == contract.FAIL_ERRORS
     for n in names:
         assert not n.startswith("States."), n
         assert n not in contract.error_types(), f"{n} would be confused with a function error"
@@ -212,7 +201,7 @@ def test_every_fail_says_why(asl):
 def test_readme_lists_every_fail_error():
     readme = REPO / "statemachine" / "README.md"
     text = readme.read_text()
-    for n in FAIL_ERRORS:
+    for n in contract.FAIL_ERRORS:
         assert f"`{n}`" in text, f"statemachine/README.md does not document {n}"
 
 

@@ -81,74 +81,52 @@ pub async fn slot_health(
     external_id: Option<&str>,
 ) -> Result<Health> {
     let id = cloudmap_service_id(registry_arn)?;
-    let not_found = |e: &str| match e {
-        "ServiceNotFound" => Some(CanaryError::TargetNotFound(format!(
-            "Cloud Map service {registry_arn} does not exist"
-        ))),
-        _ => None,
+    let gone = |code: Option<&str>| {
+        (code == Some("ServiceNotFound")).then(|| {
+            CanaryError::TargetNotFound(format!("Cloud Map service {registry_arn} does not exist"))
+        })
     };
 
-    let mut instances = Vec::new();
-    let mut token = None;
-    loop {
-        let out = sd
-            .list_instances()
-            .service_id(id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| {
-                error_code(&e)
-                    .and_then(not_found)
-                    .unwrap_or_else(|| classify("servicediscovery:ListInstances", e))
-            })?;
-        for inst in out.instances() {
-            let belongs = match external_id {
-                None => true,
-                Some(want) => {
-                    inst.attributes()
-                        .and_then(|a| a.get(TASK_SET_ATTRIBUTE))
-                        .map(String::as_str)
-                        == Some(want)
-                }
-            };
-            if belongs {
-                if let Some(iid) = inst.id() {
-                    instances.push(iid.to_string());
-                }
-            }
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let pages: Vec<_> = sd
+        .list_instances()
+        .service_id(id)
+        .into_paginator()
+        .send()
+        .collect::<std::result::Result<_, _>>()
+        .await
+        .map_err(|e| {
+            gone(error_code(&e)).unwrap_or_else(|| classify("servicediscovery:ListInstances", e))
+        })?;
+    let instances: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.instances())
+        .filter(|inst| {
+            external_id.is_none()
+                || inst
+                    .attributes()
+                    .and_then(|a| a.get(TASK_SET_ATTRIBUTE))
+                    .map(String::as_str)
+                    == external_id
+        })
+        .filter_map(|inst| inst.id().map(str::to_string))
+        .collect();
     if instances.is_empty() {
         return Ok(Health::default());
     }
 
-    let mut status: HashMap<String, HealthStatus> = HashMap::new();
-    let mut token = None;
-    loop {
-        let out = sd
-            .get_instances_health_status()
-            .service_id(id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| {
-                error_code(&e)
-                    .and_then(not_found)
-                    .unwrap_or_else(|| classify("servicediscovery:GetInstancesHealthStatus", e))
-            })?;
-        if let Some(map) = out.status() {
-            status.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let pages: Vec<_> = sd
+        .get_instances_health_status()
+        .service_id(id)
+        .into_paginator()
+        .send()
+        .collect::<std::result::Result<_, _>>()
+        .await
+        .map_err(|e| {
+            gone(error_code(&e))
+                .unwrap_or_else(|| classify("servicediscovery:GetInstancesHealthStatus", e))
+        })?;
+    let status: HashMap<&String, &HealthStatus> =
+        pages.iter().filter_map(|p| p.status()).flatten().collect();
 
     let mut h = Health::default();
     for iid in &instances {
