@@ -99,9 +99,10 @@ pub async fn all_events(client: &Client, arn: &str) -> Result<Vec<Event>> {
 /// The events after `last_seen`, oldest first. The first poll reads the
 /// whole history; later ones ask for the newest first (`reverseOrder`) in
 /// small pages and stop at the first event already seen, so polling a long
-/// bake reads one short page a second, not the whole history. The local AWS
-/// ignores `reverseOrder` and paging and answers the whole history in order;
-/// the filter on ids makes both answers give the same result.
+/// bake reads one short page a second, not the whole history. Stock moto
+/// ignores `reverseOrder` and paging and answers the whole history in order
+/// (the project's local AWS pages like AWS); the filter on ids makes both
+/// answers give the same result.
 pub async fn new_events(client: &Client, arn: &str, last_seen: i64) -> Result<Vec<Event>> {
     if last_seen == 0 {
         return all_events(client, arn).await;
