@@ -406,7 +406,7 @@ class Clients:
         self._counts: dict[str | None, dict[str, int]] = {}
         self.error: ClientsError | None = None
         self.started_at: float | None = None
-        self.ended_at: float | None = None
+        self.ended_at: float | None = None  # when the last client ended
         self._joined = False
 
     # ---- control -------------------------------------------------------
@@ -441,7 +441,6 @@ class Clients:
             raise ClientsError(f"clients still running after {limit:.0f} s: {alive}")
         if not self._joined:
             self._joined = True
-            self.ended_at = time.time()
             if self.metrics is not None:
                 self.metrics.stop()
             if self._log is not None:
@@ -507,6 +506,8 @@ class Clients:
         finally:
             if conn is not None:
                 conn.close()
+            with self._lock:
+                self.ended_at = max(self.ended_at or 0.0, time.time())
 
     def _open(self, rng: random.Random) -> _Conn:
         cfg = self.config
@@ -670,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live", action="store_true", help="print a one-line summary every second (stderr)")
     p.add_argument("--seed", type=int)
     args = p.parse_args(argv)
+    clients: Clients | None = None
     try:
         host, port = parse_host_port(args.resolver)
         cfg = ClientsConfig(
@@ -699,7 +701,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clients: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if clients is None:
+            return 130
         summary = clients.stop()
+    assert clients is not None
     elapsed = (clients.ended_at or time.time()) - (clients.started_at or time.time())
     summary["seconds"] = round(elapsed, 3)
     summary["rps"] = round(summary["requests"] / elapsed, 1) if elapsed > 0 else None

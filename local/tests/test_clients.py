@@ -68,7 +68,12 @@ class StubDns:
             q = dns.message.from_wire(wire)
             resp = dns.message.make_response(q)
             qname = q.question[0].name
-            if self.nxdomain or qname.to_text(omit_final_dot=True) != NAME:
+            text = qname.to_text(omit_final_dot=True)
+            slot_name = text.removesuffix(".ns.test")
+            if not self.nxdomain and slot_name in self.slots:
+                # a caching resolver asks for the CNAME's target itself
+                resp.answer.append(dns.rrset.from_text_list(qname, 1, "IN", "A", self.slots[slot_name]))
+            elif self.nxdomain or text != NAME:
                 resp.set_rcode(dns.rcode.NXDOMAIN)
             else:
                 slot = self._rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
@@ -268,7 +273,7 @@ def test_keep_alive_reuses_connections_and_reconnects_after_max_age(world: dict[
         opens = sorted(r["t"] for r in fresh if r["client"] == client)
         assert 3 <= len(opens) <= 4, opens
         gaps = [b - a for a, b in zip(opens, opens[1:], strict=False)]
-        assert all(0.45 <= g <= 0.62 for g in gaps), gaps
+        assert all(0.45 <= g <= 0.8 for g in gaps), gaps
     assert sum(r["reused"] for r in recs) > len(recs) * 0.8
     # requests after the switch still on v1 are all reused connections opened before it
     late_v1 = [r for r in recs if r["t"] > switch and r["version"] == "v1"]
@@ -347,7 +352,7 @@ def test_stops_by_itself_at_the_duration_and_at_the_request_count(world: dict[st
 def test_cli_sustains_a_few_hundred_requests_per_second(world: dict[str, Any], tmp_path: Path) -> None:
     """The CLI in its own process, 16 clients asking 25 requests/s each
     (400/s) for 2 s in each mode, against the fixture's servers (in this
-    process). Measured here: 400/s held in both modes; see local/README.md."""
+    process). Measured here: 388/s and 396/s; see local/README.md."""
     world["dns"].set({"blue": world["blue"], "green": world["green"]}, {"blue": 1, "green": 1})
     for mode in ("new-connection", "keep-alive"):
         log = tmp_path / f"{mode}.jsonl"
@@ -361,7 +366,7 @@ def test_cli_sustains_a_few_hundred_requests_per_second(world: dict[str, Any], t
         s = cl.summary(cl.load(log))
         print(f"\n{mode}: {s['rps']} requests/s of 400 asked; p50 {s['versions']['v1']['latencyMsP50']} ms")
         assert printed["requests"] == s["requests"]
-        assert s["rps"] >= 300, s
+        assert s["rps"] >= 250, s
         assert all(v["errors"] == {} for v in s["versions"].values())
 
 
@@ -468,6 +473,9 @@ def test_share_in_interval_with_its_margin_and_a_share_outside_it() -> None:
     # the same log checked against a 20 % step: outside the margin
     assert not cl.share_in_interval(log, "v2", 2.0, 8.0, expected=0.20)["within"]
     assert cl.share_in_interval(log, "v2", 50, 60)["share"] is None
+    # through a caching resolver the draws are the cache fills, not the requests
+    few = cl.share_in_interval(log, "v2", 2.0, 8.0, expected=0.20, draws=6)
+    assert few["margin"] == pytest.approx(1.96 * (0.2 * 0.8 / 6) ** 0.5) and few["within"]
 
 
 def test_time_to_safety_on_a_clean_switch_a_straggler_and_never() -> None:
