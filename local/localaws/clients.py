@@ -647,11 +647,32 @@ def metrics_from_args(args: argparse.Namespace) -> MetricsPublisher | None:
     return MetricsPublisher(args.service, endpoint, region=args.region, interval=args.metrics_interval, latency_values=args.latency_values)
 
 
+def _fill_from_world(args: argparse.Namespace) -> None:
+    """Fills what was not given from endpoints.json (the shared convention:
+    `"dns": {"resolver": "127.0.0.1:P"}`, `"tasks": {"port": N}`, `"endpointUrl"`)."""
+    from . import config
+
+    run_dir = Path(args.world) if args.world else config.default_run_dir()
+    try:
+        doc = json.loads((run_dir / "endpoints.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientsError(f"--world: no readable {run_dir / 'endpoints.json'} ({exc}); start it with `python -m localaws up`") from None
+    if not args.resolver:
+        args.resolver = (doc.get("dns") or {}).get("resolver")
+    if not args.port:
+        args.port = (doc.get("tasks") or {}).get("port")
+    if not args.endpoint_url:
+        args.endpoint_url = doc.get("endpointUrl")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m localaws.clients", description="Play N client tasks calling http://NAME:PORT/ through a DNS resolver.")
     p.add_argument("--name", required=True, help="DNS name to call (e.g. my-cname.ns-1), or a loopback IP")
-    p.add_argument("--resolver", required=True, help="resolver HOST:PORT (loopback), e.g. unbound of the local world")
-    p.add_argument("--port", type=int, required=True, help="TCP port of the tasks")
+    p.add_argument("--resolver", help="resolver HOST:PORT (loopback), e.g. unbound of the local world")
+    p.add_argument("--port", type=int, help="TCP port of the tasks")
+    p.add_argument("--world", nargs="?", const="", metavar="RUN_DIR",
+                   help="take --resolver, --port and the metrics endpoint not given from the running local AWS's "
+                        "endpoints.json (dns.resolver, tasks.port, endpointUrl; default run dir .local/run)")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--mode", choices=MODES, default="new-connection")
     p.add_argument("--rate", type=float, default=20.0, help="requests per second per client")
@@ -673,6 +694,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     clients: Clients | None = None
     try:
+        if args.world is not None:
+            _fill_from_world(args)
+        if not args.resolver or not args.port:
+            raise ClientsError("--resolver and --port are required (or --world with a running local AWS)")
         host, port = parse_host_port(args.resolver)
         cfg = ClientsConfig(
             name=args.name,

@@ -29,6 +29,7 @@ import pytest
 from localaws import LocalAws
 from localaws import clientlog as cl
 from localaws.clients import RECORD_FIELDS, Clients, ClientsConfig, MetricsPublisher, NonLoopbackAddress, resolve
+from localaws.clients import main as clients_main
 
 NAME = "backend.svc.test"
 
@@ -300,17 +301,26 @@ def test_keep_alive_reconnects_when_the_server_closes_idle_connections(tmp_path:
     assert task.connections == len(recs)
 
 
-def test_refused_and_reset_connections_are_logged_as_errors(world: dict[str, Any], tmp_path: Path) -> None:
+def test_refused_reset_and_timeout_are_logged_as_errors(world: dict[str, Any], tmp_path: Path) -> None:
     resetter = Resetter("127.0.5.1", world["port"])
+    hung = socket.socket()  # listens, never accepts: the connection opens (backlog), no answer comes
+    hung.bind(("127.0.5.3", world["port"]))
+    hung.listen(64)
     try:
-        # 127.0.5.2: nothing listens -> refused; 127.0.5.1: accepts then resets
-        world["dns"].set({"dead": ["127.0.5.2"], "crashed": ["127.0.5.1"]}, {"dead": 1, "crashed": 1})
-        recs = run(world, tmp_path / "log", clients=2, rate=40.0, duration=0.6)
+        # 127.0.5.2: nothing listens -> refused; 127.0.5.1: accepts then resets; 127.0.5.3: hangs
+        world["dns"].set({"dead": ["127.0.5.2"], "crashed": ["127.0.5.1"], "hung": ["127.0.5.3"]}, {"dead": 1, "crashed": 1, "hung": 1})
+        c = Clients(config(world, clients=3, rate=40.0, duration=0.8, timeout=0.2), log=tmp_path / "log", seed=1).start()
+        snap = c.join()
+        recs = cl.load(tmp_path / "log")
     finally:
         resetter.close()
+        hung.close()
     kinds = Counter((r["address"], r["error"]) for r in recs)
-    assert set(kinds) == {("127.0.5.2", "refused"), ("127.0.5.1", "reset")}, kinds
+    assert set(kinds) == {("127.0.5.2", "refused"), ("127.0.5.1", "reset"), ("127.0.5.3", "timeout")}, kinds
     assert all(r["status"] is None and r["version"] is None and r["detail"] for r in recs)
+    timeouts = [r["latencyMs"] for r in recs if r["error"] == "timeout"]
+    assert all(190 <= ms < 600 for ms in timeouts), timeouts
+    assert snap["requests"] == len(recs) and snap["versions"] == {"-": {"requests": len(recs), "errors5xx": 0, "connErrors": len(recs), "otherErrors": 0}}
     assert cl.failed_requests(recs, 0, 2e10) == recs
     assert "-:" in cl.live_line(recs, max(r["tEnd"] for r in recs), window=1.0)
 
@@ -368,6 +378,18 @@ def test_cli_sustains_a_few_hundred_requests_per_second(world: dict[str, Any], t
         assert printed["requests"] == s["requests"]
         assert s["rps"] >= 250, s
         assert all(v["errors"] == {} for v in s["versions"].values())
+
+
+def test_cli_takes_resolver_and_port_from_the_worlds_endpoints_json(world: dict[str, Any], tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "endpoints.json").write_text(json.dumps(
+        {"dns": {"resolver": "%s:%d" % world["dns"].address}, "tasks": {"port": world["port"]}}))
+    log = tmp_path / "log"
+    assert clients_main(["--name", NAME, "--world", str(tmp_path), "--clients", "2", "--duration", "0.3", "--log", str(log)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["requests"] == len(cl.load(log)) > 0 and set(printed["versions"]) == {"v1"}
+    assert clients_main(["--name", NAME, "--world", str(tmp_path / "none")]) == 2
+    assert "endpoints.json" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- metrics
