@@ -456,8 +456,9 @@ class Clients:
         return any(th.is_alive() for th in self._threads)
 
     def snapshot(self) -> dict[str, Any]:
-        """Counters so far: total, per version (`"-"` = no response) requests,
-        5xx, connection errors, and the mean latency."""
+        """Counters so far: total requests, requests left of `max_requests`,
+        and per version (`"-"` = no response) requests, 5xx, connection
+        errors and other errors."""
         with self._lock:
             per = {("-" if v is None else v): dict(c) for v, c in self._counts.items()}
         total = sum(c["requests"] for c in per.values())
