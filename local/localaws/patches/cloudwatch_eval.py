@@ -314,29 +314,55 @@ def period_value(data: list[Any], statistic: str | None, extended: str | None) -
     return None
 
 
+class MetricIndex:
+    """moto's `metric_data` (an append-only list per backend) indexed by
+    metric identity (namespace, name, exact dimension set), so a tick reads
+    only the alarm's own series. New data are indexed incrementally; a
+    replaced or shortened list (moto reset) is indexed again."""
+
+    def __init__(self) -> None:
+        self.source_id = 0
+        self.seen = 0
+        self.series: dict[tuple[str, str, frozenset[tuple[str, str]]], list[tuple[float, Any]]] = {}
+
+    def update(self, data: list[Any]) -> None:
+        if id(data) != self.source_id or len(data) < self.seen:
+            self.source_id, self.seen, self.series = id(data), 0, {}
+        for d in data[self.seen :]:
+            key = (d.namespace, d.name, _dims(d.dimensions))
+            self.series.setdefault(key, []).append((_epoch(d.timestamp), d))
+        self.seen = len(data)
+
+
+_INDEXES: dict[int, MetricIndex] = {}
+
+
+def _index(backend: Any) -> MetricIndex:
+    idx = _INDEXES.get(id(backend))
+    if idx is None:
+        idx = _INDEXES[id(backend)] = MetricIndex()
+    idx.update(backend.metric_data)
+    return idx
+
+
 def datapoints(backend: Any, alarm: Any, newest_end: float, periods: int) -> list[Datapoint]:
     """The alarm's data points over `periods` periods ending at `newest_end`,
     oldest first; periods without data are absent."""
     period = int(alarm.period)
     start = newest_end - periods * period
-    want = _dims(alarm.dimensions)
+    series = _index(backend).series.get((alarm.namespace, alarm.metric_name, _dims(alarm.dimensions)), [])
     buckets: dict[int, list[Any]] = {}
-    for d in backend.metric_data:
-        if d.namespace != alarm.namespace or d.name != alarm.metric_name:
-            continue
-        if _dims(d.dimensions) != want:
+    for ts, d in series:
+        if not start <= ts < newest_end:
             continue
         if alarm.unit and d.unit != alarm.unit:
             continue
-        ts = _epoch(d.timestamp)
-        if not start <= ts < newest_end:
-            continue
         buckets.setdefault(int((ts - start) // period), []).append(d)
     out = []
-    for idx in sorted(buckets):
-        got = period_value(buckets[idx], alarm.statistic, alarm.extended_statistic)
+    for i in sorted(buckets):
+        got = period_value(buckets[i], alarm.statistic, alarm.extended_statistic)
         if got is not None:
-            out.append(Datapoint(start + idx * period, got[0], got[1], got[2]))
+            out.append(Datapoint(start + i * period, got[0], got[1], got[2]))
     return out
 
 
@@ -389,6 +415,8 @@ def evaluate_metric_alarm(backend: Any, alarm: Any, now: float, delay: float) ->
     op = STATIC_OPERATORS.get(alarm.comparison_operator or "")
     if op is None:
         return None
+    if alarm.extended_statistic and not PERCENTILE.match(alarm.extended_statistic):
+        return None  # trimmed means and the like are stored, not evaluated
     period = int(alarm.period)
     n = int(alarm.evaluation_periods)
     m = int(alarm.datapoints_to_alarm or n)
@@ -473,9 +501,6 @@ def _validate_metric_alarm(self: Any) -> None:
     n, m = self._get_param("EvaluationPeriods"), self._get_param("DatapointsToAlarm")
     if n is not None and m is not None and int(m) > int(n):
         raise ValidationError("DatapointsToAlarm must be less than or equal to EvaluationPeriods.")
-    ext = self._get_param("ExtendedStatistic")
-    if ext and not PERCENTILE.match(ext):
-        raise InvalidParameterValue(f"The value {ext} for parameter ExtendedStatistic is not supported (the local CloudWatch evaluates pNN).")
     tmd = self._get_param("TreatMissingData")
     if tmd and tmd not in TREATMENTS:
         raise ValidationError(f"Option {tmd} is not supported. Supported options for parameter TreatMissingData are missing, ignore, breaching and notBreaching.")

@@ -15,9 +15,13 @@ reads ("was any alarm in ALARM since the weight change?"). This module
   through `cbor_front`), with AlarmName, AlarmTypes, HistoryItemType,
   StartDate, EndDate, MaxRecords, NextToken and ScanBy;
 - keeps an alarm's state when PutMetricAlarm updates an existing alarm (moto
-  replaced the alarm and reset it to OK; AWS leaves the state unchanged);
+  replaced the alarm and reset it to OK; AWS leaves the state unchanged),
+  and starts a new one in INSUFFICIENT_DATA (moto: OK);
 - makes DescribeAlarms apply StateValue together with AlarmNames or
-  AlarmNamePrefix (moto used only the first filter it found).
+  AlarmNamePrefix (moto used only the first filter it found);
+- filters DescribeAlarms and DescribeAlarmHistory by AlarmTypes, metric
+  alarms only when it is omitted (API Reference of both operations; moto
+  returned every type).
 
 Listeners in `STATE_CHANGE_LISTENERS` (the alarm event delivery) are called
 after each state change with (alarm, old state dict, new state dict)."""
