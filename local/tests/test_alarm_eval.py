@@ -464,13 +464,61 @@ def test_describe_alarms_and_history_are_throttled_at_cloudwatch_rates(aws: Loca
     assert throttled.body["__type"] == "com.amazonaws.cloudwatch#Throttling"
     # other operations are not limited; the query protocol gets its own error shape
     assert all(r.status == 200 for r in _burst(aws, "ListMetrics", 12))
-    q = [query(aws, {"Action": "DescribeAlarms"}) for _ in range(12)]
+    q = [query(aws, {"Action": "DescribeAlarms"}) for _ in range(20)]
     bad = [r for r in q if r.status_code != 200]
     assert bad and bad[0].status_code == 400 and "<Code>Throttling</Code>" in bad[0].text
     log = [c for c in aws.calls(service="cloudwatch", operation="DescribeAlarms") if c["fault"]]
     assert log and log[0]["fault"]["reason"] == "cloudwatch-rate-limit"
-    # the sustained rate: after a second, about 9 more
+    # the sustained rate: a second later the bucket is full again (9), and
+    # refills at 9/s while the next burst runs
     time.sleep(1.0)
-    assert 8 <= sum(r.status == 200 for r in _burst(aws, "DescribeAlarms", 12)) <= 11
+    t1 = time.monotonic()
+    again = sum(r.status == 200 for r in _burst(aws, "DescribeAlarms", 25))
+    assert 9 <= again <= 9 + 9 * (time.monotonic() - t1) + 1
     aws.reset()
     assert aws.info() and all(r.status == 200 for r in _burst(aws, "DescribeAlarms", 15))
+
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def test_rule_parser_precedence_quotes_and_arns() -> None:
+    from localaws.patches.cloudwatch_eval import RuleError, parse_rule, rule_children
+
+    assert parse_rule("ALARM(a) OR ALARM(b) AND NOT OK(c)") == (
+        "or",
+        ("func", "ALARM", "a"),
+        ("and", ("func", "ALARM", "b"), ("not", ("func", "OK", "c"))),
+    )
+    assert parse_rule('(ALARM("my alarm") OR TRUE) AND FALSE') == (
+        "and",
+        ("or", ("func", "ALARM", "my alarm"), ("const", True)),
+        ("const", False),
+    )
+    arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:x"
+    assert rule_children(parse_rule(f"INSUFFICIENT_DATA({arn}) OR ALARM(y)")) == [arn, "y"]
+    for bad in ("", "ALARM()", "ALARM(a) AND", "AND ALARM(a)", "ALARM(a))", "alarm(a)"):
+        with pytest.raises(RuleError):
+            parse_rule(bad)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from localaws.patches.cloudwatch_eval import default_settings
+
+    assert default_settings().to_json() == {"enabled": False, "tickSeconds": 10.0, "delaySeconds": 0.0}
+    monkeypatch.setenv("LOCALAWS_ALARM_EVALUATION", "1")
+    monkeypatch.setenv("LOCALAWS_ALARM_TICK", "2.5")
+    monkeypatch.setenv("LOCALAWS_ALARM_DELAY", "5")
+    assert default_settings().to_json() == {"enabled": True, "tickSeconds": 2.5, "delaySeconds": 5.0}
+
+
+def test_low_sample_percentiles_can_be_ignored(aws: LocalAws) -> None:
+    cw = aws.client("cloudwatch")
+    t = base_time()
+    put_values(cw, [(t - 30, 100.0), (t - 29, 1.0)])  # 2 samples: p99 needs 1000 to be significant
+    put_alarm(cw, "evaluate", ExtendedStatistic="p99", Threshold=50.0, EvaluateLowSampleCountPercentile="evaluate")
+    put_alarm(cw, "ignore", ExtendedStatistic="p99", Threshold=50.0, EvaluateLowSampleCountPercentile="ignore")
+    put_alarm(cw, "default", ExtendedStatistic="p50", Threshold=1.0, ComparisonOperator="LessThanOrEqualToThreshold")
+    changes = {c["alarmName"]: c["to"] for c in aws.evaluate_alarms(at=t)}
+    assert changes == {"evaluate": "ALARM", "default": "ALARM"}
+    assert state(cw, "ignore") == "INSUFFICIENT_DATA"

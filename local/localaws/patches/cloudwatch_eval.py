@@ -181,6 +181,8 @@ class Evaluator:
     def reset(self) -> None:
         with self._lock:
             self.settings = default_settings()
+        with MOTO_LOCK:
+            _INDEXES.clear()  # moto's reset replaced the backends and their data
         self._wake.set()
 
     def status(self) -> dict[str, Any]:
