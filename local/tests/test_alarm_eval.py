@@ -374,6 +374,12 @@ def test_composite_alarms_follow_their_children_with_events_and_history(aws: Loc
     assert state(cw, "and") == "OK"
     cw.delete_alarms(AlarmNames=["and"])
     assert [a["AlarmName"] for a in cw.describe_alarms(AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]] == ["or", "not", "nested"]
+    # a child cannot be deleted while a composite alarm depends on it; with its parents it can
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        no_retry_client(aws, "cloudwatch").delete_alarms(AlarmNames=["a"])
+    assert e.value.response["Error"]["Code"] == "ValidationError" and "depends on it" in e.value.response["Error"]["Message"]
+    cw.delete_alarms(AlarmNames=["a", "or", "not", "nested"])
+    assert [a["AlarmName"] for a in cw.describe_alarms(AlarmTypes=["CompositeAlarm", "MetricAlarm"])["MetricAlarms"]] == ["b"]
 
 
 def test_composite_rules_are_validated(aws: LocalAws) -> None:

@@ -75,7 +75,7 @@ FALSE -> OK. The event and history carry AWS's composite shape: reason
 `{"triggeringAlarms": [{"arn", "state": {"value", "timestamp"}}]}`,
 configuration `{"alarmRule", "description"}`. SetAlarmState works on them
 (the state holds until a child changes, as the SetAlarmState reference
-says). DescribeAlarms / DescribeAlarmHistory filter by AlarmTypes
+says). DeleteAlarms refuses an alarm a remaining composite alarm depends on. DescribeAlarms / DescribeAlarmHistory filter by AlarmTypes
 (`cloudwatch_history`).
 
 Settings (control API `/_localaws/alarm-evaluation`, Python
@@ -445,10 +445,14 @@ def evaluate_metric_alarm(backend: Any, alarm: Any, now: float, delay: float) ->
         reason = f"Insufficient Data: {missing} datapoint{'s were' if missing != 1 else ' was'} unknown."
     else:
         shown = ", ".join(f"{_fmt_value(p.value)} ({_fmt_time(p.start)})" for p in reversed(evaluated))
-        count = sum(1 for i in chosen if points[i][1]) if new_state == "ALARM" else sum(1 for i in chosen if not points[i][1])
+        filled = max(0, n - len(evaluated))
+        if new_state == "ALARM":
+            count = sum(1 for i in chosen if points[i][1]) + (filled if treatment == "breaching" else 0)
+        else:
+            count = sum(1 for i in chosen if not points[i][1]) + (filled if treatment == "notBreaching" else 0)
         verb = "was" if new_state == "ALARM" else "was not"
         reason = (
-            f"Threshold Crossed: {count} out of the last {len(evaluated) or n} datapoints [{shown}] {verb} {words} "
+            f"Threshold Crossed: {count} out of the last {n} datapoints [{shown}] {verb} {words} "
             f"the threshold ({_fmt_value(threshold)}) (minimum {m} datapoint{'s' if m != 1 else ''} for "
             f"{old_state} -> {new_state} transition)."
         )
@@ -787,15 +791,40 @@ def put_composite_alarm(self: Any) -> ActionResult:
     return EmptyResult()
 
 
+def _patched_delete_alarms(self: Any) -> Any:
+    """DeleteAlarms (API Reference): an alarm that a composite alarm still
+    depends on cannot be deleted ("you can't delete any composite alarm that
+    is part of the cycle because there is always still a composite alarm
+    that depends on that alarm"); deleting the parents in the same call is
+    allowed."""
+    names = set(self._get_param("AlarmNames", []) or [])
+    backend = self.cloudwatch_backend
+    for parent in list(backend.alarms.values()):
+        if not getattr(parent, "rule", None) or parent.name in names:
+            continue
+        try:
+            refs = rule_children(parse_rule(parent.rule))
+        except RuleError:
+            continue
+        for name in names:
+            child = backend.alarms.get(name)
+            if child is not None and (name in refs or child.alarm_arn in refs):
+                raise ValidationError(f"Alarm {name} cannot be deleted: composite alarm {parent.name} depends on it.")
+    return _original_delete_alarms(self)
+
+
 # ------------------------------------------------------------------ apply
 
 
 _original_put_metric_alarm_response: Any = None
+_original_delete_alarms: Any = None
 
 
 def apply() -> None:
-    global _original_put_metric_alarm_response
+    global _original_put_metric_alarm_response, _original_delete_alarms
     _original_put_metric_alarm_response = cw_responses.CloudWatchResponse.put_metric_alarm
+    _original_delete_alarms = cw_responses.CloudWatchResponse.delete_alarms
+    cw_responses.CloudWatchResponse.delete_alarms = _patched_delete_alarms
     cw_responses.CloudWatchResponse.put_metric_alarm = _patched_put_metric_alarm_response
     cw_responses.CloudWatchResponse.put_composite_alarm = put_composite_alarm
     if on_state_change not in STATE_CHANGE_LISTENERS:
