@@ -390,8 +390,10 @@ class LocalAws:
     ) -> dict[str, Any]:
         """Metric alarm evaluation (patches/cloudwatch_eval.py): on/off, how
         often (10 s on AWS), the metric data delay. None leaves a setting."""
-        body = {"enabled": enabled, "tickSeconds": tick_seconds, "delaySeconds": delay_seconds}
-        return self._control("POST", "alarm-evaluation", {k: v for k, v in body.items() if v is not None})
+        body = {k: v for k, v in {"enabled": enabled, "tickSeconds": tick_seconds, "delaySeconds": delay_seconds}.items() if v is not None}
+        if not body:
+            return self._control("GET", "alarm-evaluation")
+        return self._control("POST", "alarm-evaluation", body)
 
     def evaluate_alarms(self, at: float | None = None) -> list[dict[str, Any]]:
         """Evaluates every metric alarm once now (or as if the clock read

@@ -441,6 +441,11 @@ def test_alarm_types_filter_describe_alarms_and_history_in_query_json_and_cbor(a
     assert r.status == 200 and r.raw == b""
     r = cc.call(ep, "PutCompositeAlarm", {"AlarmName": "c3", "AlarmRule": "OK(missing)"})
     assert r.status == 400 and r.headers["x-amzn-query-error"] == "ValidationError;Sender"
+    # and through the query and JSON protocols
+    assert query(aws, {"Action": "PutCompositeAlarm", "AlarmName": "c4", "AlarmRule": "ALARM(m)"}).status_code == 200
+    assert json_call(aws, "PutCompositeAlarm", {"AlarmName": "c5", "AlarmRule": "NOT ALARM(m)"}).status_code == 200
+    got = {a["AlarmName"]: a["StateValue"] for a in cc.call(ep, "DescribeAlarms", {"AlarmTypes": ["CompositeAlarm"]}).body["CompositeAlarms"]}
+    assert got == {"c": "ALARM", "c2": "OK", "c4": "ALARM", "c5": "OK"}
 
 
 # ---------------------------------------------------------------- rate limits
@@ -528,3 +533,24 @@ def test_low_sample_percentiles_can_be_ignored(aws: LocalAws) -> None:
     changes = {c["alarmName"]: c["to"] for c in aws.evaluate_alarms(at=t)}
     assert changes == {"evaluate": "ALARM", "default": "ALARM"}
     assert state(cw, "ignore") == "INSUFFICIENT_DATA"
+
+
+def test_the_tick_sets_the_evaluation_cadence(aws: LocalAws) -> None:
+    try:
+        aws.alarm_evaluation(enabled=True, tick_seconds=10)
+        time.sleep(0.3)
+        before = aws.alarm_evaluation()["ticks"]
+        time.sleep(1.0)
+        assert aws.alarm_evaluation()["ticks"] == before  # next tick 10 s away
+        aws.alarm_evaluation(tick_seconds=0.25)  # a shorter tick applies at once
+        start = aws.alarm_evaluation()["ticks"]
+        time.sleep(1.0)
+        ran = aws.alarm_evaluation()["ticks"] - start
+        assert 2 <= ran <= 6, ran
+        aws.alarm_evaluation(enabled=False)
+        time.sleep(0.3)
+        stopped = aws.alarm_evaluation()["ticks"]
+        time.sleep(0.6)
+        assert aws.alarm_evaluation()["ticks"] == stopped
+    finally:
+        aws.alarm_evaluation(enabled=False, tick_seconds=10)

@@ -175,7 +175,8 @@ class Evaluator:
                 if not 0 <= float(delay_seconds) <= 3600:
                     raise ValueError("delaySeconds must be between 0 and 3600")
                 self.settings.delay_seconds = float(delay_seconds)
-        self._wake.set()
+        if enabled is not None or tick_seconds is not None:
+            self._wake.set()
         return self.status()
 
     def reset(self) -> None:
@@ -201,23 +202,22 @@ class Evaluator:
         self._wake.set()
 
     def _run(self) -> None:
-        next_at = time.time()
+        next_at = 0.0
         while True:
             with self._lock:
                 tick, enabled = self.settings.tick_seconds, self.settings.enabled
-            timeout = max(0.0, min(next_at - time.time(), tick)) if enabled else 3600.0
-            woke = self._wake.wait(timeout)
-            self._wake.clear()
-            with self._lock:
-                tick, enabled = self.settings.tick_seconds, self.settings.enabled
             if not enabled:
+                self._wake.wait(3600.0)
+                self._wake.clear()
+                next_at = 0.0
                 continue
             now = time.time()
-            if not woke and now + 0.001 < next_at:
-                continue
-            if not woke:
-                next_at = now + tick
-            elif now >= next_at:
+            next_at = min(next_at, now + tick)  # a shorter tick applies at once
+            if now < next_at and not self._wake.wait(next_at - now):
+                continue  # the tick is due: the next pass evaluates
+            self._wake.clear()
+            now = time.time()
+            if now >= next_at:
                 next_at = now + tick
             try:
                 self.evaluate_all(now)
