@@ -672,7 +672,7 @@ def evaluate_composite(backend: Any, alarm: Any, trigger: Any | None, depth: int
     new_state = "ALARM" if eval_rule(tree, backend) else "OK"
     if new_state == alarm.state_value:
         return
-    children = [c for c in (_find(backend, ref) for ref in rule_children(tree)) if c is not None]
+    children = list({c.name: c for c in (_find(backend, ref) for ref in rule_children(tree)) if c is not None}.values())
     triggering = [trigger] if trigger is not None else children
     if trigger is not None:
         reason = f"{trigger.alarm_arn} transitioned to {trigger.state_value} at {_long_date(trigger.state_updated_timestamp)}"
