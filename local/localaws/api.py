@@ -382,6 +382,40 @@ class LocalAws:
     def alarm_history(self, alarm_name: str | None = None) -> list[dict[str, Any]]:
         return self._control("GET", "alarm-history", query={"alarmName": alarm_name})["items"]
 
+    def alarm_evaluation(
+        self,
+        enabled: bool | None = None,
+        tick_seconds: float | None = None,
+        delay_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Metric alarm evaluation (patches/cloudwatch_eval.py): on/off, how
+        often (10 s on AWS), the metric data delay. None leaves a setting."""
+        body = {k: v for k, v in {"enabled": enabled, "tickSeconds": tick_seconds, "delaySeconds": delay_seconds}.items() if v is not None}
+        if not body:
+            return self._control("GET", "alarm-evaluation")
+        return self._control("POST", "alarm-evaluation", body)
+
+    def evaluate_alarms(self, at: float | None = None) -> list[dict[str, Any]]:
+        """Evaluates every metric alarm once now (or as if the clock read
+        `at`, epoch seconds) and returns the transitions it made."""
+        body: dict[str, Any] = {"evaluateNow": True}
+        if at is not None:
+            body["at"] = at
+        return self._control("POST", "alarm-evaluation", body)["transitions"]
+
+    def cloudwatch_rate_limit(
+        self,
+        enabled: bool = True,
+        describe_alarms: float = 9.0,
+        describe_alarm_history: float = 20.0,
+        burst: dict[str, float] | None = None,
+        caller: str = "any",
+    ) -> dict[str, Any]:
+        """CloudWatch's DescribeAlarms 9/s and DescribeAlarmHistory 20/s per
+        account and Region (service quotas); off after `reset()`."""
+        rates = {"DescribeAlarms": describe_alarms, "DescribeAlarmHistory": describe_alarm_history}
+        return self._control("POST", "cloudwatch-rate-limit", {"enabled": enabled, "rates": rates, "burst": burst, "caller": caller})
+
     def point_lambda(self, url: str | None) -> None:
         """Sends Step Functions Task invokes and alarm events to `url`."""
         self._control("POST", "lambda", {"url": url})

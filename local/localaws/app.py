@@ -11,10 +11,10 @@ import os
 import time
 from typing import Any
 
-from . import cbor_front, control, errors, route53_recorder
+from . import cbor_front, config, control, errors, route53_recorder
 from .faults import FAULTS
 from .identify import RequestInfo, identify
-from .ratelimit import ROUTE53_LIMIT
+from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT
 from .state import MOTO_LOCK, STATE, now_iso
 
 LOG = logging.getLogger("localaws.calls")
@@ -80,6 +80,9 @@ class LocalAwsApp:
         if info.service == "route53" and not ROUTE53_LIMIT.allow(info.caller):
             response = errors.for_kind(info, "throttle")
             fault = {"kind": "throttle", "reason": "route53-rate-limit"}
+        elif info.service == "cloudwatch" and not CLOUDWATCH_LIMIT.allow(info.operation, config.ACCOUNT_ID, info.region, info.caller):
+            response = errors.for_kind(info, "throttle")
+            fault = {"kind": "throttle", "reason": "cloudwatch-rate-limit"}
         else:
             rule = FAULTS.check(info)
             if rule is not None:

@@ -19,6 +19,12 @@ GET    /_localaws/alarm-events            deliveries + switch
 POST   /_localaws/alarm-events            {"enabled": false}
 GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
 POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
+GET    /_localaws/alarm-evaluation        evaluator settings and counters
+POST   /_localaws/alarm-evaluation        {"enabled": true, "tickSeconds": 10, "delaySeconds": 0,
+                                           "evaluateNow": true, "at": <epoch s>}
+GET    /_localaws/cloudwatch-rate-limit
+POST   /_localaws/cloudwatch-rate-limit   {"enabled": true, "rates": {"DescribeAlarms": 9,
+                                           "DescribeAlarmHistory": 20}, "burst": {...}, "caller": "any"}
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .faults import FAULTS
-from .ratelimit import ROUTE53_LIMIT
+from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT
 from .state import MOTO_LOCK, STATE, HealthPlan
 
 LOG = logging.getLogger("localaws.control")
@@ -45,10 +51,12 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def reset_harness() -> None:
-    from .patches import sfn_execution
+    from .patches import cloudwatch_eval, sfn_execution
 
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
+    CLOUDWATCH_LIMIT.configure(False)
+    cloudwatch_eval.EVALUATOR.reset()
     STATE.reset()
     sfn_execution.apply()
 
@@ -162,6 +170,31 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
     if path == "/_localaws/alarm-history":
         items = query_history(alarm_name=query.get("alarmName"))
         return _json(200, {"items": items})
+    if path == "/_localaws/alarm-evaluation":
+        from .patches.cloudwatch_eval import EVALUATOR
+
+        if method == "POST":
+            EVALUATOR.configure(
+                body.get("enabled"),
+                body.get("tickSeconds"),
+                body.get("delaySeconds"),
+            )
+            if body.get("evaluateNow"):
+                changes = EVALUATOR.evaluate_all(body.get("at"))
+                return _json(200, {**EVALUATOR.status(), "transitions": changes})
+        return _json(200, EVALUATOR.status())
+    if path == "/_localaws/cloudwatch-rate-limit":
+        if method == "POST":
+            return _json(
+                200,
+                CLOUDWATCH_LIMIT.configure(
+                    bool(body.get("enabled", True)),
+                    body.get("rates"),
+                    body.get("burst"),
+                    str(body.get("caller", "any")),
+                ),
+            )
+        return _json(200, CLOUDWATCH_LIMIT.status())
     if path == "/_localaws/lambda" and method == "POST":
         with STATE.lock:
             STATE.lambda_url = body.get("url") or None

@@ -1,7 +1,10 @@
-"""The Route 53 API rate limit: 5 requests per second per account across all
-Route 53 APIs (GetChange polling included). Off by default; when on, a token
-bucket answers calls above the rate with `Throttling` (HTTP 400, the
-Route 53 REST-XML ErrorResponse), as Route 53 does."""
+"""API rate limits. Route 53: 5 requests per second per account across all
+Route 53 APIs (GetChange polling included). CloudWatch: DescribeAlarms 9/s
+and DescribeAlarmHistory 20/s per account and Region. Off by default; when
+on, a token bucket answers calls above the rate with `Throttling` (HTTP 400)
+in the protocol of the request (Route 53 REST-XML ErrorResponse; CloudWatch
+query ErrorResponse, awsJson, or RPC v2 CBOR with `x-amzn-query-error:
+Throttling;Sender`), as the services do."""
 
 from __future__ import annotations
 
@@ -68,3 +71,76 @@ class Route53Limit:
 
 
 ROUTE53_LIMIT = Route53Limit()
+
+
+# CloudWatch service quotas (Amazon CloudWatch User Guide, "CloudWatch
+# service quotas"): DescribeAlarms 9 and DescribeAlarmHistory 20
+# transactions per second per account and Region, not adjustable. Above
+# them CloudWatch answers `Throttling` (HTTP 400, "Rate exceeded").
+CLOUDWATCH_RATES = {"DescribeAlarms": 9.0, "DescribeAlarmHistory": 20.0}
+
+
+class CloudWatchLimit:
+    """One token bucket per (operation, account, region) for the limited
+    CloudWatch operations. Off by default (the fast default of `make test`);
+    `aws.cloudwatch_rate_limit()` turns it on at AWS's rates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.enabled = False
+        self.rates: dict[str, float] = dict(CLOUDWATCH_RATES)
+        self.burst: dict[str, float] = {}
+        self.caller = "any"
+        self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
+
+    def configure(
+        self,
+        enabled: bool,
+        rates: dict[str, float] | None = None,
+        burst: dict[str, float] | None = None,
+        caller: str = "any",
+    ) -> dict[str, Any]:
+        with self._lock:
+            self.enabled = enabled
+            self.rates = dict(CLOUDWATCH_RATES)
+            for op, rate in (rates or {}).items():
+                if float(rate) <= 0:
+                    raise ValueError(f"rate for {op} must be > 0")
+                self.rates[str(op)] = float(rate)
+            self.burst = {str(k): float(v) for k, v in (burst or {}).items()}
+            self.caller = caller
+            self.buckets = {}
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            if not self.enabled:
+                return {"enabled": False, "rates": dict(self.rates)}
+            counts: dict[str, dict[str, int]] = {}
+            for (op, _account, _region), b in self.buckets.items():
+                c = counts.setdefault(op, {"allowed": 0, "throttled": 0})
+                c["allowed"] += b.allowed
+                c["throttled"] += b.throttled
+            return {
+                "enabled": True,
+                "rates": dict(self.rates),
+                "burst": {op: self.burst.get(op, rate) for op, rate in self.rates.items()},
+                "caller": self.caller,
+                "counts": counts,
+            }
+
+    def allow(self, operation: str, account: str, region: str, caller: str) -> bool:
+        if not self.enabled or operation not in self.rates:
+            return True
+        if self.caller != "any" and caller != self.caller:
+            return True
+        key = (operation, account, region)
+        with self._lock:
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                rate = self.rates[operation]
+                bucket = self.buckets[key] = TokenBucket(rate, self.burst.get(operation, rate))
+        return bucket.take()
+
+
+CLOUDWATCH_LIMIT = CloudWatchLimit()

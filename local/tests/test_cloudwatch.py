@@ -44,7 +44,7 @@ def test_cbor_round_trip_matches_the_protocol(aws: LocalAws) -> None:
     assert r.status == 200
     assert r.headers["smithy-protocol"] == "rpc-v2-cbor" and r.headers["Content-Type"] == "application/cbor"
     alarm = r.body["MetricAlarms"][0]
-    assert alarm["AlarmName"] == "orders-5xx" and alarm["StateValue"] == "OK"
+    assert alarm["AlarmName"] == "orders-5xx" and alarm["StateValue"] == "INSUFFICIENT_DATA"
     # timestamps: tag 1 (0xc1) over a double (0xfb), epoch seconds
     assert _encoded("StateUpdatedTimestamp") + b"\xc1\xfb" in r.raw
     assert abs(alarm["StateUpdatedTimestamp"].timestamp() - time.time()) < 60
@@ -77,10 +77,10 @@ def test_state_changes_are_in_the_history_for_cbor_and_boto3(aws: LocalAws) -> N
     cw.set_alarm_state(AlarmName="orders-5xx", StateValue="ALARM", StateReason="again")  # no transition
     cw.set_alarm_state(AlarmName="orders-5xx", StateValue="OK", StateReason="recovered")
     items = cw.describe_alarm_history(AlarmName="orders-5xx", HistoryItemType="StateUpdate")["AlarmHistoryItems"]
-    assert [i["HistorySummary"] for i in items] == ["Alarm updated from ALARM to OK", "Alarm updated from OK to ALARM"]
+    assert [i["HistorySummary"] for i in items] == ["Alarm updated from ALARM to OK", "Alarm updated from INSUFFICIENT_DATA to ALARM"]
     data = json.loads(items[1]["HistoryData"])
     assert data["version"] == "1.0"
-    assert data["oldState"]["stateValue"] == "OK"
+    assert data["oldState"]["stateValue"] == "INSUFFICIENT_DATA"
     assert data["newState"] == {"stateValue": "ALARM", "stateReason": "Threshold Crossed", "stateReasonData": {"version": "1.0"}}
     assert items[1]["AlarmType"] == "MetricAlarm"
     # the same through RPC v2 CBOR, with the filters the gate uses
@@ -98,7 +98,7 @@ def test_state_changes_are_in_the_history_for_cbor_and_boto3(aws: LocalAws) -> N
     )
     assert r.status == 200
     page = r.body
-    assert [i["HistorySummary"] for i in page["AlarmHistoryItems"]] == ["Alarm updated from OK to ALARM"]
+    assert [i["HistorySummary"] for i in page["AlarmHistoryItems"]] == ["Alarm updated from INSUFFICIENT_DATA to ALARM"]
     assert isinstance(page["AlarmHistoryItems"][0]["Timestamp"], datetime)
     r2 = cc.call(aws.endpoint_url, "DescribeAlarmHistory", {"AlarmName": "orders-5xx", "HistoryItemType": "StateUpdate", "ScanBy": "TimestampAscending", "MaxRecords": 1, "NextToken": page["NextToken"]})
     assert [i["HistorySummary"] for i in r2.body["AlarmHistoryItems"]] == ["Alarm updated from ALARM to OK"]
@@ -127,7 +127,7 @@ def test_other_operations_through_cbor(aws: LocalAws) -> None:
     assert cc.call(ep, "PutMetricAlarm", ALARM).status == 200
     r = cc.call(ep, "PutMetricData", {"Namespace": "orders", "MetricData": [{"MetricName": "5xx", "Value": 3.0, "Timestamp": cbor2.CBORTag(1, time.time())}]})
     assert r.status == 200
-    r = cc.call(ep, "DescribeAlarms", {"AlarmNamePrefix": "orders-", "StateValue": "OK"})
+    r = cc.call(ep, "DescribeAlarms", {"AlarmNamePrefix": "orders-", "StateValue": "INSUFFICIENT_DATA"})
     assert [a["AlarmName"] for a in r.body["MetricAlarms"]] == ["orders-5xx"]
     assert cc.call(ep, "DeleteAlarms", {"AlarmNames": ["orders-5xx"]}).status == 200
     assert cc.call(ep, "DescribeAlarms", {}).body.get("MetricAlarms", []) == []
@@ -156,7 +156,7 @@ def test_alarm_event_is_delivered_to_alarm_rollback(aws: LocalAws, fake_lambda: 
     assert d["state"]["value"] == "ALARM" and d["state"]["reason"] == "Threshold Crossed"
     assert d["state"]["reasonData"] == '{"version":"1.0"}'
     assert d["state"]["timestamp"].endswith("+0000")
-    assert d["previousState"]["value"] == "OK"
+    assert d["previousState"]["value"] == "INSUFFICIENT_DATA"
     metric = d["configuration"]["metrics"][0]["metricStat"]
     assert metric["metric"] == {"namespace": "orders", "name": "5xx", "dimensions": {"Service": "orders"}}
     assert metric["period"] == 60 and metric["stat"] == "Sum"
@@ -178,7 +178,7 @@ def test_alarm_events_can_be_switched_off(aws: LocalAws, fake_lambda: FakeLambda
     time.sleep(0.2)
     assert events == []
     # still in the history: the end-of-bake check is the safety net
-    assert aws.alarm_history("orders-5xx")[0]["HistorySummary"] == "Alarm updated from OK to ALARM"
+    assert aws.alarm_history("orders-5xx")[0]["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
     aws.alarm_events(enabled=True)
     cw.set_alarm_state(AlarmName="orders-5xx", StateValue="OK", StateReason="x")
     wait_for(lambda: events, 5, "event after switching on")
@@ -205,5 +205,5 @@ def test_history_over_the_query_protocol(aws: LocalAws) -> None:
     prepared = req.prepare()
     r = requests.post(prepared.url, data=prepared.body, headers=dict(prepared.headers), timeout=10)
     assert r.status_code == 200
-    assert "<HistorySummary>Alarm updated from OK to ALARM</HistorySummary>" in r.text
+    assert "<HistorySummary>Alarm updated from INSUFFICIENT_DATA to ALARM</HistorySummary>" in r.text
     assert aws.calls(operation="DescribeAlarmHistory")[0]["protocol"] == "query"

@@ -17,6 +17,7 @@ def apply_all() -> None:
             return
         from . import (
             alarm_events,
+            cloudwatch_eval,
             cloudwatch_history,
             ecs_errors,
             ecs_primary_task_set,
@@ -33,6 +34,7 @@ def apply_all() -> None:
         sfn_history.apply()
         cloudwatch_history.apply()
         alarm_events.apply()
+        cloudwatch_eval.apply()
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()

@@ -37,6 +37,16 @@ def _configuration(alarm: Any) -> dict[str, Any]:
         conf["description"] = alarm.description
     if getattr(alarm, "rule", None):
         conf["alarmRule"] = alarm.rule
+        # Composite alarms with an actions suppressor carry it in the event
+        # (CloudWatch User Guide, "Alarm events and EventBridge").
+        for attr, key in (
+            ("actions_suppressor", "actionsSuppressor"),
+            ("actions_suppressor_wait_period", "actionsSuppressorWaitPeriod"),
+            ("actions_suppressor_extension_period", "actionsSuppressorExtensionPeriod"),
+        ):
+            value = getattr(alarm, attr, None)
+            if value is not None:
+                conf[key] = value
         return conf
     metrics = []
     if getattr(alarm, "metric_name", None):

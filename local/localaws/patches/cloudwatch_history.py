@@ -15,9 +15,13 @@ reads ("was any alarm in ALARM since the weight change?"). This module
   through `cbor_front`), with AlarmName, AlarmTypes, HistoryItemType,
   StartDate, EndDate, MaxRecords, NextToken and ScanBy;
 - keeps an alarm's state when PutMetricAlarm updates an existing alarm (moto
-  replaced the alarm and reset it to OK; AWS leaves the state unchanged);
+  replaced the alarm and reset it to OK; AWS leaves the state unchanged),
+  and starts a new one in INSUFFICIENT_DATA (moto: OK);
 - makes DescribeAlarms apply StateValue together with AlarmNames or
-  AlarmNamePrefix (moto used only the first filter it found).
+  AlarmNamePrefix (moto used only the first filter it found);
+- filters DescribeAlarms and DescribeAlarmHistory by AlarmTypes, metric
+  alarms only when it is omitted (API Reference of both operations; moto
+  returned every type).
 
 Listeners in `STATE_CHANGE_LISTENERS` (the alarm event delivery) are called
 after each state change with (alarm, old state dict, new state dict)."""
@@ -123,7 +127,12 @@ def _patched_update_state(self: Any, reason: str, reason_data: str, state_value:
 def _patched_put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     previous = self.alarms.get(name)
     alarm = _original_put_metric_alarm(self, name, *args, **kwargs)
-    if previous is not None:
+    if previous is None:
+        # PutMetricAlarm (API Reference): "When this operation creates an
+        # alarm, the alarm state is immediately set to INSUFFICIENT_DATA. The
+        # alarm is then evaluated" (`cloudwatch_eval`); moto started it OK.
+        alarm.state_value = "INSUFFICIENT_DATA"
+    else:
         alarm.state_value = previous.state_value
         alarm.state_reason = previous.state_reason
         alarm.state_reason_data = previous.state_reason_data
@@ -195,7 +204,9 @@ def describe_alarm_history(self: Any) -> ActionResult:
             raise InvalidNextToken("The service returned an error: invalid NextToken")
     items = query_history(
         alarm_name=self._get_param("AlarmName"),
-        alarm_types=self._get_param("AlarmTypes") or None,
+        # DescribeAlarmHistory (API Reference): "If you omit this parameter,
+        # only metric alarms are returned."
+        alarm_types=self._get_param("AlarmTypes") or ["MetricAlarm"],
         history_item_type=self._get_param("HistoryItemType"),
         start=_as_datetime(self._get_param("StartDate")),
         end=_as_datetime(self._get_param("EndDate")),
@@ -210,12 +221,21 @@ def describe_alarm_history(self: Any) -> ActionResult:
 
 def _patched_describe_alarms(self: Any) -> ActionResult:
     result = _original_describe_alarms(self)
+    data = result.result if hasattr(result, "result") else None
+    if not isinstance(data, dict):
+        return result
     state_value = self._get_param("StateValue")
     if state_value and (self._get_param("AlarmNames") or self._get_param("AlarmNamePrefix") or self._get_param("ActionPrefix")):
-        data = result.result if hasattr(result, "result") else None
-        if isinstance(data, dict):
-            for key in ("MetricAlarms", "CompositeAlarms"):
-                data[key] = [a for a in data.get(key, []) if a.state_value == state_value]
+        for key in ("MetricAlarms", "CompositeAlarms"):
+            data[key] = [a for a in data.get(key, []) if a.state_value == state_value]
+    # DescribeAlarms (API Reference), AlarmTypes: "If you omit this
+    # parameter, only metric alarms are returned, even if composite alarms
+    # exist in the account."
+    types = self._get_param("AlarmTypes") or ["MetricAlarm"]
+    if "MetricAlarm" not in types:
+        data["MetricAlarms"] = []
+    if "CompositeAlarm" not in types:
+        data["CompositeAlarms"] = []
     return result
 
 
