@@ -138,6 +138,12 @@ def stop_pids(doc: dict[str, Any], timeout: float = 15.0, proc: subprocess.Popen
         deadline = time.time() + timeout
         while time.time() < deadline and alive():
             time.sleep(0.05)
+    resolver_pid = (doc.get("dns") or {}).get("resolverPid")
+    if resolver_pid and _pid_alive(int(resolver_pid)):
+        try:
+            os.killpg(int(resolver_pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     lam = (doc.get("lambda") or {}).get("pid")
     if lam and _pid_alive(int(lam)):
         try:
@@ -385,3 +391,30 @@ class LocalAws:
     def point_lambda(self, url: str | None) -> None:
         """Sends Step Functions Task invokes and alarm events to `url`."""
         self._control("POST", "lambda", {"url": url})
+
+    # DNS (dns_server.py, resolver.py)
+
+    def dns_authority(self) -> tuple[str, int]:
+        """(host, port) of the DNS authority (answers from Route 53 and Cloud Map state)."""
+        from .dns_server import parse_hostport
+
+        return parse_hostport(str(self.endpoints["dns"]["authority"]))
+
+    def resolver(self) -> tuple[str, int]:
+        """(host, port) of the caching resolver (unbound) clients should ask."""
+        from .dns_server import parse_hostport
+
+        return parse_hostport(str(self.endpoints["dns"]["resolver"]))
+
+    def dns(self) -> dict[str, Any]:
+        """DNS endpoints, settings and the authority's query count."""
+        return self._control("GET", "dns")
+
+    def route53_propagation(self, seconds: float, spread: float = 0.0) -> dict[str, Any]:
+        """Route 53 changes reach DNS `seconds + uniform(0, spread)` after
+        ChangeResourceRecordSets; GetChange is PENDING until then."""
+        return self._control("POST", "dns/route53-propagation", {"seconds": seconds, "spread": spread})
+
+    def cloudmap_dns_delay(self, seconds: float) -> dict[str, Any]:
+        """Register/DeregisterInstance reach the namespace's DNS answers `seconds` later."""
+        return self._control("POST", "dns/cloudmap-delay", {"seconds": seconds})

@@ -19,6 +19,9 @@ GET    /_localaws/alarm-events            deliveries + switch
 POST   /_localaws/alarm-events            {"enabled": false}
 GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
 POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
+GET    /_localaws/dns                     DNS endpoints, settings, query count
+POST   /_localaws/dns/route53-propagation {"seconds": 0, "spread": 0}
+POST   /_localaws/dns/cloudmap-delay      {"seconds": 0}
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ def _json(status: int, doc: Any) -> Response:
 def reset_harness() -> None:
     from .patches import sfn_execution
 
+    from . import dns_server
+
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
+    dns_server.PUBLISHER.reset()
     STATE.reset()
     sfn_execution.apply()
 
@@ -162,8 +168,27 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
     if path == "/_localaws/alarm-history":
         items = query_history(alarm_name=query.get("alarmName"))
         return _json(200, {"items": items})
+    if path.startswith("/_localaws/dns"):
+        return _dns_route(method, path, body)
     if path == "/_localaws/lambda" and method == "POST":
         with STATE.lock:
             STATE.lambda_url = body.get("url") or None
         return _json(200, {"lambdaUrl": STATE.lambda_url})
     return _json(404, {"error": f"no control endpoint {method} {path}"})
+
+
+def _dns_route(method: str, path: str, body: dict[str, Any]) -> Response:
+    from . import dns_server
+
+    if path == "/_localaws/dns/route53-propagation" and method == "POST":
+        settings = dns_server.set_route53_propagation(float(body.get("seconds", 0.0)), float(body.get("spread", 0.0)))
+        LOG.info("DNS: Route 53 propagation %s", settings.to_json()["route53Propagation"])
+    elif path == "/_localaws/dns/cloudmap-delay" and method == "POST":
+        settings = dns_server.set_cloudmap_dns_delay(float(body.get("seconds", 0.0)))
+        LOG.info("DNS: Cloud Map DNS delay %s", settings.to_json()["cloudMapDnsDelay"])
+    elif path != "/_localaws/dns" or method != "GET":
+        return _json(404, {"error": f"no control endpoint {method} {path}"})
+    doc = dict(INFO.get("dns") or {})
+    doc["settings"] = dns_server.PUBLISHER.settings.to_json()
+    doc["queries"] = dns_server.STATS["queries"]
+    return _json(200, doc)

@@ -1,5 +1,6 @@
 """The local AWS process: moto in server mode (in this process, patched),
-`cargo lambda watch` as a child process, the control API, and an
+`cargo lambda watch` as a child process, the DNS authority (threads) and
+unbound (a child process) in front of it, the control API, and an
 `endpoints.json` describing it all. Started by `python -m localaws serve`
 (which `up` and `LocalAws` run); stops every child it started, by PID, on
 SIGTERM, SIGINT, an exception, or (with `exit_with_parent`) when the process
@@ -200,6 +201,7 @@ def serve(
     signal.signal(signal.SIGHUP, on_signal)
 
     server = None
+    dns_authority = None
     try:
         patches.apply_all()
         app = LocalAwsApp(DomainDispatcherApplication(create_backend_app))
@@ -213,6 +215,22 @@ def serve(
         threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
         wait_until(lambda: _http_answers(host, port, "/_localaws/health"), 30, "moto")
         LOG.info("moto answers on %s", moto_url)
+
+        # DNS: the authority (threads of this process) and unbound in front of it.
+        from . import dns_server, resolver
+
+        dns_authority = dns_server.DnsServer(host)
+        authority_port = dns_authority.start()
+        unbound, resolver_port = resolver.start_unbound(run_dir, authority_port, run_dir / "unbound.log")
+        children.append(("unbound", unbound))
+        resolver.wait_answers(unbound, resolver_port)
+        dns_info = {
+            "authority": f"{host}:{authority_port}",
+            "resolver": f"127.0.0.1:{resolver_port}",
+            "resolverPid": unbound.pid,
+            "settings": dns_server.PUBLISHER.settings.to_json(),
+        }
+        LOG.info("DNS: authority %s, resolver %s (unbound pid %d)", dns_info["authority"], dns_info["resolver"], unbound.pid)
 
         lambda_info: dict[str, Any] = {"mode": lambda_mode, "url": None, "port": None, "pid": None}
         if lambda_mode == "cargo":
@@ -239,13 +257,18 @@ def serve(
             "endpointUrl": moto_url,
             "moto": {"host": host, "port": port, "url": moto_url, "pid": os.getpid()},
             "lambda": lambda_info,
+            "dns": dns_info,
             "controlUrl": f"{moto_url}/_localaws",
             "region": config.REGION,
             "accountId": config.ACCOUNT_ID,
             "stateMachineArn": config.STATE_MACHINE_ARN,
             "functionEnv": function_env(moto_url, extra_env),
             "pids": [os.getpid()] + [p.pid for _, p in children],
-            "logs": {"server": str(run_dir / "localaws.log"), "lambda": str(run_dir / "cargo-lambda.log")},
+            "logs": {
+                "server": str(run_dir / "localaws.log"),
+                "lambda": str(run_dir / "cargo-lambda.log"),
+                "unbound": str(run_dir / "unbound.log"),
+            },
         }
         control.INFO.update(doc)
         _write_json_atomic(endpoints_path, doc)
@@ -269,6 +292,8 @@ def serve(
             stop_process_group(proc, name)
         if server is not None:
             server.shutdown()
+        if dns_authority is not None:
+            dns_authority.stop()
         for t in STATE.timers:
             t.cancel()
         try:

@@ -18,6 +18,7 @@ def apply_all() -> None:
         from . import (
             alarm_events,
             cloudwatch_history,
+            dns_state,
             ecs_errors,
             ecs_primary_task_set,
             ecs_scheduler,
@@ -36,4 +37,5 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
+        dns_state.apply()
         _applied = True
