@@ -72,8 +72,9 @@ DEFAULT_NAMESPACE_SOA_TTL = 15
 # Rebuild the view at least this often even when no hook fired.
 MAX_VIEW_AGE = 0.25
 # How long a DNS thread waits for MOTO_LOCK to rebuild before answering from
-# the previous view.
-LOCK_WAIT = 2.0
+# the previous view (moto requests hold it for milliseconds; a resolver
+# waiting longer would retry or give up).
+LOCK_WAIT = 0.5
 
 
 # --------------------------------------------------------------------- settings
