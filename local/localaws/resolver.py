@@ -16,6 +16,7 @@ binary the local AWS refuses to start with a message naming the package."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -37,6 +38,13 @@ class ResolverUnavailable(RuntimeError):
 
 
 def unbound_path() -> str:
+    """The unbound binary: `$LOCALAWS_UNBOUND` when set (another build, or a
+    path that does not exist to check the message below), else from PATH."""
+    override = os.environ.get("LOCALAWS_UNBOUND")
+    if override is not None:
+        if shutil.which(override):
+            return override
+        raise ResolverUnavailable(f"{INSTALL_HINT} (LOCALAWS_UNBOUND={override!r} is not an executable)")
     for candidate in ("unbound", "/usr/sbin/unbound"):
         found = shutil.which(candidate)
         if found:

@@ -5,8 +5,12 @@ UDP (or TCP) on loopback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import dns.rcode
@@ -292,3 +296,15 @@ def test_reset_restores_the_dns_settings(aws: LocalAws) -> None:
     aws.reset()
     assert aws.dns()["settings"] == {"route53Propagation": {"seconds": 0.0, "spread": 0.0}, "cloudMapDnsDelay": {"seconds": 0.0}}
     assert query("app.ns-1", aws.dns_authority()).rcode() == dns.rcode.REFUSED  # the zones are gone too
+
+
+def test_without_unbound_the_local_aws_stops_and_names_the_package(tmp_path: Path) -> None:
+    env = dict(os.environ, LOCALAWS_UNBOUND=str(tmp_path / "no-unbound-here"))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    r = subprocess.run(
+        [sys.executable, "-m", "localaws", "--run-dir", str(tmp_path), "up", "--lambda", "none", "--timeout", "30"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode != 0
+    assert "install the Debian package 'unbound'" in r.stderr
+    assert not (tmp_path / "endpoints.json").exists()
