@@ -184,6 +184,7 @@ def serve(
 
     from . import control, patches
     from .app import LocalAwsApp
+    from .resolver import ResolverUnavailable
 
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -284,6 +285,9 @@ def serve(
                     children.remove((name, proc))
                     break
         return 0
+    except ResolverUnavailable as e:
+        LOG.error("local AWS cannot start: %s", e)
+        return 1
     except Exception:
         LOG.exception("local AWS failed")
         return 1
