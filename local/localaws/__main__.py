@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--concurrency", type=int, default=4, help="cargo-lambda instances per function")
         p.add_argument("--function-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for the functions")
         p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait until ready (a cold build of the functions takes minutes)")
+        p.add_argument("--resolvers", type=int, default=1, help="independent unbound caches in front of the DNS authority (default 1)")
         p.add_argument(
             "--warm" if name == "serve" else "--no-warm",
             dest="warm",
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             extra_env=_parse_env(args.function_env),
             ready_timeout=args.timeout,
             warm=args.warm,
+            resolvers=args.resolvers,
         )
         # Children are stopped and files written by now. Exit at once: moto's
         # interpreter threads (a bake waiting for its token) and keep-alive
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             log_path,
             warm=args.warm,
             timeout=args.timeout,
+            resolvers=args.resolvers,
         )
         try:
             doc = wait_ready(proc, run_dir, args.timeout, log_path)

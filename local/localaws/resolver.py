@@ -52,7 +52,7 @@ def unbound_path() -> str:
     raise ResolverUnavailable(INSTALL_HINT)
 
 
-def config_text(run_dir: Path, port: int, authority_port: int) -> str:
+def config_text(run_dir: Path, port: int, authority_port: int, name: str = "unbound") -> str:
     return f"""# Written by localaws (resolver.py) for this run; unbound -c <this> -d
 server:
     interface: 127.0.0.1@{port}
@@ -64,7 +64,7 @@ server:
     chroot: ""
     username: ""
     directory: "{run_dir}"
-    pidfile: "{run_dir / 'unbound.pid'}"
+    pidfile: "{run_dir / (name + '.pid')}"
     use-syslog: no
     logfile: ""
     verbosity: 1
@@ -93,12 +93,15 @@ forward-zone:
 """
 
 
-def start_unbound(run_dir: Path, authority_port: int, log_path: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], int]:
-    """Starts unbound forwarding to 127.0.0.1:authority_port; returns (process, port)."""
+def start_unbound(
+    run_dir: Path, authority_port: int, log_path: Path, port: int = 0, name: str = "unbound"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Starts unbound forwarding to 127.0.0.1:authority_port; returns (process, port).
+    `name`: its config and PID files in run_dir (`<name>.conf`, `<name>.pid`)."""
     exe = unbound_path()
     port = port or free_port()
-    conf = run_dir / "unbound.conf"
-    conf.write_text(config_text(run_dir, port, authority_port))
+    conf = run_dir / f"{name}.conf"
+    conf.write_text(config_text(run_dir, port, authority_port, name))
     checker = shutil.which("unbound-checkconf")
     if checker:
         check = subprocess.run([checker, str(conf)], capture_output=True, text=True, timeout=30)

@@ -177,6 +177,7 @@ def serve(
     extra_env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     warm: bool = False,
+    resolvers: int = 1,
 ) -> int:
     """Runs until stopped. Returns the process exit code."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -217,21 +218,30 @@ def serve(
         wait_until(lambda: _http_answers(host, port, "/_localaws/health"), 30, "moto")
         LOG.info("moto answers on %s", moto_url)
 
-        # DNS: the authority (threads of this process) and unbound in front of it.
+        # DNS: the authority (threads of this process) and unbound in front of it
+        # (one, or `resolvers` independent caches, see local/README.md).
         from . import dns_server, resolver
 
         dns_authority = dns_server.DnsServer(host)
         authority_port = dns_authority.start()
-        unbound, resolver_port = resolver.start_unbound(run_dir, authority_port, run_dir / "unbound.log")
-        children.append(("unbound", unbound))
-        resolver.wait_answers(unbound, resolver_port)
+        resolver_ports: list[int] = []
+        resolver_pids: list[int] = []
+        for i in range(max(1, resolvers)):
+            suffix = "" if i == 0 else f"-{i}"
+            unbound, resolver_port = resolver.start_unbound(run_dir, authority_port, run_dir / f"unbound{suffix}.log", name=f"unbound{suffix}")
+            children.append((f"unbound{suffix}", unbound))
+            resolver.wait_answers(unbound, resolver_port)
+            resolver_ports.append(resolver_port)
+            resolver_pids.append(unbound.pid)
         dns_info = {
             "authority": f"{host}:{authority_port}",
-            "resolver": f"127.0.0.1:{resolver_port}",
-            "resolverPid": unbound.pid,
+            "resolver": f"127.0.0.1:{resolver_ports[0]}",
+            "resolverPid": resolver_pids[0],
+            "resolvers": [f"127.0.0.1:{p}" for p in resolver_ports],
+            "resolverPids": resolver_pids,
             "settings": dns_server.PUBLISHER.settings.to_json(),
         }
-        LOG.info("DNS: authority %s, resolver %s (unbound pid %d)", dns_info["authority"], dns_info["resolver"], unbound.pid)
+        LOG.info("DNS: authority %s, resolvers %s (unbound pids %s)", dns_info["authority"], dns_info["resolvers"], resolver_pids)
 
         lambda_info: dict[str, Any] = {"mode": lambda_mode, "url": None, "port": None, "pid": None}
         if lambda_mode == "cargo":

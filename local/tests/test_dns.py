@@ -308,3 +308,31 @@ def test_without_unbound_the_local_aws_stops_and_names_the_package(tmp_path: Pat
     assert r.returncode != 0
     assert "install the Debian package 'unbound'" in r.stderr
     assert not (tmp_path / "endpoints.json").exists()
+
+
+def test_several_resolvers_are_independent_caches(tmp_path: Path) -> None:
+    with LocalAws(run_dir=tmp_path, lambda_mode="none", start_timeout=60, resolvers=2) as aws:
+        first, second = aws.resolvers()
+        assert first == aws.resolver() and first != second
+        assert set(aws.endpoints["dns"]["resolverPids"]) <= set(aws.endpoints["pids"])
+        w = DnsWorld(aws, cname_ttl=30, a_ttl=30)
+        w.register("blue", BLUE_IPS[:1])
+        w.register("green", GREEN_IPS[:1])
+        w.set_weights(100, 0)
+        assert addresses(query("app.ns-1", first)) == BLUE_IPS[:1]  # cached in the first only
+        w.set_weights(0, 100)
+        assert addresses(query("app.ns-1", first)) == BLUE_IPS[:1]
+        assert addresses(query("app.ns-1", second)) == GREEN_IPS[:1]
+        pids = aws.endpoints["dns"]["resolverPids"]
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "an unbound outlived the local AWS"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
