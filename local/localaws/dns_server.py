@@ -407,7 +407,7 @@ def current_view() -> View:
                 return view
             MOTO_LOCK.acquire()
         try:
-            new = build_view(now)
+            new = build_view()  # "now" taken under the lock: no change can slip in between
         finally:
             MOTO_LOCK.release()
         pub.view = new
