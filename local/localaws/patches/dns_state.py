@@ -6,7 +6,8 @@ from moto, and the timing of real DNS.
   Create/DeleteHostedZone, Cloud Map namespace and service changes,
   Register/DeregisterInstance, and every write of an instance's
   `health_status` (moto's UpdateInstanceCustomHealthStatus and the ECS
-  scheduler stand-in both assign it; it becomes a property here).
+  scheduler stand-in both assign it; it becomes a property here), and a
+  moto reset.
 - moto answers every ChangeResourceRecordSets with the same change id
   (`/change/C2682N5HXP0BZ4`) and GetChange with INSYNC for any id. Here each
   change gets its own id; with a propagation delay set, the zone's DNS
@@ -245,4 +246,8 @@ def apply() -> None:
         if hasattr(sd, name):
             setattr(sd, name, _bumping(getattr(sd, name)))
     sd_models.ServiceInstance.health_status = property(_health_get, _health_set)  # type: ignore[attr-defined]
+    # A moto reset (POST /moto-api/reset or the control API's reset) empties every zone.
+    from moto.moto_api._internal import models as api_models
+
+    api_models.MotoAPIBackend.reset = _bumping(api_models.MotoAPIBackend.reset)  # type: ignore[method-assign]
     _applied = True
