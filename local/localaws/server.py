@@ -242,6 +242,13 @@ def serve(
             "settings": dns_server.PUBLISHER.settings.to_json(),
         }
         LOG.info("DNS: authority %s, resolvers %s (unbound pids %s)", dns_info["authority"], dns_info["resolvers"], resolver_pids)
+        # The functions can resolve names as clients do (issue 12, item 9:
+        # "registered is not resolvable"); settings given by the caller win.
+        extra_env = {
+            "LOCALAWS_DNS_RESOLVER": str(dns_info["resolver"]),
+            "LOCALAWS_DNS_AUTHORITY": str(dns_info["authority"]),
+            **(extra_env or {}),
+        }
 
         lambda_info: dict[str, Any] = {"mode": lambda_mode, "url": None, "port": None, "pid": None}
         if lambda_mode == "cargo":

@@ -107,6 +107,7 @@ def test_endpoints_name_the_authority_and_the_resolver(aws: LocalAws) -> None:
     assert aws.dns_authority() == ("127.0.0.1", int(dns_doc["authority"].rsplit(":", 1)[1]))
     assert aws.resolver()[0] == "127.0.0.1" and aws.resolver() != aws.dns_authority()
     assert dns_doc["resolverPid"] in aws.endpoints["pids"]
+    assert aws.endpoints["functionEnv"]["LOCALAWS_DNS_RESOLVER"] == dns_doc["resolver"]
     # Outside every local zone the authority refuses; the resolver keeps working after.
     assert query("example.com", aws.dns_authority()).rcode() == dns.rcode.REFUSED
     assert query("ns-1-does-not-exist.example", aws.resolver()).rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED)
