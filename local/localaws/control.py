@@ -50,11 +50,12 @@ def _json(status: int, doc: Any) -> Response:
 def reset_harness() -> None:
     from .patches import sfn_execution
 
-    from . import dns_server
+    from . import dns_server, resolver
 
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
     dns_server.PUBLISHER.reset()
+    resolver.flush_caches()
     STATE.reset()
     sfn_execution.apply()
 

@@ -10,7 +10,8 @@ whose TTL is above 300 s with a TTL of 300 s (AWS re:Post, "how to change
 ttl of aws local dns resolver"); TTLs at or below 300 s are honoured.
 
 Foreground (`-d`), config and PID file in the run dir, a free port on
-127.0.0.1; stopped by PID like cargo lambda watch. Without the `unbound`
+127.0.0.1; stopped by PID like cargo lambda watch. Its control port (plain
+text, loopback) lets `aws.reset()` empty the caches between tests. Without the `unbound`
 binary the local AWS refuses to start with a message naming the package."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ def unbound_path() -> str:
     raise ResolverUnavailable(INSTALL_HINT)
 
 
-def config_text(run_dir: Path, port: int, authority_port: int, name: str = "unbound") -> str:
+def config_text(run_dir: Path, port: int, authority_port: int, name: str = "unbound", control_port: int = 0) -> str:
     return f"""# Written by localaws (resolver.py) for this run; unbound -c <this> -d
 server:
     interface: 127.0.0.1@{port}
@@ -84,8 +86,12 @@ server:
     infra-keep-probing: yes
     infra-host-ttl: 60
 
+# Plain-text control on loopback: the harness flushes the cache on reset.
 remote-control:
-    control-enable: no
+    control-enable: yes
+    control-interface: 127.0.0.1
+    control-port: {control_port}
+    control-use-cert: no
 
 forward-zone:
     name: "."
@@ -100,8 +106,9 @@ def start_unbound(
     `name`: its config and PID files in run_dir (`<name>.conf`, `<name>.pid`)."""
     exe = unbound_path()
     port = port or free_port()
+    control_port = free_port()
     conf = run_dir / f"{name}.conf"
-    conf.write_text(config_text(run_dir, port, authority_port, name))
+    conf.write_text(config_text(run_dir, port, authority_port, name, control_port))
     checker = shutil.which("unbound-checkconf")
     if checker:
         check = subprocess.run([checker, str(conf)], capture_output=True, text=True, timeout=30)
@@ -118,7 +125,40 @@ def start_unbound(
         start_new_session=True,
     )
     log.close()
+    CONTROL_PORTS.append(control_port)
     return proc, port
+
+
+# Control ports of the unbound processes this process started.
+CONTROL_PORTS: list[int] = []
+
+
+def control(port: int, command: str, timeout: float = 2.0) -> str:
+    """One unbound-control command over its plain-text protocol
+    (`control-use-cert: no`): "UBCT1 <command>\n", the answer until EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"UBCT1 {command}\n".encode())
+        chunks = []
+        for _ in range(1000):  # bounded: the answer is a few lines
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def flush_caches() -> list[str]:
+    """Empties every started unbound's caches (answers, negative answers,
+    forwarder state), as a fresh VPC would have them: `aws.reset()`."""
+    out = []
+    for port in list(CONTROL_PORTS):
+        for command in ("flush_zone .", "flush_negative", "flush_infra all", "flush_requestlist"):
+            try:
+                out.append(control(port, command).strip())
+            except OSError as e:
+                LOG.warning("unbound control %d %r: %s", port, command, e)
+                out.append(f"error: {e}")
+    return out
 
 
 def answers(host: str, port: int, timeout: float = 0.3) -> bool:

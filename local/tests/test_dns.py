@@ -290,6 +290,26 @@ def test_resolver_caches_an_answer_until_its_ttl_expires(aws: LocalAws) -> None:
     assert addresses(query("app.ns-1", res)) == GREEN_IPS[:1]
 
 
+def test_reset_empties_the_resolver_cache(aws: LocalAws) -> None:
+    w = DnsWorld(aws, cname_ttl=60, a_ttl=60)
+    w.register("blue", BLUE_IPS[:1])
+    w.set_weights(100, 0)
+    res = aws.resolver()
+    assert addresses(query("app.ns-1", res)) == BLUE_IPS[:1]
+    assert query("other.ns-1", res).rcode() == dns.rcode.NXDOMAIN  # cached as missing for 900 s
+    aws.reset()
+    w = DnsWorld(aws, cname_ttl=60, a_ttl=60)
+    w.register("blue", BLUE_IPS[5:6])
+    w.set_weights(100, 0)
+    w.r53.change_resource_record_sets(
+        HostedZoneId=w.zone,
+        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": "other.ns-1", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.9"}]}}]},
+    )
+    assert addresses(query("app.ns-1", res)) == BLUE_IPS[5:6]
+    assert addresses(query("other.ns-1", res)) == ["192.0.2.9"]
+
+
 def test_reset_restores_the_dns_settings(aws: LocalAws) -> None:
     aws.route53_propagation(30, spread=30)
     aws.cloudmap_dns_delay(10)
