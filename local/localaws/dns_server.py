@@ -38,6 +38,7 @@ takes no lock in the common case: a few hundred microseconds."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import socketserver
@@ -80,13 +81,33 @@ LOCK_WAIT = 0.5
 # --------------------------------------------------------------------- settings
 
 
+def _env_seconds(name: str) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, "0") or 0))
+    except ValueError:
+        LOG.warning("%s=%r is not a number of seconds: using 0", name, os.environ.get(name))
+        return 0.0
+
+
 @dataclass
 class DnsSettings:
-    """Delays of the local world's DNS (0 = fast tests). See local/README.md."""
+    """Delays of the local world's DNS (0 = fast tests). See local/README.md.
+    The server's defaults (what `aws.reset()` returns to) come from
+    LOCALAWS_ROUTE53_PROPAGATION_S, LOCALAWS_ROUTE53_SPREAD_S and
+    LOCALAWS_CLOUDMAP_DNS_DELAY_S, 0 when unset: a whole suite can run
+    with the realistic values."""
 
     route53_propagation_s: float = 0.0
     route53_spread_s: float = 0.0
     cloudmap_dns_delay_s: float = 0.0
+
+    @classmethod
+    def from_env(cls) -> DnsSettings:
+        return cls(
+            _env_seconds("LOCALAWS_ROUTE53_PROPAGATION_S"),
+            _env_seconds("LOCALAWS_ROUTE53_SPREAD_S"),
+            _env_seconds("LOCALAWS_CLOUDMAP_DNS_DELAY_S"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,7 +133,7 @@ class Publisher:
     """Everything the DNS view is built from besides moto: settings, pending
     Route 53 changes and Cloud Map registrations, and the published view."""
 
-    settings: DnsSettings = field(default_factory=DnsSettings)
+    settings: DnsSettings = field(default_factory=DnsSettings.from_env)
     lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = 0
     # change id -> (submitted_at, visible_at); kept after visibility for GetChange
@@ -136,7 +157,7 @@ class Publisher:
 
     def reset(self) -> None:
         with self.lock:
-            self.settings = DnsSettings()
+            self.settings = DnsSettings.from_env()
             self.changes.clear()
             self.pending_changes.clear()
             self.pending_register.clear()

@@ -311,11 +311,13 @@ def test_reset_empties_the_resolver_cache(aws: LocalAws) -> None:
 
 
 def test_reset_restores_the_dns_settings(aws: LocalAws) -> None:
+    defaults = aws.dns()["settings"]  # 0 unless LOCALAWS_ROUTE53_PROPAGATION_S & co. are set
     aws.route53_propagation(30, spread=30)
     aws.cloudmap_dns_delay(10)
     assert aws.dns()["settings"]["route53Propagation"] == {"seconds": 30.0, "spread": 30.0}
+    assert aws.dns()["settings"]["cloudMapDnsDelay"] == {"seconds": 10.0}
     aws.reset()
-    assert aws.dns()["settings"] == {"route53Propagation": {"seconds": 0.0, "spread": 0.0}, "cloudMapDnsDelay": {"seconds": 0.0}}
+    assert aws.dns()["settings"] == defaults
     assert query("app.ns-1", aws.dns_authority()).rcode() == dns.rcode.REFUSED  # the zones are gone too
 
 
