@@ -272,6 +272,9 @@ def _route53_snapshot(zone: Any) -> list[tuple[Any, ...]]:
     return out
 
 
+_WARNED: set[tuple[Any, ...]] = set()
+
+
 def _build_route53_zone(zone_name: str, snapshot: list[tuple[Any, ...]]) -> Zone:
     origin = _abs(zone_name)
     soa = None
@@ -286,16 +289,17 @@ def _build_route53_zone(zone_name: str, snapshot: list[tuple[Any, ...]]) -> Zone
             rdtype = dns.rdatatype.from_text(str(rtype))
             ttl_i = int(ttl) if ttl is not None else 300
             if alias:
-                # Alias records: answered as the alias target's name is not
-                # emulated; a CNAME-like pointer is the closest local answer.
-                continue
+                continue  # alias records are not emulated (local/README.md, "What is not emulated")
             # Route 53 treats every name in a value as fully qualified
             # (`service-blue.ns-2` = `service-blue.ns-2.`).
             rrset = dns.rrset.from_text_list(
                 owner, ttl_i, "IN", rdtype, list(values), origin=dns.name.root, relativize=False
             )
         except Exception as e:  # noqa: BLE001 - one odd record must not take the zone down
-            LOG.warning("DNS: skipping record %s %s %s: %s", name, rtype, values, e)
+            key = (name, rtype, values)
+            if key not in _WARNED:  # once, not at every rebuild
+                _WARNED.add(key)
+                LOG.warning("DNS: not answering record %s %s %s: %s", name, rtype, values, e)
             continue
         if rdtype == dns.rdatatype.SOA and owner == origin:
             soa = rrset
