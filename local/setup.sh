@@ -25,6 +25,26 @@ pick_python() {
     exit 1
 }
 
+# unbound: the caching resolver the local AWS runs between clients and its
+# DNS server (as the VPC resolver sits between tasks and Route 53). A Debian
+# package, installed here when missing (CI runs as root); without it the
+# commands that need DNS stop with a message naming the package.
+ensure_unbound() {
+    if command -v unbound >/dev/null 2>&1; then return 0; fi
+    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: unbound is not installed; install the Debian package 'unbound' (apt-get install unbound) for the local DNS resolver" >&2
+        return 0
+    fi
+    echo "setup.sh: installing unbound (Debian package)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y --no-install-recommends unbound >/dev/null 2>&1; then
+        apt-get update -q >/dev/null 2>&1 || true
+        apt-get install -y --no-install-recommends unbound >/dev/null 2>&1 \
+            || echo "setup.sh: could not install unbound; install the Debian package 'unbound' for the local DNS resolver" >&2
+    fi
+}
+ensure_unbound
+
 PY="$(pick_python)"
 want="$({ "$PY" -c 'import sys; print(sys.version_info[:2])'; cat "${REQS[@]}"; } | sha256sum | cut -d' ' -f1)"
 

@@ -6,7 +6,9 @@ up      start the local AWS in the background (moto + cargo lambda watch),
         attached and stops everything on Ctrl-C.
 down    stop the local AWS recorded in .local/run/endpoints.json, by PID.
 status  show whether it runs and answers (exit 0 when it does).
-serve   the server process itself (used by `up` and LocalAws)."""
+serve   the server process itself (used by `up` and LocalAws).
+dig     ask the running local AWS's resolver (or, with --authority, its DNS
+        server) one question: `dig my-cname.ns-1` (dnspython; no bind tools needed)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--concurrency", type=int, default=4, help="cargo-lambda instances per function")
         p.add_argument("--function-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for the functions")
         p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait until ready (a cold build of the functions takes minutes)")
+        p.add_argument("--resolvers", type=int, default=1, help="independent unbound caches in front of the DNS authority (default 1)")
         p.add_argument(
             "--warm" if name == "serve" else "--no-warm",
             dest="warm",
@@ -55,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
         else:
             p.add_argument("--exit-with-parent", action="store_true")
+    p = sub.add_parser("dig", help="ask the local resolver (or the authority) one DNS question")
+    p.add_argument("--run-dir", type=Path, default=argparse.SUPPRESS)
+    p.add_argument("name")
+    p.add_argument("rdtype", nargs="?", default="A")
+    p.add_argument("--authority", action="store_true", help="ask the DNS authority, not the caching resolver")
+    p.add_argument("--tcp", action="store_true")
     for name in ("down", "status"):
         p = sub.add_parser(name)
         p.add_argument("--run-dir", type=Path, default=argparse.SUPPRESS)
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             extra_env=_parse_env(args.function_env),
             ready_timeout=args.timeout,
             warm=args.warm,
+            resolvers=args.resolvers,
         )
         # Children are stopped and files written by now. Exit at once: moto's
         # interpreter threads (a bake waiting for its token) and keep-alive
@@ -89,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(code)
 
     from .api import LocalAwsError, _pid_alive, read_endpoints, spawn_server, stop_pids, wait_ready
+
+    if args.cmd == "dig":
+        from .dns_server import query
+
+        doc = read_endpoints(run_dir)
+        if not doc or not _pid_alive(int(doc.get("pid", 0))) or "dns" not in doc:
+            print(f"no local AWS running from {run_dir}; run `python -m localaws up`", file=sys.stderr)
+            return 3
+        server = doc["dns"]["authority" if args.authority else "resolver"]
+        print(f";; server {server} ({'authority' if args.authority else 'resolver'})")
+        print(query(args.name, server, args.rdtype, tcp=args.tcp).to_text())
+        return 0
 
     if args.cmd == "up":
         existing = read_endpoints(run_dir)
@@ -106,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             log_path,
             warm=args.warm,
             timeout=args.timeout,
+            resolvers=args.resolvers,
         )
         try:
             doc = wait_ready(proc, run_dir, args.timeout, log_path)
@@ -119,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local AWS up: endpoint {doc['endpointUrl']}  lambda {lam.get('url') or '-'}  (pids {doc['pids']})")
         print(f"  export AWS_ENDPOINT_URL={doc['endpointUrl']} AWS_REGION={config.REGION} "
               f"AWS_ACCESS_KEY_ID={config.ACCESS_KEY_ID} AWS_SECRET_ACCESS_KEY={config.SECRET_ACCESS_KEY}")
+        dns_doc = doc.get("dns") or {}
+        print(f"  dns: resolver {dns_doc.get('resolver')} (unbound pid {dns_doc.get('resolverPid')}), "
+              f"authority {dns_doc.get('authority')}   e.g. python -m localaws dig my-cname.ns-1")
         print(f"  endpoints: {run_dir / 'endpoints.json'}   logs: {run_dir}")
         return 0
 

@@ -61,6 +61,7 @@ def spawn_server(
     log_path: Path,
     warm: bool = False,
     timeout: float = 900.0,
+    resolvers: int = 1,
 ) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
@@ -81,6 +82,8 @@ def spawn_server(
     if warm:
         cmd.append("--warm")
     cmd += ["--timeout", str(timeout)]
+    if resolvers != 1:
+        cmd += ["--resolvers", str(resolvers)]
     for k, v in (extra_env or {}).items():
         cmd += ["--function-env", f"{k}={v}"]
     env = dict(os.environ)
@@ -138,6 +141,13 @@ def stop_pids(doc: dict[str, Any], timeout: float = 15.0, proc: subprocess.Popen
         deadline = time.time() + timeout
         while time.time() < deadline and alive():
             time.sleep(0.05)
+    dns_doc = doc.get("dns") or {}
+    for resolver_pid in dns_doc.get("resolverPids") or [dns_doc.get("resolverPid")]:
+        if resolver_pid and _pid_alive(int(resolver_pid)):
+            try:
+                os.killpg(int(resolver_pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     lam = (doc.get("lambda") or {}).get("pid")
     if lam and _pid_alive(int(lam)):
         try:
@@ -161,11 +171,14 @@ class LocalAws:
         function_env: dict[str, str] | None = None,
         start_timeout: float = 900.0,
         warm: bool = True,
+        resolvers: int = 1,
     ) -> None:
         """lambda_mode: "cargo" (cargo lambda watch on a free port), "url"
         (Task invokes go to `lambda_url`, e.g. a fake Lambda in tests) or
         "none". warm: with cargo, invoke every function once before start()
-        returns, so first calls in a test are not builds."""
+        returns, so first calls in a test are not builds. resolvers: how
+        many independent unbound caches sit in front of the DNS authority
+        (`resolvers()`; one by default)."""
         self.run_dir = Path(run_dir) if run_dir else config.default_run_dir()
         self.lambda_mode = "url" if lambda_url and lambda_mode == "cargo" else lambda_mode
         self.lambda_url_setting = lambda_url
@@ -173,6 +186,7 @@ class LocalAws:
         self.function_env_extra = function_env or {}
         self.start_timeout = start_timeout
         self.warm = warm
+        self.resolver_count = resolvers
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoints: dict[str, Any] = {}
         self.owned = False
@@ -207,6 +221,7 @@ class LocalAws:
             log_path,
             warm=self.warm and self.lambda_mode == "cargo",
             timeout=self.start_timeout,
+            resolvers=self.resolver_count,
         )
         self.owned = True
         try:
@@ -419,3 +434,37 @@ class LocalAws:
     def point_lambda(self, url: str | None) -> None:
         """Sends Step Functions Task invokes and alarm events to `url`."""
         self._control("POST", "lambda", {"url": url})
+
+    # DNS (dns_server.py, resolver.py)
+
+    def dns_authority(self) -> tuple[str, int]:
+        """(host, port) of the DNS authority (answers from Route 53 and Cloud Map state)."""
+        from .dns_server import parse_hostport
+
+        return parse_hostport(str(self.endpoints["dns"]["authority"]))
+
+    def resolver(self) -> tuple[str, int]:
+        """(host, port) of the caching resolver (unbound) clients should ask."""
+        from .dns_server import parse_hostport
+
+        return parse_hostport(str(self.endpoints["dns"]["resolver"]))
+
+    def resolvers(self) -> list[tuple[str, int]]:
+        """(host, port) of every unbound cache (`LocalAws(resolvers=N)`; one by default)."""
+        from .dns_server import parse_hostport
+
+        dns_doc = self.endpoints["dns"]
+        return [parse_hostport(str(r)) for r in dns_doc.get("resolvers") or [dns_doc["resolver"]]]
+
+    def dns(self) -> dict[str, Any]:
+        """DNS endpoints, settings and the authority's query count."""
+        return self._control("GET", "dns")
+
+    def route53_propagation(self, seconds: float, spread: float = 0.0) -> dict[str, Any]:
+        """Route 53 changes reach DNS `seconds + uniform(0, spread)` after
+        ChangeResourceRecordSets; GetChange is PENDING until then."""
+        return self._control("POST", "dns/route53-propagation", {"seconds": seconds, "spread": spread})
+
+    def cloudmap_dns_delay(self, seconds: float) -> dict[str, Any]:
+        """Register/DeregisterInstance reach the namespace's DNS answers `seconds` later."""
+        return self._control("POST", "dns/cloudmap-delay", {"seconds": seconds})

@@ -25,6 +25,9 @@ POST   /_localaws/alarm-evaluation        {"enabled": true, "tickSeconds": 10, "
 GET    /_localaws/cloudwatch-rate-limit
 POST   /_localaws/cloudwatch-rate-limit   {"enabled": true, "rates": {"DescribeAlarms": 9,
                                            "DescribeAlarmHistory": 20}, "burst": {...}, "caller": "any"}
+GET    /_localaws/dns                     DNS endpoints, settings, query count
+POST   /_localaws/dns/route53-propagation {"seconds": 0, "spread": 0}
+POST   /_localaws/dns/cloudmap-delay      {"seconds": 0}
 """
 
 from __future__ import annotations
@@ -53,10 +56,14 @@ def _json(status: int, doc: Any) -> Response:
 def reset_harness() -> None:
     from .patches import cloudwatch_eval, sfn_execution
 
+    from . import dns_server, resolver
+
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
     CLOUDWATCH_LIMIT.configure(False)
     cloudwatch_eval.EVALUATOR.reset()
+    dns_server.PUBLISHER.reset()
+    resolver.flush_caches()
     STATE.reset()
     sfn_execution.apply()
 
@@ -195,8 +202,27 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
                 ),
             )
         return _json(200, CLOUDWATCH_LIMIT.status())
+    if path.startswith("/_localaws/dns"):
+        return _dns_route(method, path, body)
     if path == "/_localaws/lambda" and method == "POST":
         with STATE.lock:
             STATE.lambda_url = body.get("url") or None
         return _json(200, {"lambdaUrl": STATE.lambda_url})
     return _json(404, {"error": f"no control endpoint {method} {path}"})
+
+
+def _dns_route(method: str, path: str, body: dict[str, Any]) -> Response:
+    from . import dns_server
+
+    if path == "/_localaws/dns/route53-propagation" and method == "POST":
+        settings = dns_server.set_route53_propagation(float(body.get("seconds", 0.0)), float(body.get("spread", 0.0)))
+        LOG.info("DNS: Route 53 propagation %s", settings.to_json()["route53Propagation"])
+    elif path == "/_localaws/dns/cloudmap-delay" and method == "POST":
+        settings = dns_server.set_cloudmap_dns_delay(float(body.get("seconds", 0.0)))
+        LOG.info("DNS: Cloud Map DNS delay %s", settings.to_json()["cloudMapDnsDelay"])
+    elif path != "/_localaws/dns" or method != "GET":
+        return _json(404, {"error": f"no control endpoint {method} {path}"})
+    doc = dict(INFO.get("dns") or {})
+    doc["settings"] = dns_server.PUBLISHER.settings.to_json()
+    doc["queries"] = dns_server.STATS["queries"]
+    return _json(200, doc)

@@ -9,7 +9,11 @@ instances), not only the end state.
 The CNAME target `service-blue.ns-2` is resolved to the Cloud Map service
 named `service-blue` in the namespace named `ns-2` (the names the bootstrap
 creates); a target that matches no Cloud Map service is recorded with
-`cloudMapService: null`."""
+`cloudMapService: null`.
+
+Each entry also carries `changeId`, `submittedAt` and `visibleAt`: the id
+GetChange knows the change by and when the local DNS server starts
+answering with it (the Route 53 propagation setting, dns_server.py)."""
 
 from __future__ import annotations
 
@@ -131,5 +135,12 @@ def record_change(path: str, body: bytes, caller: str, call_seq: int | None = No
             "changes": changes,
             "records": records,
         }
+        # The change id ChangeResourceRecordSets answered and when the change
+        # is (or was) visible in DNS (patches/dns_state.py; same thread).
+        from .patches.dns_state import last_change
+
+        made = last_change()
+        if made is not None:
+            entry.update(made)
         STATE.route53_changes.append(entry)
     return entry

@@ -1,5 +1,6 @@
 """The local AWS process: moto in server mode (in this process, patched),
-`cargo lambda watch` as a child process, the control API, and an
+`cargo lambda watch` as a child process, the DNS authority (threads) and
+unbound (a child process) in front of it, the control API, and an
 `endpoints.json` describing it all. Started by `python -m localaws serve`
 (which `up` and `LocalAws` run); stops every child it started, by PID, on
 SIGTERM, SIGINT, an exception, or (with `exit_with_parent`) when the process
@@ -176,6 +177,7 @@ def serve(
     extra_env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     warm: bool = False,
+    resolvers: int = 1,
 ) -> int:
     """Runs until stopped. Returns the process exit code."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -183,6 +185,7 @@ def serve(
 
     from . import control, patches
     from .app import LocalAwsApp
+    from .resolver import ResolverUnavailable
 
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -200,6 +203,7 @@ def serve(
     signal.signal(signal.SIGHUP, on_signal)
 
     server = None
+    dns_authority = None
     try:
         patches.apply_all()
         app = LocalAwsApp(DomainDispatcherApplication(create_backend_app))
@@ -213,6 +217,38 @@ def serve(
         threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
         wait_until(lambda: _http_answers(host, port, "/_localaws/health"), 30, "moto")
         LOG.info("moto answers on %s", moto_url)
+
+        # DNS: the authority (threads of this process) and unbound in front of it
+        # (one, or `resolvers` independent caches, see local/README.md).
+        from . import dns_server, resolver
+
+        dns_authority = dns_server.DnsServer(host)
+        authority_port = dns_authority.start()
+        resolver_ports: list[int] = []
+        resolver_pids: list[int] = []
+        for i in range(max(1, resolvers)):
+            suffix = "" if i == 0 else f"-{i}"
+            unbound, resolver_port = resolver.start_unbound(run_dir, authority_port, run_dir / f"unbound{suffix}.log", name=f"unbound{suffix}")
+            children.append((f"unbound{suffix}", unbound))
+            resolver.wait_answers(unbound, resolver_port)
+            resolver_ports.append(resolver_port)
+            resolver_pids.append(unbound.pid)
+        dns_info = {
+            "authority": f"{host}:{authority_port}",
+            "resolver": f"127.0.0.1:{resolver_ports[0]}",
+            "resolverPid": resolver_pids[0],
+            "resolvers": [f"127.0.0.1:{p}" for p in resolver_ports],
+            "resolverPids": resolver_pids,
+            "settings": dns_server.PUBLISHER.settings.to_json(),
+        }
+        LOG.info("DNS: authority %s, resolvers %s (unbound pids %s)", dns_info["authority"], dns_info["resolvers"], resolver_pids)
+        # The functions can resolve names as clients do (issue 12, item 9:
+        # "registered is not resolvable"); settings given by the caller win.
+        extra_env = {
+            "LOCALAWS_DNS_RESOLVER": str(dns_info["resolver"]),
+            "LOCALAWS_DNS_AUTHORITY": str(dns_info["authority"]),
+            **(extra_env or {}),
+        }
 
         lambda_info: dict[str, Any] = {"mode": lambda_mode, "url": None, "port": None, "pid": None}
         if lambda_mode == "cargo":
@@ -239,13 +275,18 @@ def serve(
             "endpointUrl": moto_url,
             "moto": {"host": host, "port": port, "url": moto_url, "pid": os.getpid()},
             "lambda": lambda_info,
+            "dns": dns_info,
             "controlUrl": f"{moto_url}/_localaws",
             "region": config.REGION,
             "accountId": config.ACCOUNT_ID,
             "stateMachineArn": config.STATE_MACHINE_ARN,
             "functionEnv": function_env(moto_url, extra_env),
             "pids": [os.getpid()] + [p.pid for _, p in children],
-            "logs": {"server": str(run_dir / "localaws.log"), "lambda": str(run_dir / "cargo-lambda.log")},
+            "logs": {
+                "server": str(run_dir / "localaws.log"),
+                "lambda": str(run_dir / "cargo-lambda.log"),
+                "unbound": str(run_dir / "unbound.log"),
+            },
         }
         control.INFO.update(doc)
         _write_json_atomic(endpoints_path, doc)
@@ -261,6 +302,9 @@ def serve(
                     children.remove((name, proc))
                     break
         return 0
+    except ResolverUnavailable as e:
+        LOG.error("local AWS cannot start: %s", e)
+        return 1
     except Exception:
         LOG.exception("local AWS failed")
         return 1
@@ -269,6 +313,8 @@ def serve(
             stop_process_group(proc, name)
         if server is not None:
             server.shutdown()
+        if dns_authority is not None:
+            dns_authority.stop()
         for t in STATE.timers:
             t.cancel()
         try:

@@ -55,7 +55,8 @@ def test_up_status_down_without_lambda(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "endpoints.json").read_text())
     assert doc["ready"] and doc["endpointUrl"].startswith("http://127.0.0.1:")
-    assert doc["moto"]["port"] != 9000 and doc["pids"] == [doc["pid"]]
+    # Without cargo-lambda the only child is unbound, the DNS resolver.
+    assert doc["moto"]["port"] != 9000 and doc["pids"] == [doc["pid"], doc["dns"]["resolverPid"]]
     assert doc["stateMachineArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:ecs-dns-canary"
     try:
         r = cli(tmp_path, "status", "--json")
@@ -68,6 +69,7 @@ def test_up_status_down_without_lambda(tmp_path: Path) -> None:
         r = cli(tmp_path, "down")
     assert r.returncode == 0
     assert wait_dead(doc["pid"])
+    assert wait_dead(doc["dns"]["resolverPid"]), "unbound outlived the local AWS"
     assert not (tmp_path / "endpoints.json").exists()
     assert cli(tmp_path, "status").returncode == 3
 

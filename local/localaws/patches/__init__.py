@@ -19,6 +19,7 @@ def apply_all() -> None:
             alarm_events,
             cloudwatch_eval,
             cloudwatch_history,
+            dns_state,
             ecs_errors,
             ecs_primary_task_set,
             ecs_scheduler,
@@ -38,4 +39,5 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
+        dns_state.apply()
         _applied = True
