@@ -19,6 +19,13 @@ GET    /_localaws/alarm-events            deliveries + switch
 POST   /_localaws/alarm-events            {"enabled": false}
 GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
 POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
+GET    /_localaws/images                  per-image behaviour of the tasks that serve
+POST   /_localaws/images                  {"image": "<full image or tag suffix>", "errorRate": 0.3,
+                                           "latencyMs": 20, "healthCheck": "pass"|"fail"}
+GET    /_localaws/ecs-realism             ECS realism settings
+POST   /_localaws/ecs-realism             {"taskStartSeconds", "taskStopSeconds", "stopTimeoutSeconds",
+                                           "readLagMs", "unknownHealth", "createTaskSetChecks"}
+GET    /_localaws/tasks                   every task: address, task port, image, status, health
 """
 
 from __future__ import annotations
@@ -45,8 +52,9 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def reset_harness() -> None:
-    from .patches import sfn_execution
+    from .patches import ecs_scheduler, sfn_execution
 
+    ecs_scheduler.reset()  # tasks stop (deregistered first), images and ECS realism back to defaults
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
     STATE.reset()
@@ -150,6 +158,9 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
             raise ValueError('give "externalId", "taskSet", or "next": true')
         applied = ecs_scheduler.set_health_plan(plan, None if body.get("next") else str(selector))
         return _json(200, {"plan": plan.to_json(), "appliedTo": applied, "next": bool(body.get("next"))})
+    scheduler_answer = ecs_scheduler.control_route(method, path, body)
+    if scheduler_answer is not None:
+        return _json(*scheduler_answer)
     if path == "/_localaws/alarm-events":
         if method == "POST":
             with STATE.lock:

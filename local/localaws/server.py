@@ -181,7 +181,7 @@ def serve(
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    from . import control, patches
+    from . import control, patches, tasks
     from .app import LocalAwsApp
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +246,7 @@ def serve(
             "functionEnv": function_env(moto_url, extra_env),
             "pids": [os.getpid()] + [p.pid for _, p in children],
             "logs": {"server": str(run_dir / "localaws.log"), "lambda": str(run_dir / "cargo-lambda.log")},
+            "tasks": tasks.NETWORK.info(),
         }
         control.INFO.update(doc)
         _write_json_atomic(endpoints_path, doc)
@@ -269,6 +270,12 @@ def serve(
             stop_process_group(proc, name)
         if server is not None:
             server.shutdown()
+        try:
+            from .patches import ecs_scheduler
+
+            ecs_scheduler.stop_all(wait=True, timeout=2.0)  # tasks: deregistered, then stopped gracefully
+        except Exception:  # noqa: BLE001 - exiting anyway
+            LOG.exception("stopping the tasks failed")
         for t in STATE.timers:
             t.cancel()
         try:
