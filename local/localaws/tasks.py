@@ -317,6 +317,13 @@ class TaskServer:
             self.stopped = True
             return stats
         self.stopping = True
+        # Stop accepting at once: a listening socket shut down refuses new
+        # connections (and resets those queued but not yet accepted); then
+        # the accept loop ends and the socket is closed.
+        try:
+            self._httpd.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._httpd.shutdown()
         self._httpd.server_close()
         with self._cv:
