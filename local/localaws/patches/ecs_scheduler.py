@@ -40,8 +40,10 @@ scheduler for task sets (EXTERNAL deployment controller):
   default): it is deregistered from Cloud Map first, then its server stops
   gracefully (`TaskServer.stop`) with the container's `stopTimeout`, or the
   realism setting `stopTimeoutSeconds`.
-- Read lag (realism setting `readLagMs`, ECS API Reference, "Request
-  eventual consistency"): a task set just created is missing from
+- Read lag (realism setting `readLagMs`; ECS API Reference, RunTask: "The
+  Amazon ECS API follows an eventual consistency model ... the result of an
+  API command you run that affects your Amazon ECS resources might not be
+  immediately visible to all subsequent commands"): a task set just created is missing from
   DescribeServices' `taskSets`, and DescribeTaskSets answers it in
   `failures` with reason MISSING, for that long. Any unknown task set
   asked for by DescribeTaskSets is a MISSING failure, as in AWS.
