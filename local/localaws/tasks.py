@@ -285,7 +285,7 @@ class TaskServer:
     def start(self) -> None:
         self._httpd = _TaskHttpServer(self, (self.address, self.port))
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"task-{self.task_id[:8]}", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5}, name=f"task-{self.task_id[:8]}", daemon=True
         )
         self._thread.start()
         self.started_at = time.time()
