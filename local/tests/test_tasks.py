@@ -442,3 +442,18 @@ def test_sixth_task_set_refused_draining_ones_included_then_gone(aws: LocalAws) 
     with pytest.raises(ClientError) as e:
         ecs.delete_task_set(cluster="c1", service="svc", taskSet=made[0]["id"])
     assert e.value.response["Error"]["Code"] == "TaskSetNotFoundException"
+
+
+def test_server_exit_stops_every_task(tmp_path: Any) -> None:
+    """A local AWS of its own (not the session's): its tasks stop when it exits."""
+    with LocalAws(run_dir=tmp_path / "run", lambda_mode="none", start_timeout=60) as own:
+        w = build(own, desired_count=2)
+        create(w, "blue", "dep-exit")
+        port = own.task_port()
+        addresses = list(instances(own, w.blue["Id"]).values())
+        assert len(addresses) == 2 and all(get(a, port)[0] == 200 for a in addresses)
+    for a in addresses:
+        wait_for(lambda a=a: refuses(a, port), what=f"{a} refusing after the server exited")
+    # stopped by the scheduler (deregistered, then a graceful stop), not just killed with the process
+    log = (tmp_path / "run" / "localaws.log").read_text()
+    assert log.count("localaws.tasks INFO task ") >= 4 and log.count(" stopped: {") == 2, log[-2000:]
