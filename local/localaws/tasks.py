@@ -21,6 +21,12 @@ What an image does is set per image (`IMAGES`, control `POST
 that handles SIGTERM well does: stop accepting, finish the requests in
 flight (each answered with `Connection: close`), close idle keep-alive
 connections, and give up on what is left after the stop timeout (SIGKILL).
+It is the order of Go's `http.Server.Shutdown` (listeners, then idle
+connections, then wait for active ones). The race every such server has
+stays: a keep-alive client that sends its next request just as its idle
+connection is closed sees the connection closed without an answer
+(HTTP clients retry an idempotent request on a reused connection for that
+reason). A connection whose next request already arrived is answered.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import json
 import logging
 import os
 import random
+import select
 import socket
 import threading
 import time
@@ -199,6 +206,11 @@ class _TaskHttpServer(ThreadingHTTPServer):
         self.task._opened(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets its connection is normal traffic, not a
+        # server error worth a traceback in the log.
+        LOG.debug("task connection from %s ended with an error", client_address, exc_info=True)
+
     def shutdown_request(self, request: Any) -> None:
         try:
             super().shutdown_request(request)
@@ -327,36 +339,40 @@ class TaskServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         with self._cv:
-            busy = 0
-            for sock, state in list(self._conns.items()):
-                if state == "idle":
-                    self._conns[sock] = "closed"
-                    _hard_close(sock)
-                    stats["closedIdle"] += 1
-                elif state == "busy":
-                    busy += 1
+            busy = sum(1 for state in self._conns.values() if state == "busy")
+            stats["closedIdle"] += self._close_idle()
             deadline = time.monotonic() + max(0.0, timeout)
-            while any(s == "busy" for s in self._conns.values()):
+            while any(state in ("busy", "idle") for state in self._conns.values()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._cv.wait(min(left, 0.1))
-                # A busy connection that answered and went idle is closed now.
-                for sock, state in list(self._conns.items()):
-                    if state == "idle":
-                        self._conns[sock] = "closed"
-                        _hard_close(sock)
+                self._cv.wait(min(left, 0.05))
+                # A connection that answered and went idle is closed now.
+                self._close_idle()
             for sock, state in list(self._conns.items()):
                 if state == "busy":
                     stats["killed"] += 1
                 if state != "closed":
                     self._conns[sock] = "closed"
                     _hard_close(sock)
-            stats["finishedInFlight"] = busy - stats["killed"]
+            stats["finishedInFlight"] = max(0, busy - stats["killed"])
         self.stopped = True
         self.stopped_at = time.time()
         LOG.info("task %s stopped: %s", self.task_id, stats)
         return stats
+
+    def _close_idle(self) -> int:
+        """Closes idle connections (caller holds the lock). One whose next
+        request is already arriving (bytes waiting) is left to be answered,
+        with `Connection: close`: closing it would fail a request the
+        client already sent."""
+        closed = 0
+        for sock, state in list(self._conns.items()):
+            if state == "idle" and not _has_pending(sock):
+                self._conns[sock] = "closed"
+                _hard_close(sock)
+                closed += 1
+        return closed
 
     def to_json(self) -> dict[str, Any]:
         with self._cv:
@@ -373,6 +389,20 @@ class TaskServer:
             "startedAt": self.started_at,
             "stoppedAt": self.stopped_at,
         }
+
+
+def _has_pending(sock: Any) -> bool:
+    """True when request bytes wait on the connection. Never blocks: a
+    zero-timeout poll first (a socket with a timeout would wait inside
+    recv), then a peek to tell data from the peer's close."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (OSError, ValueError):  # the connection is gone (closed: fd -1)
+        return False
 
 
 def _hard_close(sock: Any) -> None:
