@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from world import build
 
 from localaws import LocalAws
+
+
+@pytest.fixture(autouse=True)
+def _bounded() -> Iterator[None]:
+    """Every test here ends within 60 s (SIGALRM in the main thread)."""
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise TimeoutError("test took longer than 60 s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _health(aws: LocalAws, service_id: str) -> dict[str, str]:

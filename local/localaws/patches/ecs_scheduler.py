@@ -681,8 +681,13 @@ def stop_all(wait: bool = False, timeout: float = 5.0) -> None:
             record["tasks"] = []
 
     def stop_servers() -> None:
-        for s in servers:
-            s.stop(timeout)
+        # In parallel: the whole stop takes one stop timeout at most.
+        threads = [threading.Thread(target=s.stop, args=(timeout,), daemon=True) for s in servers]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout + 2.0
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     if wait:
         stop_servers()
