@@ -468,3 +468,48 @@ class LocalAws:
     def cloudmap_dns_delay(self, seconds: float) -> dict[str, Any]:
         """Register/DeregisterInstance reach the namespace's DNS answers `seconds` later."""
         return self._control("POST", "dns/cloudmap-delay", {"seconds": seconds})
+    # Tasks that serve (localaws/tasks.py, patches/ecs_scheduler.py)
+
+    def set_image_behaviour(self, image: str, error_rate: float = 0.0, latency_ms: float = 0, health_check: str = "pass") -> dict[str, Any]:
+        """What every task of `image` (a full image reference, or a tag
+        suffix such as ":v3") does: answer 500/503 with probability
+        `error_rate`, add `latency_ms` to each `GET /`, and pass or fail its
+        container health check ("pass" | "fail"). Applies to running tasks
+        at once (their health checks run again)."""
+        return self._control(
+            "POST", "images", {"image": image, "errorRate": error_rate, "latencyMs": latency_ms, "healthCheck": health_check}
+        )["images"]
+
+    def images(self) -> dict[str, dict[str, Any]]:
+        return self._control("GET", "images")["images"]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task the scheduler stand-in runs or is stopping: address,
+        port, image, version, lastStatus, health, request counts."""
+        return self._control("GET", "tasks")["tasks"]
+
+    def task_port(self) -> int:
+        """The single port every task serves on (its address differs)."""
+        return int((self.endpoints.get("tasks") or {}).get("port") or self._control("GET", "tasks")["port"])
+
+    def ecs_realism(
+        self,
+        task_start_seconds: float | None = None,
+        task_stop_seconds: float | None = None,
+        stop_timeout_seconds: float | None = None,
+        read_lag_ms: float | None = None,
+        unknown_health: bool | None = None,
+        create_task_set_checks: bool | None = None,
+    ) -> dict[str, Any]:
+        """Changes the ECS / Cloud Map realism settings given (None: unchanged)
+        and returns them all; `reset()` puts the fast defaults back. See
+        local/README.md, "Realistic mode"."""
+        body = {
+            "taskStartSeconds": task_start_seconds,
+            "taskStopSeconds": task_stop_seconds,
+            "stopTimeoutSeconds": stop_timeout_seconds,
+            "readLagMs": read_lag_ms,
+            "unknownHealth": unknown_health,
+            "createTaskSetChecks": create_task_set_checks,
+        }
+        return self._control("POST", "ecs-realism", {k: v for k, v in body.items() if v is not None})

@@ -28,6 +28,13 @@ POST   /_localaws/cloudwatch-rate-limit   {"enabled": true, "rates": {"DescribeA
 GET    /_localaws/dns                     DNS endpoints, settings, query count
 POST   /_localaws/dns/route53-propagation {"seconds": 0, "spread": 0}
 POST   /_localaws/dns/cloudmap-delay      {"seconds": 0}
+GET    /_localaws/images                  per-image behaviour of the tasks that serve
+POST   /_localaws/images                  {"image": "<full image or tag suffix>", "errorRate": 0.3,
+                                           "latencyMs": 20, "healthCheck": "pass"|"fail"}
+GET    /_localaws/ecs-realism             ECS realism settings
+POST   /_localaws/ecs-realism             {"taskStartSeconds", "taskStopSeconds", "stopTimeoutSeconds",
+                                           "readLagMs", "unknownHealth", "createTaskSetChecks"}
+GET    /_localaws/tasks                   every task: address, task port, image, status, health
 """
 
 from __future__ import annotations
@@ -54,10 +61,11 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def reset_harness() -> None:
-    from .patches import cloudwatch_eval, sfn_execution
+    from .patches import cloudwatch_eval, ecs_scheduler, sfn_execution
 
     from . import dns_server, resolver
 
+    ecs_scheduler.reset()  # tasks stop (deregistered first), images and ECS realism back to defaults
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
     CLOUDWATCH_LIMIT.configure(False)
@@ -165,6 +173,9 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
             raise ValueError('give "externalId", "taskSet", or "next": true')
         applied = ecs_scheduler.set_health_plan(plan, None if body.get("next") else str(selector))
         return _json(200, {"plan": plan.to_json(), "appliedTo": applied, "next": bool(body.get("next"))})
+    scheduler_answer = ecs_scheduler.control_route(method, path, body)
+    if scheduler_answer is not None:
+        return _json(*scheduler_answer)
     if path == "/_localaws/alarm-events":
         if method == "POST":
             with STATE.lock:

@@ -183,7 +183,7 @@ def serve(
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    from . import control, patches
+    from . import control, patches, tasks
     from .app import LocalAwsApp
     from .resolver import ResolverUnavailable
 
@@ -287,6 +287,7 @@ def serve(
                 "lambda": str(run_dir / "cargo-lambda.log"),
                 "unbound": str(run_dir / "unbound.log"),
             },
+            "tasks": tasks.NETWORK.info(),
         }
         control.INFO.update(doc)
         _write_json_atomic(endpoints_path, doc)
@@ -315,6 +316,12 @@ def serve(
             server.shutdown()
         if dns_authority is not None:
             dns_authority.stop()
+        try:
+            from .patches import ecs_scheduler
+
+            ecs_scheduler.stop_all(wait=True, timeout=2.0)  # tasks: deregistered, then stopped gracefully
+        except Exception:  # noqa: BLE001 - exiting anyway
+            LOG.exception("stopping the tasks failed")
         for t in STATE.timers:
             t.cancel()
         try:

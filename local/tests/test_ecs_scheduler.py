@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from world import build
 
 from localaws import LocalAws
+
+
+@pytest.fixture(autouse=True)
+def _bounded() -> Iterator[None]:
+    """Every test here ends within 60 s (SIGALRM in the main thread)."""
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise TimeoutError("test took longer than 60 s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _health(aws: LocalAws, service_id: str) -> dict[str, str]:
@@ -27,7 +46,10 @@ def test_create_task_set_registers_instances_with_ecs_attributes(aws: LocalAws) 
     assert attrs["ECS_TASK_SET_EXTERNAL_ID"] == "dep-1"
     assert attrs["ECS_CLUSTER_NAME"] == "c1" and attrs["ECS_SERVICE_NAME"] == "svc"
     assert attrs["ECS_TASK_DEFINITION_FAMILY"] == "app"
-    assert attrs["AWS_INSTANCE_IPV4"].startswith("10.")
+    # a real task: its own loopback address (never 127.0.0.1) on the world's task port
+    assert attrs["AWS_INSTANCE_IPV4"].startswith("127.") and attrs["AWS_INSTANCE_IPV4"] != "127.0.0.1"
+    assert attrs["AWS_INSTANCE_PORT"] == str(aws.task_port())
+    assert len({i["Attributes"]["AWS_INSTANCE_IPV4"] for i in instances}) == 2
     assert set(_health(aws, w.blue["Id"]).values()) == {"HEALTHY"}
     assert aws.client("servicediscovery").list_instances(ServiceId=w.green["Id"])["Instances"] == []
     described = aws.client("ecs").describe_services(cluster="c1", services=["svc"])["services"][0]["taskSets"][0]
@@ -55,7 +77,8 @@ def test_slow_task_set_becomes_healthy_after_the_delay(aws: LocalAws) -> None:
     aws.set_slow(0.6, external_id="dep-4")
     ts = w.create_task_set("green", "dep-4")
     assert (ts["runningCount"], ts["pendingCount"], ts["stabilityStatus"]) == (0, 2, "STABILIZING")
-    assert set(_health(aws, w.green["Id"]).values()) == {"UNHEALTHY"}
+    # pending tasks are not registered in Cloud Map yet (ECS registers a task when it runs)
+    assert _health(aws, w.green["Id"]) == {}
     time.sleep(1.0)
     d = aws.client("ecs").describe_task_sets(cluster="c1", service="svc", taskSets=[ts["taskSetArn"]])["taskSets"][0]
     assert (d["runningCount"], d["pendingCount"], d["stabilityStatus"]) == (2, 0, "STEADY_STATE")
@@ -73,6 +96,11 @@ def test_scale_and_delete_follow_the_task_set(aws: LocalAws) -> None:
     deleted = ecs.delete_task_set(cluster="c1", service="svc", taskSet=ts["id"], force=True)["taskSet"]
     assert deleted["status"] == "DRAINING"
     assert sd.list_instances(ServiceId=w.green["Id"])["Instances"] == []
+    # gone once its tasks stopped (at once with the fast defaults)
+    deadline = time.monotonic() + 10
+    while ecs.describe_task_sets(cluster="c1", service="svc")["taskSets"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ecs.describe_task_sets(cluster="c1", service="svc")["taskSets"] == []
     with pytest.raises(ClientError) as e:
         ecs.delete_task_set(cluster="c1", service="svc", taskSet=ts["id"])
     assert e.value.response["Error"]["Code"] == "TaskSetNotFoundException"
