@@ -488,6 +488,13 @@ class LocalAws:
         port, image, version, lastStatus, health, request counts."""
         return self._control("GET", "tasks")["tasks"]
 
+    def stopped_tasks(self) -> list[dict[str, Any]]:
+        """Tasks stopped since the last reset (by DeleteTaskSet or a scale
+        down): what `tasks()` showed, with `stoppedAt` (the server had
+        stopped), `stopRequestedAt` (the API call that stopped it) and the
+        requests it served."""
+        return self._control("GET", "tasks")["stopped"]
+
     def task_port(self) -> int:
         """The single port every task serves on (its address differs)."""
         return int((self.endpoints.get("tasks") or {}).get("port") or self._control("GET", "tasks")["port"])

@@ -67,7 +67,10 @@ def warm_up(aws: LocalAws) -> dict[str, float]:
 def aws(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("localaws")
     t0 = time.monotonic()
-    with LocalAws(run_dir=run_dir) as local:
+    # Several unbound caches: the client tests spread clients over them to
+    # get independent weighted draws (local/README.md, "One cache, one
+    # choice per TTL"); other tests use the first.
+    with LocalAws(run_dir=run_dir, resolvers=6) as local:
         started = time.monotonic() - t0
         took = warm_up(local)
         print(f"\nlocal AWS at {local.endpoint_url} (run dir {run_dir}) up in {started:.1f} s; warm-up {took}")

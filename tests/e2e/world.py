@@ -36,6 +36,17 @@ class Service:
     blue_dns: str
     green_dns: str
     alarms: list[str]
+    # Repository of the service's images (``<registry>/<name>``); an image
+    # per version is ``image("v2")``. Default: the one build() uses.
+    image_repo: str = ""
+    cname_ttl: int = 10
+    cloudmap_ttl: int = 10
+
+    def image(self, version: str) -> str:
+        """The image reference of ``version`` (its tag): what a deployment
+        names and what the tasks of that version answer in ``X-Version``."""
+        repo = self.image_repo or f"{IMAGE_REPO.rsplit('/', 1)[0]}/{self.name}"
+        return f"{repo}:{version}"
 
     def target(self) -> dict:
         """The ``target`` of a deployment input, as the per-service template outputs it."""
@@ -98,10 +109,95 @@ def create_state_machine(aws) -> str:
     )["stateMachineArn"]
 
 
-def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10) -> World:
+@dataclasses.dataclass(frozen=True)
+class ClientAlarm:
+    """The gate alarms on the clients' own metrics (``localaws.clients``
+    puts them: namespace ``Clients``, dimension ``Service``, 10-s buckets,
+    StorageResolution 1).
+
+    ``<name>-5xx``: ``Errors5xx`` Sum over ``period`` ≥ ``threshold`` in
+    ``datapoints`` of ``evaluation_periods`` periods, missing data not
+    breaching. Why these values: a bad canary answering 5xx on a share *e*
+    of its requests at a step of weight *w*, with clients sending *R*
+    requests/s in total, serves about ``R · period · w · e`` 5xx a period
+    (demo and tests: R ≈ 60-100, w = 0.1, e = 0.3 → 18-30), far above 5; a
+    good version serves none (its error rate is 0), so it never trips. The
+    weighted draw is lumpy (one per resolver cache and TTL, see
+    local/README.md), so a 10 % canary may get no traffic in one period:
+    one breaching period of one suffices, and the next period usually
+    brings it. With Period 10 and 1 evaluation period, the engine's bake
+    floor (Period × EvaluationPeriods + its 10-s evaluation interval) is 20 s.
+
+    ``<name>-latency``: ``Latency`` Average ≥ ``latency_ms`` in 2 of 2
+    periods (a loopback request takes milliseconds; this one is for tests
+    that set its state by hand)."""
+
+    threshold: float = 5.0
+    period: int = 10
+    evaluation_periods: int = 1
+    datapoints: int = 1
+    latency_ms: float = 1000.0
+
+    def bake_floor(self) -> int:
+        """The shortest bake the engine accepts for this alarm without
+        ``allowShortBake`` (issue 12 #12): Period × EvaluationPeriods + the
+        evaluation interval (10 s for periods under a minute)."""
+        return self.period * self.evaluation_periods + (10 if self.period < 60 else 60)
+
+
+CLIENT_ALARM = ClientAlarm()
+CLIENT_NAMESPACE = "Clients"
+
+
+def put_client_alarms(aws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> list[str]:
+    """Creates (or updates) ``<service>-5xx`` and ``<service>-latency`` on the
+    clients' metrics (see ``ClientAlarm``); returns their names."""
+    cw = aws.client("cloudwatch")
+    dims = [{"Name": "Service", "Value": service}]
+    cw.put_metric_alarm(
+        AlarmName=f"{service}-5xx",
+        AlarmDescription="5xx the clients received from any version of the service",
+        Namespace=CLIENT_NAMESPACE,
+        MetricName="Errors5xx",
+        Dimensions=dims,
+        Statistic="Sum",
+        Period=alarm.period,
+        EvaluationPeriods=alarm.evaluation_periods,
+        DatapointsToAlarm=alarm.datapoints,
+        Threshold=alarm.threshold,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+    cw.put_metric_alarm(
+        AlarmName=f"{service}-latency",
+        AlarmDescription="mean latency the clients waited",
+        Namespace=CLIENT_NAMESPACE,
+        MetricName="Latency",
+        Dimensions=dims,
+        Statistic="Average",
+        Period=alarm.period,
+        EvaluationPeriods=2,
+        DatapointsToAlarm=2,
+        Threshold=alarm.latency_ms,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+    return [f"{service}-5xx", f"{service}-latency"]
+
+
+def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10, cloudmap_ttl: int = 10,
+          alarm: ClientAlarm | None = None) -> World:
     """Builds the world through ``aws`` (a localaws.LocalAws: its clients are
     marked as the harness's, so injected faults never hit them); each name in
-    ``services`` becomes one deployable service."""
+    ``services`` becomes one deployable service.
+
+    ``ttl``: the weighted CNAMEs' TTL; ``cloudmap_ttl``: the slots' A record
+    TTL (Cloud Map DnsConfig). ``alarm``: how the ``<name>-5xx`` gate alarm
+    reads the clients' ``Errors5xx`` (``CLIENT_ALARM`` by default). Both
+    gate alarms watch the metrics the clients put (``localaws.clients``,
+    namespace ``Clients``); with alarm evaluation off (the local AWS's
+    default) they change state only through SetAlarmState, as before."""
+    alarm = alarm or CLIENT_ALARM
     ec2 = aws.client("ec2")
     sd = aws.client("servicediscovery")
     ecs = aws.client("ecs")
@@ -138,7 +234,7 @@ def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10) -> World
             svc = sd.create_service(
                 Name=f"{name}-{slot}",
                 NamespaceId=namespace_id,
-                DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": 10}]},
+                DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": cloudmap_ttl}]},
                 HealthCheckCustomConfig={"FailureThreshold": 1},
             )["Service"]
             slot_arns[slot] = svc["Arn"]
@@ -197,18 +293,7 @@ def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10) -> World
         )
 
         alarms = [f"{name}-5xx", f"{name}-latency"]
-        cw = aws.client("cloudwatch")
-        for alarm in alarms:
-            cw.put_metric_alarm(
-                AlarmName=alarm,
-                MetricName="5xx" if alarm.endswith("5xx") else "p99",
-                Namespace=f"App/{name}",
-                Statistic="Sum",
-                Period=10,
-                EvaluationPeriods=1,
-                Threshold=1.0,
-                ComparisonOperator="GreaterThanOrEqualToThreshold",
-            )
+        put_client_alarms(aws, name, alarm)
         out[name] = Service(
             name=name,
             cluster=cluster,
@@ -220,6 +305,9 @@ def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10) -> World
             blue_dns=slot_dns["blue"],
             green_dns=slot_dns["green"],
             alarms=alarms,
+            image_repo=f"{IMAGE_REPO.rsplit('/', 1)[0]}/{name}",
+            cname_ttl=ttl,
+            cloudmap_ttl=cloudmap_ttl,
         )
 
     return World(
@@ -521,3 +609,127 @@ def route53_violations(changes: list[dict], record_name: str | None = None) -> l
                         f"has {r.get('healthyInstances')} healthy of {r.get('instances')} instances"
                     )
     return bad
+
+
+# ------------------------------------------------------------------ clients
+
+
+class ClientFleet:
+    """Client tasks calling ``svc``'s record through the world's resolvers,
+    as ``localaws.clients`` plays them: for each mode, ``per_mode`` clients
+    spread round-robin over the resolvers ``aws.resolvers()`` (one
+    ``Clients`` run per mode and resolver, each with its own JSONL log in
+    ``log_dir``), each sending ``rate`` requests/s for at most ``duration``
+    seconds. With ``metrics`` each run puts its counts to CloudWatch
+    (``MetricsPublisher``, namespace ``Clients``, Service = ``svc.name``,
+    every ``metrics_interval`` s), as each task of an application would.
+
+    ``records()`` merges the logs (``client`` becomes ``<mode>/<resolver
+    index>/<client>``, unique in the fleet), ``recent(since)`` the records in
+    memory; ``stop()`` ends every run early and joins."""
+
+    def __init__(self, aws, svc: Service, log_dir, modes=("new-connection", "keep-alive"), per_mode: int = 4,
+                 rate: float = 10.0, duration: float = 60.0, max_connection_age: float = 5.0,
+                 metrics: bool = True, metrics_interval: float = 10.0, resolvers: list | None = None,
+                 timeout: float = 2.0, seed: int | None = None):
+        import pathlib as _p
+        import random as _r
+
+        from localaws.clients import Clients, ClientsConfig, MetricsPublisher
+
+        self.log_dir = _p.Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        resolvers = list(resolvers or aws.resolvers())
+        port = aws.task_port()
+        endpoint = aws.env()["AWS_ENDPOINT_URL"]
+        rng = _r.Random(seed)
+        self.runs: list[tuple[str, object]] = []  # (group, Clients)
+        self.logs: dict[str, _p.Path] = {}
+        for mode in modes:
+            counts = [per_mode // len(resolvers) + (1 if i < per_mode % len(resolvers) else 0)
+                      for i in range(len(resolvers))]
+            for i, (resolver, n) in enumerate(zip(resolvers, counts)):
+                if n == 0:
+                    continue
+                group = f"{'nc' if mode == 'new-connection' else 'ka'}{i}"
+                cfg = ClientsConfig(
+                    name=svc.record_name, resolver=tuple(resolver), port=port, clients=n, mode=mode, rate=rate,
+                    duration=duration, max_requests=int(n * rate * duration * 1.5) + 100,
+                    max_connection_age=max_connection_age, timeout=timeout,
+                )
+                log = self.log_dir / f"clients-{group}.jsonl"
+                log.unlink(missing_ok=True)
+                pub = MetricsPublisher(svc.name, endpoint, interval=metrics_interval) if metrics else None
+                self.runs.append((group, Clients(cfg, log=log, metrics=pub, seed=rng.getrandbits(32))))
+                self.logs[group] = log
+        self.started_at: float | None = None
+
+    def start(self) -> ClientFleet:
+        import time as _t
+
+        self.started_at = _t.time()
+        for _, c in self.runs:
+            c.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return any(c.running for _, c in self.runs)
+
+    def recent(self, since: float | None = None) -> list[dict]:
+        out: list[dict] = []
+        for _, c in self.runs:
+            out += c.recent(since)
+        return out
+
+    def snapshot(self) -> dict:
+        return {group: c.snapshot() for group, c in self.runs}
+
+    def join(self) -> dict:
+        return {group: c.join() for group, c in self.runs}
+
+    def stop(self) -> dict:
+        for _, c in self.runs:
+            c._stop.set()  # noqa: SLF001 - ask all first, so they end together
+        return {group: c.stop() for group, c in self.runs}
+
+    def put_errors(self) -> list[str]:
+        return [e for _, c in self.runs if c.metrics is not None for e in c.metrics.put_errors]
+
+    def records(self) -> list[dict]:
+        """Every request of the fleet's logs, by start time; ``client`` is
+        made unique across runs."""
+        from localaws import clientlog
+
+        out: list[dict] = []
+        for group, path in self.logs.items():
+            if not path.exists():
+                continue
+            for r in clientlog.load(path):
+                r["client"] = f"{r['mode']}/{group}/{r['client']}"
+                out.append(r)
+        out.sort(key=lambda r: r["t"])
+        return out
+
+    def write_log(self, path) -> None:
+        """The merged log, one JSON line a request (what ``clientlog`` reads)."""
+        import pathlib as _p
+
+        with _p.Path(path).open("w", encoding="utf-8") as f:
+            for r in self.records():
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
+
+
+def alarm_changes(aws, alarm: str, state: str = "ALARM") -> list[float]:
+    """Epoch times at which ``alarm`` entered ``state``: when the local
+    CloudWatch emitted the state change event (the transition's instant),
+    from the harness's delivery log."""
+    return sorted(d["emittedAt"] for d in aws.alarm_events()["deliveries"]
+                  if d["alarmName"] == alarm and d["state"] == state)
+
+
+def task_stops(aws, key: str = "stoppedAt") -> dict[str, float]:
+    """task id → when it stopped (``stoppedAt``: its server had closed every
+    connection; ``stopRequestedAt``: the API call that stopped it), for every
+    task stopped since the last reset (``aws.stopped_tasks()``)."""
+    return {t["task"]: t[key] for t in aws.stopped_tasks() if t.get(key)}

@@ -61,6 +61,7 @@ threads take neither."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -329,10 +330,18 @@ def _stop_timeout(record: dict[str, Any]) -> float:
         return REALISM.stop_timeout_seconds
 
 
+# Tasks that stopped since the last reset (newest last, bounded): what each
+# served and when its stop was asked for and ended, so a test can check that
+# no client request reached a task after it stopped (GET /_localaws/tasks
+# "stopped"; aws.stopped_tasks()).
+STOPPED_TASKS: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
+
+
 def _stop_tasks(record: dict[str, Any], victims: list[Task], then: Any = None) -> None:
     """DEACTIVATING (deregistered now, inside the API call), then STOPPING
     (graceful server stop) in a thread; `then()` runs under the locks when
     all have stopped. Caller holds MOTO_LOCK and STATE.lock."""
+    asked = time.time()
     for task in victims:
         _deregister(task)
         task.status = "DEACTIVATING" if task.server is not None else "STOPPED"
@@ -347,6 +356,8 @@ def _stop_tasks(record: dict[str, Any], victims: list[Task], then: Any = None) -
             if task.server is not None:
                 task.status = "STOPPING"
                 task.server.stop(timeout)
+                STOPPED_TASKS.append({**task.server.to_json(), "stopRequestedAt": asked,
+                                      "taskSetArn": record["taskSet"].task_set_arn})
         if deprovision > 0:
             time.sleep(min(deprovision, 3600))
         with MOTO_LOCK, STATE.lock:
@@ -698,6 +709,7 @@ def stop_all(wait: bool = False, timeout: float = 5.0) -> None:
 def reset() -> None:
     """aws.reset(): tasks stop, images and realism settings back to defaults."""
     stop_all(wait=False, timeout=2.0)
+    STOPPED_TASKS.clear()
     task_servers.IMAGES.clear()
     _reset_realism()
 
@@ -725,7 +737,7 @@ def control_route(method: str, path: str, body: dict[str, Any]) -> tuple[int, di
             REALISM.update(body)
         return 200, REALISM.to_json()
     if path == "/_localaws/tasks":
-        return 200, {"port": task_servers.NETWORK.start(), "tasks": all_tasks()}
+        return 200, {"port": task_servers.NETWORK.start(), "tasks": all_tasks(), "stopped": list(STOPPED_TASKS)}
     return None
 
 
