@@ -42,6 +42,15 @@ def engine_drain(svc: W.Service, request: dict) -> dict:
     return request
 
 
+def wait_alarm(aws, alarm: str, timeout: float = 10.0) -> float:
+    """When ``alarm`` went to ALARM (its state change event), waited for (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not (times := W.alarm_changes(aws, alarm)):
+        assert time.monotonic() < deadline, f"no ALARM event for {alarm}"
+        time.sleep(0.05)
+    return times[-1]
+
+
 def fleet(aws, svc, tmp_path, **kw) -> W.ClientFleet:
     kw.setdefault("metrics", False)
     return W.ClientFleet(aws, svc, tmp_path / "clients", **kw).start()
@@ -108,7 +117,7 @@ def test_rollback_reaches_clients_within_the_ttl(aws, world, tmp_path):
     W.wait_baking(world, arn, 1)
     time.sleep(2 * ROLLBACK_TTL + MAX_AGE)  # both versions in every cache and on open connections
     aws.set_alarm_state(svc.alarms[0], "ALARM", "clients see 5xx")
-    alarm_at = W.alarm_changes(aws, svc.alarms[0])[-1]
+    alarm_at = wait_alarm(aws, svc.alarms[0])
     d = W.wait_end(world, arn, timeout=60)
     time.sleep(bound["keep-alive"] + 2)
     f.stop()
