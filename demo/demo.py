@@ -271,7 +271,8 @@ def main() -> int:
         figures: dict = {"cnameTtl": CNAME_TTL, "cloudMapTtl": CLOUDMAP_TTL, "resolvers": RESOLVERS,
                          "requests": len(records)}
 
-        say("  share of client requests on the canary per step (interval: from the weight change to the next):")
+        say(f"  share of client requests on the canary per step (from the weight change + {CNAME_TTL + 1}s, the "
+            f"cached answers' life, to the next change):")
         figures["shares"] = []
         steps = [(t, "v2", "green", wts) for t, wts in v2_steps] + [(t, "v3", "blue", wts) for t, wts in v3_moves]
         for i, (t, ver, slot, wts) in enumerate(steps):
@@ -279,6 +280,8 @@ def main() -> int:
             if weight in (0, 100):
                 continue
             nxt = steps[i + 1][0] if i + 1 < len(steps) else min(v3_end, t + 600)
+            # Answers cached before the change live up to TTL + 1 s more.
+            t = t + CNAME_TTL + 1
             # One weighted draw per resolver cache and TTL window (unbound
             # serves an answer TTL to TTL + 1 s); keep-alive clients resolve
             # through the same caches, so they add no independent draw.
