@@ -646,6 +646,139 @@ pub fn first_placement(network: Option<&TaskSetNetwork>, service: Placement) -> 
     }
 }
 
+// ------------------------------------------------------------------ deployment lock
+
+/// The first label of the lock record: a TXT record
+/// `_ecs-dns-canary-lock.<recordName>` in the user's hosted zone.
+pub const LOCK_LABEL: &str = "_ecs-dns-canary-lock";
+/// How long a lock whose owner shows no task set still holds: longer than
+/// ECS takes to show a new task set in DescribeServices (eventually
+/// consistent reads: seconds) plus create-taskset's own run time, shorter
+/// than any real deployment (its readiness wait alone takes longer). After
+/// it, an owner without a task set has ended (failed and cleaned up) or
+/// crashed before creating one.
+pub const LOCK_GRACE_SECONDS: i64 = 120;
+
+/// Why one deployment per service holds even when ECS reads are stale.
+///
+/// The overlap check reads DescribeServices, which is eventually consistent:
+/// a rival's task set created a moment ago may not be listed, so two
+/// deployments (one ECR push of `v2` and `latest` is two events) can both
+/// pick the same idle slot. Reading until stable cannot prove a rival's
+/// absence, so the lock is an atomic conditional write instead: a Route 53
+/// change batch is applied entirely or not at all, `CREATE` fails when the
+/// record exists and `DELETE` fails unless the record's value matches
+/// exactly (Route 53 API Reference, ChangeResourceRecordSets). Acquiring is
+/// `CREATE` (no lock yet) or `DELETE <value read> + CREATE <ours>` in one
+/// batch (a compare-and-swap over a finished owner): of two deployments
+/// racing, exactly one change succeeds. The record lives in the zone the
+/// user already gives us, so no new resource is needed; it costs one read
+/// and one write per deployment against Route 53's 5 requests/s (a
+/// throttled call is `Retryable`).
+///
+/// There is no release step: a lock is free once its owner is visibly done
+/// (its task set is the only one left: promoted, or it is gone after
+/// [`LOCK_GRACE_SECONDS`]: failed and cleaned up, or crashed before
+/// creating). A crash therefore blocks the service for at most the grace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentLock {
+    pub owner: String,
+    /// Epoch seconds when it was taken.
+    pub acquired_at: i64,
+}
+
+impl DeploymentLock {
+    /// The TXT value (quoted, as Route 53 stores TXT strings).
+    pub fn value(&self) -> String {
+        format!("\"owner={} at={}\"", self.owner, self.acquired_at)
+    }
+
+    /// Reads a TXT value written by [`DeploymentLock::value`].
+    pub fn parse(value: &str) -> Option<Self> {
+        let inner = value.trim().trim_matches('"');
+        let mut owner = None;
+        let mut at = None;
+        for part in inner.split_whitespace() {
+            if let Some(o) = part.strip_prefix("owner=") {
+                owner = Some(o.to_string());
+            } else if let Some(a) = part.strip_prefix("at=") {
+                at = a.parse().ok();
+            }
+        }
+        Some(Self {
+            owner: owner.filter(|o| !o.is_empty())?,
+            acquired_at: at?,
+        })
+    }
+}
+
+/// The lock record's name for a target's record name.
+pub fn lock_record_name(record_name: &str) -> String {
+    format!("{LOCK_LABEL}.{}", record_name.trim_end_matches('.'))
+}
+
+/// What create-taskset does about the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAction {
+    /// No lock: CREATE ours.
+    Create,
+    /// Ours already (a retry): nothing to write.
+    Held,
+    /// The owner is done: swap its value for ours in one batch.
+    TakeOver,
+    /// Another deployment holds it: refuse (`DeploymentInProgress`).
+    Refuse(String),
+}
+
+/// Decides from the lock read (`None`: no record; `Some(None)`: a value this
+/// version cannot read, taken over like a finished owner) and the service's
+/// task sets whether this deployment may take the lock.
+pub fn decide_lock(
+    existing: Option<Option<&DeploymentLock>>,
+    ours: &str,
+    now: i64,
+    task_sets: &[TaskSetView],
+) -> LockAction {
+    let lock = match existing {
+        None => return LockAction::Create,
+        Some(None) => return LockAction::TakeOver,
+        Some(Some(l)) => l,
+    };
+    if lock.owner == ours {
+        return LockAction::Held;
+    }
+    let live: Vec<&TaskSetView> = task_sets
+        .iter()
+        .filter(|t| t.status != "DRAINING")
+        .collect();
+    let owners = live
+        .iter()
+        .filter(|t| t.external_id.as_deref() == Some(lock.owner.as_str()))
+        .count();
+    let age = now.saturating_sub(lock.acquired_at);
+    if owners > 0 {
+        if live.len() == 1 {
+            // Its task set is the only one: promoted (or a first deployment
+            // that ended); the deployment is over.
+            return LockAction::TakeOver;
+        }
+        return LockAction::Refuse(format!(
+            "deployment {} holds the service's lock (taken {age}s ago) and its task set is \
+             still beside another; wait for it to finish or roll it back",
+            lock.owner
+        ));
+    }
+    if age < LOCK_GRACE_SECONDS {
+        return LockAction::Refuse(format!(
+            "deployment {} took the service's lock {age}s ago and its task set may not be \
+             visible yet (ECS reads are eventually consistent); try again in {}s if it ended",
+            lock.owner,
+            LOCK_GRACE_SECONDS - age
+        ));
+    }
+    LockAction::TakeOver
+}
+
 /// Two create-taskset calls for one service can overlap: both read one task
 /// set, both create theirs. Each re-reads the service after creating; the
 /// task set created later (then the larger id) yields. Returns the rival
@@ -744,6 +877,24 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
             r.running, r.healthy_instances
         ),
     )
+}
+
+/// How long a task set may be MISSING from DescribeTaskSets after its
+/// creation before it counts as gone: ECS reads are eventually consistent
+/// (a new task set can be missing for a moment), and TaskSetNotFound sends
+/// the execution to clean-up, whose delete would then call it "already gone"
+/// and leave it running. Bounded: after this, MISSING is believed.
+pub const NEW_TASK_SET_VISIBILITY_GRACE_SECONDS: u64 = 60;
+
+/// `Some(reason)`: a MISSING task set `waited` seconds after its creation is
+/// probably not visible yet: poll again. `None`: it is gone.
+pub fn missing_task_set(waited: u64) -> Option<String> {
+    (waited < NEW_TASK_SET_VISIBILITY_GRACE_SECONDS).then(|| {
+        format!(
+            "ECS does not list the task set yet ({waited}s after its creation; reads are \
+             eventually consistent, up to {NEW_TASK_SET_VISIBILITY_GRACE_SECONDS}s is waited for)"
+        )
+    })
 }
 
 // ------------------------------------------------------------------ alarm gate

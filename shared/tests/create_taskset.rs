@@ -58,6 +58,104 @@ struct Aws {
     create: Rule,
     registered: Seen<RegisterTaskDefinitionInput>,
     created: Seen<CreateTaskSetInput>,
+    /// The deployment lock record, as Route 53 holds it.
+    lock: LockStore,
+    lock_list: Rule,
+    lock_change: Rule,
+}
+
+/// The lock record `_ecs-dns-canary-lock.<record>` (TXT value, TTL) with
+/// Route 53's conditional semantics: a batch is applied whole or not at
+/// all, CREATE fails when the record exists, DELETE unless it matches.
+type LockStore = std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>;
+
+fn lock_rules(store: &LockStore) -> (Rule, Rule) {
+    use aws_sdk_route53::operation::change_resource_record_sets::{
+        ChangeResourceRecordSetsError, ChangeResourceRecordSetsOutput,
+    };
+    use aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput;
+    use aws_sdk_route53::types::{ChangeInfo, ChangeStatus, ResourceRecord, RrType};
+    let name = format!("_ecs-dns-canary-lock.{RECORD}.");
+    let (list_store, change_store) = (store.clone(), store.clone());
+    let list_name = name.clone();
+    let list = mock!(aws_sdk_route53::Client::list_resource_record_sets)
+        .match_requests(|r| r.start_record_type() == Some(&RrType::Txt))
+        .then_compute_output(move |_| {
+            let held = list_store.lock().unwrap().clone();
+            ListResourceRecordSetsOutput::builder()
+                .set_resource_record_sets(Some(
+                    held.map(|(value, ttl)| {
+                        aws_sdk_route53::types::ResourceRecordSet::builder()
+                            .name(&list_name)
+                            .r#type(RrType::Txt)
+                            .ttl(ttl)
+                            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+                            .build()
+                            .unwrap()
+                    })
+                    .into_iter()
+                    .collect(),
+                ))
+                .is_truncated(false)
+                .max_items(1)
+                .build()
+                .unwrap()
+        });
+    let change = mock!(aws_sdk_route53::Client::change_resource_record_sets)
+        .match_requests(|r| {
+            r.change_batch().is_some_and(|b| {
+                b.changes()
+                    .iter()
+                    .all(|c| c.resource_record_set().is_some_and(|s| s.r#type() == &RrType::Txt))
+            })
+        })
+        .then_compute_response(move |req| {
+            let mut held = change_store.lock().unwrap();
+            let mut next = held.clone();
+            for c in req.change_batch().unwrap().changes() {
+                let set = c.resource_record_set().unwrap();
+                let value = set.resource_records()[0].value().to_string();
+                let ttl = set.ttl().unwrap();
+                let ok = match c.action() {
+                    aws_sdk_route53::types::ChangeAction::Create => next.is_none(),
+                    aws_sdk_route53::types::ChangeAction::Delete => {
+                        next.as_ref() == Some(&(value.clone(), ttl))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    let msg = format!("Tried to {} resource record set [name='{name}', type='TXT'] but it {}",
+                        c.action().as_str().to_lowercase(),
+                        if next.is_some() { "already exists" } else { "was not found" });
+                    return aws_smithy_mocks::MockResponse::Error(
+                        ChangeResourceRecordSetsError::generic(
+                            aws_smithy_types::error::ErrorMetadata::builder()
+                                .code("InvalidChangeBatch")
+                                .message(msg)
+                                .build(),
+                        ),
+                    );
+                }
+                next = match c.action() {
+                    aws_sdk_route53::types::ChangeAction::Create => Some((value, ttl)),
+                    _ => None,
+                };
+            }
+            *held = next;
+            aws_smithy_mocks::MockResponse::Output(
+                ChangeResourceRecordSetsOutput::builder()
+                    .change_info(
+                        ChangeInfo::builder()
+                            .id("/change/CLOCK")
+                            .status(ChangeStatus::Pending)
+                            .submitted_at(aws_smithy_types::DateTime::from_secs(0))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+        });
+    (list, change)
 }
 
 impl Aws {
@@ -92,7 +190,12 @@ impl Aws {
                 CreateTaskSetOutput::builder().task_set(ts).build()
             })
         };
+        let lock = LockStore::default();
+        let (lock_list, lock_change) = lock_rules(&lock);
         Self {
+            lock,
+            lock_list,
+            lock_change,
             describe_services: ecs::describe_services(task_sets),
             records: r53::list(records),
             blue_service: cloudmap::get_service(Slot::Blue, 10),
@@ -131,7 +234,7 @@ impl Aws {
                 &self.register,
                 &self.create,
             ])
-            .route53(&[&self.records])
+            .route53(&[&self.lock_list, &self.records, &self.lock_change])
             .cloudmap(&[&self.blue_service, &self.green_service, &self.namespace])
             .cloudwatch(&[&self.alarms, &self.history])
             .context()
@@ -144,6 +247,7 @@ impl Aws {
             "RegisterTaskDefinition called"
         );
         assert_eq!(self.create.num_calls(), 0, "CreateTaskSet called");
+        assert_eq!(self.lock_change.num_calls(), 0, "deployment lock written");
     }
 }
 
@@ -686,7 +790,7 @@ async fn the_lambda_entry_point_returns_the_sample_deployment() {
             &aws.register,
             &aws.create,
         ])
-        .route53(&[&aws.records])
+        .route53(&[&aws.lock_list, &aws.records, &aws.lock_change])
         .cloudmap(&[&aws.blue_service, &aws.green_service, &aws.namespace])
         .cloudwatch(&[&aws.alarms, &aws.history, &other_history])
         .context();
@@ -1052,4 +1156,109 @@ async fn the_revision_copies_every_field_register_task_definition_accepts() {
         reg.container_definitions()[1],
         full.container_definitions()[1]
     );
+}
+
+
+// ------------------------------------------------------------ the lock (issue 12, item 6)
+
+fn lock_of(owner: &str, at: i64) -> (String, i64) {
+    (
+        canary_engine::plan::DeploymentLock {
+            owner: owner.into(),
+            acquired_at: at,
+        }
+        .value(),
+        60,
+    )
+}
+
+#[tokio::test]
+async fn a_deployment_takes_the_lock_before_its_first_write() {
+    let aws = Aws::blue_live();
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let held = aws.lock.lock().unwrap().clone().unwrap();
+    let lock = canary_engine::plan::DeploymentLock::parse(&held.0).unwrap();
+    assert_eq!(lock.owner, DEPLOYMENT_ID);
+    assert_eq!(aws.lock_change.num_calls(), 1);
+    // A retry finds the task set and leaves the lock alone.
+    let retry = Aws::new(vec![ecs::live_blue(), ecs::new_green()], 100, 0);
+    *retry.lock.lock().unwrap() = Some(held);
+    create_taskset::run(&retry.context(), &request()).await.unwrap();
+    assert_eq!(retry.lock_change.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_rival_whose_task_set_ecs_does_not_show_yet_still_blocks() {
+    // The rival took the lock 3 s ago and created its task set, but
+    // DescribeServices (eventually consistent) shows only the live one.
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    *aws.lock.lock().unwrap() = Some(lock_of("orders-latest-rival", now - 3));
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "DeploymentInProgress");
+    assert!(e.to_string().contains("orders-latest-rival"), "{e}");
+    aws.nothing_written();
+    assert_eq!(aws.register.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn two_deployments_with_stale_reads_cannot_both_go_ahead() {
+    // One ECR push of v2 and latest: two executions at once, each reading a
+    // service that shows only the live task set (neither sees the other's).
+    let aws = Aws::blue_live();
+    let ctx = aws.context();
+    let mut other = request();
+    other.deployment_id = "orders-latest-20261127T101542Z".into();
+
+    let first = request();
+    let (a, b) = tokio::join!(
+        create_taskset::run(&ctx, &first),
+        create_taskset::run(&ctx, &other)
+    );
+
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let loser = if a.is_ok() { b } else { a };
+    assert_eq!(err_type(loser), "DeploymentInProgress");
+    assert_eq!(aws.create.num_calls(), 1, "both created a task set");
+}
+
+#[tokio::test]
+async fn the_lock_of_a_finished_deployment_is_taken_over_atomically() {
+    // The previous deployment's task set is the only one: it is over.
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    let previous = lock_of(OLD_DEPLOYMENT_ID, now - 3);
+    *aws.lock.lock().unwrap() = Some(previous);
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let held = aws.lock.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        canary_engine::plan::DeploymentLock::parse(&held.0).unwrap().owner,
+        DEPLOYMENT_ID
+    );
+    assert_eq!(aws.create.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_lock_of_a_crashed_deployment_expires_after_the_grace() {
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    *aws.lock.lock().unwrap() = Some(lock_of(
+        "orders-crashed",
+        now - canary_engine::plan::LOCK_GRACE_SECONDS - 1,
+    ));
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+    assert_eq!(aws.create.num_calls(), 1);
 }

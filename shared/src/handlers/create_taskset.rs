@@ -194,6 +194,10 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         &t.container,
         copied_ports,
     )?;
+    // The first write: take the service's deployment lock (one conditional
+    // Route 53 change; see plan::DeploymentLock for why it holds when
+    // DescribeServices does not show a rival's task set yet).
+    take_deployment_lock(ctx, t, &req.deployment_id, &views).await?;
     let td = match &next_td {
         Some(next) => ecs::register_revision(&c.ecs, next).await?,
         None => base_td.arn().to_string(),
@@ -283,4 +287,58 @@ async fn yield_to_overlapping_deployment(
         rival.id,
         created.view.id
     )))
+}
+
+/// Takes the service's deployment lock or refuses `DeploymentInProgress`.
+async fn take_deployment_lock(
+    ctx: &Context,
+    t: &Target,
+    deployment_id: &str,
+    views: &[plan::TaskSetView],
+) -> Result<()> {
+    let r53 = &ctx.clients.route53;
+    let now = time::now().secs();
+    let read = route53::read_lock(r53, t).await?;
+    let parsed = read
+        .as_ref()
+        .map(|r| plan::DeploymentLock::parse(&r.value));
+    let action = plan::decide_lock(
+        parsed.as_ref().map(Option::as_ref),
+        deployment_id,
+        now,
+        views,
+    );
+    let ours = plan::DeploymentLock {
+        owner: deployment_id.to_string(),
+        acquired_at: now,
+    };
+    let previous = match action {
+        plan::LockAction::Held => return Ok(()),
+        plan::LockAction::Refuse(why) => return Err(CanaryError::DeploymentInProgress(why)),
+        plan::LockAction::Create => None,
+        plan::LockAction::TakeOver => read.as_ref(),
+    };
+    if route53::take_lock(r53, t, previous, &ours.value()).await? {
+        return Ok(());
+    }
+    // Lost the race: read once more, a retry of our own earlier call may
+    // have taken it (its answer lost).
+    let again = route53::read_lock(r53, t).await?;
+    let holder = again
+        .as_ref()
+        .and_then(|r| plan::DeploymentLock::parse(&r.value));
+    match holder {
+        Some(h) if h.owner == deployment_id => Ok(()),
+        Some(h) => {
+            warn!(holder = %h.owner, "another deployment took the service's lock first");
+            Err(CanaryError::DeploymentInProgress(format!(
+                "deployment {} took the service's lock at the same moment; this one stopped \
+                 before changing anything",
+                h.owner
+            )))
+        }
+        None => Err(CanaryError::Retryable(
+            "the service's deployment lock changed while taking it; try again".into(),
+        )),
+    }
 }

@@ -715,3 +715,79 @@ fn registry_ports_fit_the_network_mode_and_records() {
         }
     }
 }
+
+#[test]
+fn the_lock_is_taken_only_from_a_finished_or_vanished_owner() {
+    let lock = |owner: &str, at: i64| DeploymentLock {
+        owner: owner.into(),
+        acquired_at: at,
+    };
+    let now = 10_000;
+    let old_primary = ts("ecs-svc/1", Slot::Blue, "PRIMARY", Some("dep-a"));
+    let a_new = ts("ecs-svc/2", Slot::Green, "ACTIVE", Some("dep-a"));
+    let b_new = ts("ecs-svc/3", Slot::Green, "ACTIVE", Some("dep-b"));
+    let fresh = lock("dep-a", now - 5);
+    let stale = lock("dep-a", now - LOCK_GRACE_SECONDS);
+    let ours = lock("dep-b", now - 5);
+    // (lock read, task sets visible, action)
+    let cases: Vec<(Option<Option<&DeploymentLock>>, Vec<TaskSetView>, &str)> = vec![
+        (None, vec![old_primary.clone()], "create"),
+        (Some(Some(&ours)), vec![old_primary.clone(), b_new.clone()], "held"),
+        (Some(None), vec![old_primary.clone()], "takeover"),
+        // The owner's deployment is promoted and alone: over.
+        (Some(Some(&fresh)), vec![old_primary.clone()], "takeover"),
+        // The owner's new task set is visible beside the old one: running.
+        (Some(Some(&fresh)), vec![old_primary.clone(), a_new.clone()], "refuse"),
+        (Some(Some(&stale)), vec![old_primary.clone(), a_new.clone()], "refuse"),
+        // The owner's task set is not visible yet (eventual consistency):
+        // the lock holds during the grace...
+        (
+            Some(Some(&fresh)),
+            vec![ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z"))],
+            "refuse",
+        ),
+        // ...and after it the owner ended (cleaned up) or crashed.
+        (
+            Some(Some(&stale)),
+            vec![ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z"))],
+            "takeover",
+        ),
+        // A DRAINING leftover of the owner does not count as running.
+        (
+            Some(Some(&stale)),
+            vec![
+                ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z")),
+                ts("ecs-svc/4", Slot::Green, "DRAINING", Some("dep-a")),
+            ],
+            "takeover",
+        ),
+    ];
+    for (i, (read, sets, want)) in cases.into_iter().enumerate() {
+        let got = decide_lock(read, "dep-b", now, &sets);
+        let kind = match &got {
+            LockAction::Create => "create",
+            LockAction::Held => "held",
+            LockAction::TakeOver => "takeover",
+            LockAction::Refuse(msg) => {
+                assert!(msg.contains("dep-a"), "{msg}");
+                "refuse"
+            }
+        };
+        assert_eq!(kind, want, "case {i}: {got:?}");
+    }
+}
+
+#[test]
+fn lock_values_round_trip() {
+    let l = DeploymentLock {
+        owner: "orders-v2-20261127T101542Z".into(),
+        acquired_at: 1_795_000_000,
+    };
+    assert_eq!(DeploymentLock::parse(&l.value()), Some(l.clone()));
+    assert_eq!(DeploymentLock::parse("\"hello\""), None);
+    assert_eq!(DeploymentLock::parse("\"owner= at=5\""), None);
+    assert_eq!(
+        lock_record_name("orders.shop.internal."),
+        "_ecs-dns-canary-lock.orders.shop.internal"
+    );
+}
