@@ -530,9 +530,10 @@ TRANSFORMED = ROOT / "infra" / ".build" / "template.cfn.json"
 
 def _policy_template() -> dict:
     """The transformed template infra/check.sh writes before running these
-    tests; without it the SAM one (the roles are plain AWS::IAM::Role
+    tests; without it (or when it is older than template.yaml) the SAM one (the roles are plain AWS::IAM::Role
     resources, which the transform copies unchanged)."""
-    if TRANSFORMED.is_file():
+    source = ROOT / "infra" / "template.yaml"
+    if TRANSFORMED.is_file() and TRANSFORMED.stat().st_mtime >= source.stat().st_mtime:
         return json.loads(TRANSFORMED.read_text())
     return SYSTEM
 
