@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, InsufficientData, Slot,
-    Slots, Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
+    AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, InsufficientData, Slot, Slots,
+    Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
 };
 use crate::{CanaryError, Result};
 
@@ -751,20 +751,21 @@ pub fn decide_lock(
         .iter()
         .filter(|t| t.status != "DRAINING")
         .collect();
-    let owners = live
+    let owned: Vec<&&TaskSetView> = live
         .iter()
         .filter(|t| t.external_id.as_deref() == Some(lock.owner.as_str()))
-        .count();
+        .collect();
     let age = now.saturating_sub(lock.acquired_at);
-    if owners > 0 {
-        if live.len() == 1 {
-            // Its task set is the only one: promoted (or a first deployment
-            // that ended); the deployment is over.
+    if !owned.is_empty() {
+        if live.len() == 1 && owned.iter().all(|t| t.status == "PRIMARY") {
+            // Its task set is the only one and PRIMARY: promoted (a first
+            // deployment's lone task set is not PRIMARY until it has all
+            // the traffic); the deployment is over.
             return LockAction::TakeOver;
         }
         return LockAction::Refuse(format!(
             "deployment {} holds the service's lock (taken {age}s ago) and its task set is \
-             still beside another; wait for it to finish or roll it back",
+             not promoted yet; wait for it to finish or roll it back",
             lock.owner
         ));
     }
@@ -963,7 +964,10 @@ pub fn gate_verdict(observed: &[AlarmObservation], policy: InsufficientData) -> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlarmWindow {
     /// A metric alarm: its Period and EvaluationPeriods.
-    Metric { period: u32, evaluation_periods: u32 },
+    Metric {
+        period: u32,
+        evaluation_periods: u32,
+    },
     /// A composite alarm: the windows of the children it names that could be
     /// read (a child that is itself composite counts by its own children,
     /// one level deep; unreadable children are left out).
@@ -1138,11 +1142,13 @@ pub fn registry_ports(
     }
     match td.ports.iter().find(|(n, _)| n == container) {
         Some((n, p)) => Ok(Some((n.clone(), *p))),
-        None => Err(CanaryError::TargetMisconfigured(format!(
+        None => {
+            Err(CanaryError::TargetMisconfigured(format!(
             "the task definition uses {mode} networking{} so Cloud Map needs a container port, \
              but container {container:?} has no port mapping",
             if any_srv { " and a slot has SRV records," } else { "," }
-        ))),
+        )))
+        }
     }
 }
 

@@ -69,6 +69,8 @@ struct Aws {
 /// all, CREATE fails when the record exists, DELETE unless it matches.
 type LockStore = std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>;
 
+// A rule that cannot build its answer is a failed test.
+#[allow(clippy::unwrap_used)]
 fn lock_rules(store: &LockStore) -> (Rule, Rule) {
     use aws_sdk_route53::operation::change_resource_record_sets::{
         ChangeResourceRecordSetsError, ChangeResourceRecordSetsOutput,
@@ -89,7 +91,9 @@ fn lock_rules(store: &LockStore) -> (Rule, Rule) {
                             .name(&list_name)
                             .r#type(RrType::Txt)
                             .ttl(ttl)
-                            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+                            .resource_records(
+                                ResourceRecord::builder().value(value).build().unwrap(),
+                            )
                             .build()
                             .unwrap()
                     })
@@ -104,9 +108,10 @@ fn lock_rules(store: &LockStore) -> (Rule, Rule) {
     let change = mock!(aws_sdk_route53::Client::change_resource_record_sets)
         .match_requests(|r| {
             r.change_batch().is_some_and(|b| {
-                b.changes()
-                    .iter()
-                    .all(|c| c.resource_record_set().is_some_and(|s| s.r#type() == &RrType::Txt))
+                b.changes().iter().all(|c| {
+                    c.resource_record_set()
+                        .is_some_and(|s| s.r#type() == &RrType::Txt)
+                })
             })
         })
         .then_compute_response(move |req| {
@@ -124,9 +129,15 @@ fn lock_rules(store: &LockStore) -> (Rule, Rule) {
                     _ => false,
                 };
                 if !ok {
-                    let msg = format!("Tried to {} resource record set [name='{name}', type='TXT'] but it {}",
+                    let msg = format!(
+                        "Tried to {} resource record set [name='{name}', type='TXT'] but it {}",
                         c.action().as_str().to_lowercase(),
-                        if next.is_some() { "already exists" } else { "was not found" });
+                        if next.is_some() {
+                            "already exists"
+                        } else {
+                            "was not found"
+                        }
+                    );
                     return aws_smithy_mocks::MockResponse::Error(
                         ChangeResourceRecordSetsError::generic(
                             aws_smithy_types::error::ErrorMetadata::builder()
@@ -1158,7 +1169,6 @@ async fn the_revision_copies_every_field_register_task_definition_accepts() {
     );
 }
 
-
 // ------------------------------------------------------------ the lock (issue 12, item 6)
 
 fn lock_of(owner: &str, at: i64) -> (String, i64) {
@@ -1187,7 +1197,9 @@ async fn a_deployment_takes_the_lock_before_its_first_write() {
     // A retry finds the task set and leaves the lock alone.
     let retry = Aws::new(vec![ecs::live_blue(), ecs::new_green()], 100, 0);
     *retry.lock.lock().unwrap() = Some(held);
-    create_taskset::run(&retry.context(), &request()).await.unwrap();
+    create_taskset::run(&retry.context(), &request())
+        .await
+        .unwrap();
     assert_eq!(retry.lock_change.num_calls(), 0);
 }
 
@@ -1242,7 +1254,9 @@ async fn the_lock_of_a_finished_deployment_is_taken_over_atomically() {
 
     let held = aws.lock.lock().unwrap().clone().unwrap();
     assert_eq!(
-        canary_engine::plan::DeploymentLock::parse(&held.0).unwrap().owner,
+        canary_engine::plan::DeploymentLock::parse(&held.0)
+            .unwrap()
+            .owner,
         DEPLOYMENT_ID
     );
     assert_eq!(aws.create.num_calls(), 1);

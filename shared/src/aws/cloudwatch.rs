@@ -160,7 +160,10 @@ async fn describe_windows(cw: &Client, names: &[String]) -> Result<Vec<(String, 
                 let period = period.or_else(|| {
                     a.metrics()
                         .iter()
-                        .filter_map(|m| m.period().or_else(|| m.metric_stat().and_then(|s| s.period())))
+                        .filter_map(|m| {
+                            m.period()
+                                .or_else(|| m.metric_stat().and_then(|s| s.period()))
+                        })
                         .filter_map(|p| u32::try_from(p).ok())
                         .max()
                 });
@@ -171,11 +174,17 @@ async fn describe_windows(cw: &Client, names: &[String]) -> Result<Vec<(String, 
                     },
                     _ => AlarmWindow::Unknown,
                 };
-                out.push((a.alarm_name().unwrap_or_default().to_string(), RawWindow::Done(w)));
+                out.push((
+                    a.alarm_name().unwrap_or_default().to_string(),
+                    RawWindow::Done(w),
+                ));
             }
             for a in page.composite_alarms() {
                 let children = plan::composite_children(a.alarm_rule().unwrap_or_default());
-                out.push((a.alarm_name().unwrap_or_default().to_string(), RawWindow::Composite(children)));
+                out.push((
+                    a.alarm_name().unwrap_or_default().to_string(),
+                    RawWindow::Composite(children),
+                ));
             }
             token = page.next_token().map(str::to_string);
             if token.is_none() {

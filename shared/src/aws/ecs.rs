@@ -68,7 +68,10 @@ pub struct ServiceInfo {
 }
 
 /// A task set's or service's placement as the plan sees it.
-pub fn placement(launch_type: Option<&LaunchType>, cps: &[CapacityProviderStrategyItem]) -> Placement {
+pub fn placement(
+    launch_type: Option<&LaunchType>,
+    cps: &[CapacityProviderStrategyItem],
+) -> Placement {
     let items: Vec<CapacityProviderItem> = cps
         .iter()
         .map(|c| CapacityProviderItem {

@@ -254,18 +254,18 @@ pub async fn read_lock(r53: &Client, target: &Target) -> Result<Option<LockRecor
         }))
 }
 
-fn lock_change(
-    target: &Target,
-    action: ChangeAction,
-    value: &str,
-    ttl: i64,
-) -> Result<Change> {
+fn lock_change(target: &Target, action: ChangeAction, value: &str, ttl: i64) -> Result<Change> {
     let build_err = |e: aws_sdk_route53::error::BuildError| CanaryError::invalid(e.to_string());
     let record = ResourceRecordSet::builder()
         .name(crate::plan::lock_record_name(&target.record_name))
         .r#type(RrType::Txt)
         .ttl(ttl)
-        .resource_records(ResourceRecord::builder().value(value).build().map_err(build_err)?)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(build_err)?,
+        )
         .build()
         .map_err(build_err)?;
     Change::builder()

@@ -211,9 +211,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             external_id: &req.deployment_id,
             registry_arn: &t.slots.get(new_slot).registry_arn,
             template,
-            network_configuration: network
-                .as_ref()
-                .or(service.network_configuration.as_ref()),
+            network_configuration: network.as_ref().or(service.network_configuration.as_ref()),
             placement,
             registry_ports,
         },
@@ -299,9 +297,7 @@ async fn take_deployment_lock(
     let r53 = &ctx.clients.route53;
     let now = time::now().secs();
     let read = route53::read_lock(r53, t).await?;
-    let parsed = read
-        .as_ref()
-        .map(|r| plan::DeploymentLock::parse(&r.value));
+    let parsed = read.as_ref().map(|r| plan::DeploymentLock::parse(&r.value));
     let action = plan::decide_lock(
         parsed.as_ref().map(Option::as_ref),
         deployment_id,

@@ -502,7 +502,12 @@ fn a_sixth_task_set_is_refused_naming_the_five() {
         (0..n)
             .map(|i| {
                 let status = if i == 0 { "PRIMARY" } else { "DRAINING" };
-                ts(&format!("ecs-svc/{i}"), Slot::Blue, status, Some(&format!("dep-{i}")))
+                ts(
+                    &format!("ecs-svc/{i}"),
+                    Slot::Blue,
+                    status,
+                    Some(&format!("dep-{i}")),
+                )
             })
             .collect()
     };
@@ -533,11 +538,23 @@ fn placement_is_exactly_one_of_launch_type_and_capacity_providers() {
     let spot = vec![cp("FARGATE_SPOT")];
     // (reported launch type, reported strategy, placement to copy)
     let cases: Vec<(Option<&str>, Vec<CapacityProviderItem>, Placement)> = vec![
-        (Some("FARGATE"), vec![], Placement::LaunchType("FARGATE".into())),
+        (
+            Some("FARGATE"),
+            vec![],
+            Placement::LaunchType("FARGATE".into()),
+        ),
         (Some("EC2"), vec![], Placement::LaunchType("EC2".into())),
         // ECS may report both: the strategy is what was asked for.
-        (Some("FARGATE"), spot.clone(), Placement::CapacityProviders(spot.clone())),
-        (None, spot.clone(), Placement::CapacityProviders(spot.clone())),
+        (
+            Some("FARGATE"),
+            spot.clone(),
+            Placement::CapacityProviders(spot.clone()),
+        ),
+        (
+            None,
+            spot.clone(),
+            Placement::CapacityProviders(spot.clone()),
+        ),
         (None, vec![], Placement::ClusterDefault),
         (Some(""), vec![], Placement::ClusterDefault),
     ];
@@ -559,7 +576,11 @@ fn a_first_task_set_is_placed_by_the_input_then_the_service_then_the_cluster() {
     let cases = vec![
         // No input, no service choice: the cluster default, never a forced FARGATE.
         (None, Placement::ClusterDefault, Placement::ClusterDefault),
-        (Some(net(None, None)), Placement::ClusterDefault, Placement::ClusterDefault),
+        (
+            Some(net(None, None)),
+            Placement::ClusterDefault,
+            Placement::ClusterDefault,
+        ),
         (Some(net(None, None)), svc_ec2.clone(), svc_ec2.clone()),
         (None, svc_ec2.clone(), svc_ec2.clone()),
         (
@@ -645,7 +666,12 @@ fn a_bake_shorter_than_an_alarm_can_see_is_refused_unless_allowed() {
     };
     let alarms = vec![w("fast", 10, 1), w("slow", 300, 1)];
     // (bake, allowShortBake, accepted)
-    for (bake, allow, ok) in [(300, false, false), (360, false, true), (1, true, true), (0, false, false)] {
+    for (bake, allow, ok) in [
+        (300, false, false),
+        (360, false, true),
+        (1, true, true),
+        (0, false, false),
+    ] {
         let r = check_bake(bake, &alarms, allow);
         assert_eq!(r.is_ok(), ok, "bake {bake} allow {allow}");
         if let Err(e) = r {
@@ -683,6 +709,13 @@ fn slot_registries_must_answer_a_records_in_a_private_namespace() {
     }
 }
 
+type PortsCase = (
+    TaskNetworking,
+    bool,
+    Option<(String, i32)>,
+    std::result::Result<Option<(String, i32)>, &'static str>,
+);
+
 #[test]
 fn registry_ports_fit_the_network_mode_and_records() {
     let td = |mode: &str, ports: &[(&str, i32)]| TaskNetworking {
@@ -691,21 +724,41 @@ fn registry_ports_fit_the_network_mode_and_records() {
     };
     let app = Some(("app".to_string(), 8080));
     // (task definition, any SRV, copied from the live task set, result)
-    let cases: Vec<(TaskNetworking, bool, Option<(String, i32)>, Result<Option<(String, i32)>, &str>)> = vec![
+    let cases: Vec<PortsCase> = vec![
         // awsvpc + A only: nothing needed.
         (td("awsvpc", &[]), false, None, Ok(None)),
         (td("awsvpc", &[("app", 8080)]), false, None, Ok(None)),
-        (td("awsvpc", &[("app", 8080)]), false, app.clone(), Ok(app.clone())),
+        (
+            td("awsvpc", &[("app", 8080)]),
+            false,
+            app.clone(),
+            Ok(app.clone()),
+        ),
         // The copied port vanished but awsvpc does not need it: dropped.
         (td("awsvpc", &[("app", 9090)]), false, app.clone(), Ok(None)),
         // bridge / host / SRV need containerName + containerPort.
         (td("bridge", &[("app", 8080)]), false, None, Ok(app.clone())),
         (td("", &[("app", 8080)]), false, None, Ok(app.clone())),
-        (td("host", &[("otel", 4317)]), false, None, Err("TargetMisconfigured")),
+        (
+            td("host", &[("otel", 4317)]),
+            false,
+            None,
+            Err("TargetMisconfigured"),
+        ),
         (td("awsvpc", &[("app", 8080)]), true, None, Ok(app.clone())),
         (td("awsvpc", &[]), true, None, Err("TargetMisconfigured")),
-        (td("bridge", &[("app", 9090)]), false, app.clone(), Err("TargetMisconfigured")),
-        (td("bridge", &[("app", 8080)]), false, app.clone(), Ok(app.clone())),
+        (
+            td("bridge", &[("app", 9090)]),
+            false,
+            app.clone(),
+            Err("TargetMisconfigured"),
+        ),
+        (
+            td("bridge", &[("app", 8080)]),
+            false,
+            app.clone(),
+            Ok(app.clone()),
+        ),
     ];
     for (t, srv, copied, want) in cases {
         let got = registry_ports(&t, srv, "app", copied.clone());
@@ -715,6 +768,12 @@ fn registry_ports_fit_the_network_mode_and_records() {
         }
     }
 }
+
+type LockCase<'a> = (
+    Option<Option<&'a DeploymentLock>>,
+    Vec<TaskSetView>,
+    &'static str,
+);
 
 #[test]
 fn the_lock_is_taken_only_from_a_finished_or_vanished_owner() {
@@ -730,15 +789,30 @@ fn the_lock_is_taken_only_from_a_finished_or_vanished_owner() {
     let stale = lock("dep-a", now - LOCK_GRACE_SECONDS);
     let ours = lock("dep-b", now - 5);
     // (lock read, task sets visible, action)
-    let cases: Vec<(Option<Option<&DeploymentLock>>, Vec<TaskSetView>, &str)> = vec![
+    let cases: Vec<LockCase> = vec![
         (None, vec![old_primary.clone()], "create"),
-        (Some(Some(&ours)), vec![old_primary.clone(), b_new.clone()], "held"),
+        (
+            Some(Some(&ours)),
+            vec![old_primary.clone(), b_new.clone()],
+            "held",
+        ),
         (Some(None), vec![old_primary.clone()], "takeover"),
         // The owner's deployment is promoted and alone: over.
         (Some(Some(&fresh)), vec![old_primary.clone()], "takeover"),
+        // A first deployment's lone task set, not promoted yet: running.
+        (Some(Some(&fresh)), vec![a_new.clone()], "refuse"),
+        (Some(Some(&stale)), vec![a_new.clone()], "refuse"),
         // The owner's new task set is visible beside the old one: running.
-        (Some(Some(&fresh)), vec![old_primary.clone(), a_new.clone()], "refuse"),
-        (Some(Some(&stale)), vec![old_primary.clone(), a_new.clone()], "refuse"),
+        (
+            Some(Some(&fresh)),
+            vec![old_primary.clone(), a_new.clone()],
+            "refuse",
+        ),
+        (
+            Some(Some(&stale)),
+            vec![old_primary.clone(), a_new.clone()],
+            "refuse",
+        ),
         // The owner's task set is not visible yet (eventual consistency):
         // the lock holds during the grace...
         (
