@@ -6,9 +6,11 @@
 # CI on its own.
 #
 # Usage: infra/build.sh [x86_64|arm64]      (default: x86_64)
-#   x86_64 always builds here. arm64 needs the aarch64-unknown-linux-gnu
-#   standard library (cargo-lambda runs `rustup target add` itself, which
-#   needs the Rust distribution server). Deploy with the same architecture:
+#   The default is the template's `Architecture` default (tests/infra checks
+#   they agree): x86_64 always builds here and in CI. arm64 needs the
+#   aarch64-unknown-linux-gnu standard library (cargo-lambda runs `rustup
+#   target add` itself, which needs the Rust distribution server), so it is
+#   opt-in. Deploy with the same architecture:
 #   sam deploy --parameter-overrides Architecture=<the same> ...
 set -euo pipefail
 
@@ -27,6 +29,9 @@ ensure_venv "$INFRA/.venv" "$INFRA/requirements-sam.txt"
 # cargo-lambda (and its zig linker) in the venv provide it.
 export PATH="$INFRA/.venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
+# SAM's rust-cargolambda build method is a beta feature: without this (or
+# --beta-features) `sam build` stops to ask, or fails when not interactive.
+export SAM_CLI_BETA_RUST_CARGO_LAMBDA=1
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 cd "$INFRA"
 

@@ -124,3 +124,52 @@ def test_every_route53_change_is_recorded_with_weights_and_healthy_counts(aws: L
     assert all(c["callSeq"] for c in changes)
     aws.reset_log()
     assert aws.route53_changes() == [] and aws.calls() == []
+
+
+def _txt(action: str, value: str, ttl: int = 60) -> dict:
+    return {
+        "Action": action,
+        "ResourceRecordSet": {
+            "Name": "_ecs-dns-canary-lock.my-cname.ns-1",
+            "Type": "TXT",
+            "TTL": ttl,
+            "ResourceRecords": [{"Value": value}],
+        },
+    }
+
+
+def test_route53_create_and_delete_are_conditional_and_batches_atomic(aws: LocalAws) -> None:
+    """What the engine's deployment lock relies on (Route 53 API Reference,
+    ChangeResourceRecordSets): CREATE fails when the record exists, DELETE
+    unless every value matches, and a failed batch changes nothing."""
+    w = build(aws)
+    r53 = no_retry_client(aws, "route53")
+
+    def change(*changes: dict) -> None:
+        r53.change_resource_record_sets(HostedZoneId=w.zone_id, ChangeBatch={"Changes": list(changes)})
+
+    def lock_value() -> list[str]:
+        sets = r53.list_resource_record_sets(
+            HostedZoneId=w.zone_id, StartRecordName="_ecs-dns-canary-lock.my-cname.ns-1", StartRecordType="TXT", MaxItems="1"
+        )["ResourceRecordSets"]
+        return [r["ResourceRecords"][0]["Value"] for r in sets if r["Type"] == "TXT"]
+
+    change(_txt("CREATE", '"owner=a at=1"'))
+    # A second CREATE with another value: refused, not an overwrite.
+    with pytest.raises(ClientError) as e:
+        change(_txt("CREATE", '"owner=b at=2"'))
+    assert e.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert "already exists" in e.value.response["Error"]["Message"]
+    assert lock_value() == ['"owner=a at=1"']
+    # Compare-and-swap with a stale value: the whole batch is refused.
+    with pytest.raises(ClientError) as e:
+        change(_txt("DELETE", '"owner=z at=0"'), _txt("CREATE", '"owner=b at=2"'))
+    assert e.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert "not found" in e.value.response["Error"]["Message"]
+    assert lock_value() == ['"owner=a at=1"']
+    # With the value read: swapped in one batch.
+    change(_txt("DELETE", '"owner=a at=1"'), _txt("CREATE", '"owner=b at=2"'))
+    assert lock_value() == ['"owner=b at=2"']
+    # UPSERT stays unconditional (the weight changes use it).
+    w.set_weights(100, 0, r53)
+    w.set_weights(90, 10, r53)

@@ -28,6 +28,17 @@ pub enum CanaryError {
     #[error("deployment in progress: {0}")]
     DeploymentInProgress(String),
 
+    /// The service already has the five task sets ECS allows (DRAINING ones
+    /// count); CreateTaskSet would fail. Delete the stale ones it names.
+    #[error("too many task sets: {0}")]
+    TooManyTaskSets(String),
+
+    /// The bake is shorter than a gate alarm needs to see a regression
+    /// (Period x EvaluationPeriods + evaluation delay). Lengthen the bake or
+    /// set `strategy.allowShortBake`.
+    #[error("bake too short: {0}")]
+    BakeTooShort(String),
+
     /// The task set a call names does not exist (and is not a retry of a call
     /// that already deleted it).
     #[error("task set not found: {0}")]
@@ -67,6 +78,8 @@ impl CanaryError {
         "TargetNotFound",
         "TargetMisconfigured",
         "DeploymentInProgress",
+        "TooManyTaskSets",
+        "BakeTooShort",
         "TaskSetNotFound",
         "NotReady",
         "NoHealthyInstances",
@@ -83,6 +96,8 @@ impl CanaryError {
             Self::TargetNotFound(_) => "TargetNotFound",
             Self::TargetMisconfigured(_) => "TargetMisconfigured",
             Self::DeploymentInProgress(_) => "DeploymentInProgress",
+            Self::TooManyTaskSets(_) => "TooManyTaskSets",
+            Self::BakeTooShort(_) => "BakeTooShort",
             Self::TaskSetNotFound(_) => "TaskSetNotFound",
             Self::NotReady(_) => "NotReady",
             Self::NoHealthyInstances(_) => "NoHealthyInstances",
@@ -105,6 +120,8 @@ impl CanaryError {
             Self::TargetNotFound(m) => Self::TargetNotFound(add(m)),
             Self::TargetMisconfigured(m) => Self::TargetMisconfigured(add(m)),
             Self::DeploymentInProgress(m) => Self::DeploymentInProgress(add(m)),
+            Self::TooManyTaskSets(m) => Self::TooManyTaskSets(add(m)),
+            Self::BakeTooShort(m) => Self::BakeTooShort(add(m)),
             Self::TaskSetNotFound(m) => Self::TaskSetNotFound(add(m)),
             Self::NotReady(m) => Self::NotReady(add(m)),
             Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
@@ -138,6 +155,8 @@ mod tests {
             CanaryError::TargetNotFound(String::new()),
             CanaryError::TargetMisconfigured(String::new()),
             CanaryError::DeploymentInProgress(String::new()),
+            CanaryError::TooManyTaskSets(String::new()),
+            CanaryError::BakeTooShort(String::new()),
             CanaryError::TaskSetNotFound(String::new()),
             CanaryError::NotReady(String::new()),
             CanaryError::NoHealthyInstances(String::new()),

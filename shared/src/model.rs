@@ -95,9 +95,26 @@ pub struct TaskSetNetwork {
     pub security_groups: Vec<String>,
     #[serde(default)]
     pub assign_public_ip: bool,
-    /// `FARGATE` (default) or `EC2`; ECS Anywhere (`EXTERNAL`) has no awsvpc.
+    /// `FARGATE` or `EC2`; ECS Anywhere (`EXTERNAL`) has no awsvpc. Give
+    /// at most one of this and `capacityProviderStrategy` (CreateTaskSet
+    /// refuses both); with neither, the cluster's default capacity provider
+    /// strategy places the first task set.
     #[serde(default)]
     pub launch_type: Option<String>,
+    /// Capacity providers for the first task set, instead of a launch type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderItem>>,
+}
+
+/// One item of an ECS capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProviderItem {
+    pub capacity_provider: String,
+    #[serde(default)]
+    pub weight: Option<i32>,
+    #[serde(default)]
+    pub base: Option<i32>,
 }
 
 /// How traffic moves. Defaults are filled in by `create-taskset`, which
@@ -120,6 +137,11 @@ pub struct StrategyInput {
     /// TTL to write on both weighted records (1..=300). Default: keep the
     /// records' current TTL.
     pub ttl_seconds: Option<u32>,
+    /// Accept a bake shorter than a gate alarm can see a regression in
+    /// (Period x EvaluationPeriods + evaluation delay). Default false: such a
+    /// deployment is refused with `BakeTooShort`.
+    #[serde(default)]
+    pub allow_short_bake: Option<bool>,
 }
 
 /// The complete strategy, defaults applied.

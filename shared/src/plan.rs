@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    AlarmGate, AlarmReport, DeploymentRequest, InsufficientData, Slot, Slots, Strategy,
-    StrategyInput, Target, Weights,
+    AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, InsufficientData, Slot, Slots,
+    Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
 };
 use crate::{CanaryError, Result};
 
@@ -26,6 +26,23 @@ pub const MAX_ALARMS: usize = 100;
 /// Route 53 allows at most 100 weighted records per name; we use two, but a
 /// canary of more than 20 steps is a typo, not a strategy.
 pub const MAX_STEPS: usize = 20;
+/// A Standard execution fails outright (no Catch runs, the task set is
+/// orphaned) when its history reaches 25,000 events (Step Functions quotas).
+pub const EXECUTION_HISTORY_LIMIT: u32 = 25_000;
+/// Events one readiness poll adds to the history: the check Task (entered,
+/// scheduled, started, succeeded, exited), the Choice (entered, exited) and
+/// the Wait (entered, exited). tests/statemachine counts them in the ASL and
+/// holds this number to it.
+pub const READINESS_EVENTS_PER_POLL: u32 = 9;
+/// Readiness may spend at most a fifth of the history: the steps, bakes,
+/// rollback and retries (3 events each, up to 6 per poll: still under 15,000
+/// events at this count) need the rest.
+pub const MAX_READY_POLLS: u32 = EXECUTION_HISTORY_LIMIT / 5 / READINESS_EVENTS_PER_POLL;
+/// ECS allows 5 task sets per service, DRAINING ones included (ECS quotas).
+pub const MAX_TASK_SETS_PER_SERVICE: usize = 5;
+/// ECS takes at most 20 capacity providers in a strategy, weights 0..=1000,
+/// base 0..=100000 (CapacityProviderStrategyItem).
+pub const MAX_CAPACITY_PROVIDERS: usize = 20;
 
 // ------------------------------------------------------------------ validation
 
@@ -104,6 +121,9 @@ pub fn validate_target(t: &Target) -> Result<()> {
                 )));
             }
         }
+        if let Some(cps) = &n.capacity_provider_strategy {
+            validate_capacity_providers(cps, n.launch_type.is_some())?;
+        }
     }
     let (b, g) = (&t.slots.blue, &t.slots.green);
     if b.set_identifier == g.set_identifier {
@@ -125,6 +145,36 @@ pub fn validate_target(t: &Target) -> Result<()> {
         return Err(CanaryError::invalid(
             "target.recordName must differ from the slots' DNS names (a CNAME to itself)",
         ));
+    }
+    Ok(())
+}
+
+fn validate_capacity_providers(cps: &[CapacityProviderItem], has_launch_type: bool) -> Result<()> {
+    if has_launch_type {
+        return Err(CanaryError::invalid(
+            "target.network: give launchType or capacityProviderStrategy, not both \
+             (CreateTaskSet refuses both)",
+        ));
+    }
+    if cps.is_empty() || cps.len() > MAX_CAPACITY_PROVIDERS {
+        return Err(CanaryError::invalid(format!(
+            "target.network.capacityProviderStrategy must list 1..={MAX_CAPACITY_PROVIDERS} \
+             capacity providers (omit it for the cluster's default strategy)"
+        )));
+    }
+    for c in cps {
+        require_non_empty(
+            "target.network.capacityProviderStrategy[].capacityProvider",
+            &c.capacity_provider,
+        )?;
+        if c.weight.is_some_and(|w| !(0..=1000).contains(&w))
+            || c.base.is_some_and(|b| !(0..=100_000).contains(&b))
+        {
+            return Err(CanaryError::invalid(format!(
+                "target.network.capacityProviderStrategy: {} needs weight 0..=1000 and base 0..=100000",
+                c.capacity_provider
+            )));
+        }
     }
     Ok(())
 }
@@ -313,7 +363,9 @@ pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
         validate_wait("readyTimeoutSeconds", v, 1)?;
     }
     if let Some(v) = s.ready_poll_seconds {
-        validate_wait("readyPollSeconds", v, 0)?;
+        // 0 would poll as fast as Step Functions runs: thousands of history
+        // events a minute.
+        validate_wait("readyPollSeconds", v, 1)?;
     }
     let timeout = s
         .ready_timeout_seconds
@@ -322,6 +374,17 @@ pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
         if poll > timeout {
             return Err(CanaryError::invalid(format!(
                 "strategy.readyPollSeconds ({poll}) is longer than readyTimeoutSeconds ({timeout})"
+            )));
+        }
+        let polls = ready_polls(timeout, poll);
+        if polls > MAX_READY_POLLS {
+            return Err(CanaryError::invalid(format!(
+                "strategy.readyTimeoutSeconds {timeout} with readyPollSeconds {poll} is {polls} \
+                 readiness checks, {} execution history events; at most {MAX_READY_POLLS} checks \
+                 fit (an execution fails outright at {EXECUTION_HISTORY_LIMIT} events): poll at \
+                 least every {}s",
+                u64::from(polls) * u64::from(READINESS_EVENTS_PER_POLL),
+                min_ready_poll_seconds(timeout)
             )));
         }
     }
@@ -367,12 +430,34 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
         ready_timeout_seconds: s
             .ready_timeout_seconds
             .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
-        ready_poll_seconds: s.ready_poll_seconds.unwrap_or(DEFAULT_READY_POLL_SECONDS),
+        ready_poll_seconds: s.ready_poll_seconds.unwrap_or_else(|| {
+            default_ready_poll_seconds(
+                s.ready_timeout_seconds
+                    .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
+            )
+        }),
         drain_seconds: s
             .drain_seconds
             .unwrap_or_else(|| drain_seconds(ttl, cloudmap_ttl)),
         ttl_seconds: ttl,
     }
+}
+
+/// How many readiness checks a wait of `timeout` polled every `poll` runs at
+/// most: one at the start, one after each poll until the deadline.
+pub fn ready_polls(timeout: u32, poll: u32) -> u32 {
+    timeout.div_ceil(poll.max(1)).saturating_add(1)
+}
+
+/// The shortest poll interval that keeps `timeout` within [`MAX_READY_POLLS`].
+pub fn min_ready_poll_seconds(timeout: u32) -> u32 {
+    timeout.div_ceil(MAX_READY_POLLS - 1).max(1)
+}
+
+/// The default poll interval grows with a long timeout so the history bound
+/// holds without the user computing it.
+pub fn default_ready_poll_seconds(timeout: u32) -> u32 {
+    DEFAULT_READY_POLL_SECONDS.max(min_ready_poll_seconds(timeout))
 }
 
 /// How long to wait after the last weight change before deleting a task set:
@@ -495,6 +580,206 @@ pub fn decide_slots(
     }
 }
 
+/// Refuses a new task set when the service already has the five ECS
+/// allows (DRAINING ones count: ECS quotas), naming them, before ECS answers
+/// CreateTaskSet with an unexplained InvalidParameterException.
+pub fn check_task_set_room(task_sets: &[TaskSetView]) -> Result<()> {
+    if task_sets.len() < MAX_TASK_SETS_PER_SERVICE {
+        return Ok(());
+    }
+    let named: Vec<String> = task_sets
+        .iter()
+        .map(|t| match &t.external_id {
+            Some(x) => format!("{} ({}, {x})", t.id, t.status),
+            None => format!("{} ({})", t.id, t.status),
+        })
+        .collect();
+    Err(CanaryError::TooManyTaskSets(format!(
+        "the service has {} task sets and ECS allows {MAX_TASK_SETS_PER_SERVICE} (DRAINING ones \
+         count): {}; delete the stale ones (aws ecs delete-task-set --force) or wait until the \
+         DRAINING ones are gone",
+        task_sets.len(),
+        named.join(", ")
+    )))
+}
+
+// ------------------------------------------------------------------ placement
+
+/// Where a new task set runs: exactly one of a launch type and a capacity
+/// provider strategy, or neither (the cluster's default capacity provider
+/// strategy). CreateTaskSet refuses both at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    LaunchType(String),
+    CapacityProviders(Vec<CapacityProviderItem>),
+    ClusterDefault,
+}
+
+/// What a task set (or service) reports, reduced to one placement: a
+/// non-empty capacity provider strategy wins over a launch type, because
+/// ECS may report the launch type a strategy resolved to next to it, and
+/// copying both would make every later CreateTaskSet fail.
+pub fn placement_of(launch_type: Option<&str>, cps: &[CapacityProviderItem]) -> Placement {
+    if !cps.is_empty() {
+        Placement::CapacityProviders(cps.to_vec())
+    } else if let Some(lt) = launch_type.filter(|l| !l.is_empty()) {
+        Placement::LaunchType(lt.to_string())
+    } else {
+        Placement::ClusterDefault
+    }
+}
+
+/// The placement of a first task set: the input's `target.network` says
+/// (launchType or capacityProviderStrategy); without it, what the service
+/// itself was created with; without that, the cluster's default strategy
+/// (never a forced FARGATE).
+pub fn first_placement(network: Option<&TaskSetNetwork>, service: Placement) -> Placement {
+    match network {
+        Some(n) => {
+            let cps = n.capacity_provider_strategy.as_deref().unwrap_or_default();
+            match placement_of(n.launch_type.as_deref(), cps) {
+                Placement::ClusterDefault => service,
+                chosen => chosen,
+            }
+        }
+        None => service,
+    }
+}
+
+// ------------------------------------------------------------------ deployment lock
+
+/// The first label of the lock record: a TXT record
+/// `_ecs-dns-canary-lock.<recordName>` in the user's hosted zone.
+pub const LOCK_LABEL: &str = "_ecs-dns-canary-lock";
+/// How long a lock whose owner shows no task set still holds: longer than
+/// ECS takes to show a new task set in DescribeServices (eventually
+/// consistent reads: seconds) plus create-taskset's own run time, shorter
+/// than any real deployment (its readiness wait alone takes longer). After
+/// it, an owner without a task set has ended (failed and cleaned up) or
+/// crashed before creating one.
+pub const LOCK_GRACE_SECONDS: i64 = 120;
+
+/// Why one deployment per service holds even when ECS reads are stale.
+///
+/// The overlap check reads DescribeServices, which is eventually consistent:
+/// a rival's task set created a moment ago may not be listed, so two
+/// deployments (one ECR push of `v2` and `latest` is two events) can both
+/// pick the same idle slot. Reading until stable cannot prove a rival's
+/// absence, so the lock is an atomic conditional write instead: a Route 53
+/// change batch is applied entirely or not at all, `CREATE` fails when the
+/// record exists and `DELETE` fails unless the record's value matches
+/// exactly (Route 53 API Reference, ChangeResourceRecordSets). Acquiring is
+/// `CREATE` (no lock yet) or `DELETE <value read> + CREATE <ours>` in one
+/// batch (a compare-and-swap over a finished owner): of two deployments
+/// racing, exactly one change succeeds. The record lives in the zone the
+/// user already gives us, so no new resource is needed; it costs one read
+/// and one write per deployment against Route 53's 5 requests/s (a
+/// throttled call is `Retryable`).
+///
+/// There is no release step: a lock is free once its owner is visibly done
+/// (its task set is the only one left: promoted, or it is gone after
+/// [`LOCK_GRACE_SECONDS`]: failed and cleaned up, or crashed before
+/// creating). A crash therefore blocks the service for at most the grace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentLock {
+    pub owner: String,
+    /// Epoch seconds when it was taken.
+    pub acquired_at: i64,
+}
+
+impl DeploymentLock {
+    /// The TXT value (quoted, as Route 53 stores TXT strings).
+    pub fn value(&self) -> String {
+        format!("\"owner={} at={}\"", self.owner, self.acquired_at)
+    }
+
+    /// Reads a TXT value written by [`DeploymentLock::value`].
+    pub fn parse(value: &str) -> Option<Self> {
+        let inner = value.trim().trim_matches('"');
+        let mut owner = None;
+        let mut at = None;
+        for part in inner.split_whitespace() {
+            if let Some(o) = part.strip_prefix("owner=") {
+                owner = Some(o.to_string());
+            } else if let Some(a) = part.strip_prefix("at=") {
+                at = a.parse().ok();
+            }
+        }
+        Some(Self {
+            owner: owner.filter(|o| !o.is_empty())?,
+            acquired_at: at?,
+        })
+    }
+}
+
+/// The lock record's name for a target's record name.
+pub fn lock_record_name(record_name: &str) -> String {
+    format!("{LOCK_LABEL}.{}", record_name.trim_end_matches('.'))
+}
+
+/// What create-taskset does about the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAction {
+    /// No lock: CREATE ours.
+    Create,
+    /// Ours already (a retry): nothing to write.
+    Held,
+    /// The owner is done: swap its value for ours in one batch.
+    TakeOver,
+    /// Another deployment holds it: refuse (`DeploymentInProgress`).
+    Refuse(String),
+}
+
+/// Decides from the lock read (`None`: no record; `Some(None)`: a value this
+/// version cannot read, taken over like a finished owner) and the service's
+/// task sets whether this deployment may take the lock.
+pub fn decide_lock(
+    existing: Option<Option<&DeploymentLock>>,
+    ours: &str,
+    now: i64,
+    task_sets: &[TaskSetView],
+) -> LockAction {
+    let lock = match existing {
+        None => return LockAction::Create,
+        Some(None) => return LockAction::TakeOver,
+        Some(Some(l)) => l,
+    };
+    if lock.owner == ours {
+        return LockAction::Held;
+    }
+    let live: Vec<&TaskSetView> = task_sets
+        .iter()
+        .filter(|t| t.status != "DRAINING")
+        .collect();
+    let owned: Vec<&&TaskSetView> = live
+        .iter()
+        .filter(|t| t.external_id.as_deref() == Some(lock.owner.as_str()))
+        .collect();
+    let age = now.saturating_sub(lock.acquired_at);
+    if !owned.is_empty() {
+        if live.len() == 1 && owned.iter().all(|t| t.status == "PRIMARY") {
+            // Its task set is the only one and PRIMARY: promoted (a first
+            // deployment's lone task set is not PRIMARY until it has all
+            // the traffic); the deployment is over.
+            return LockAction::TakeOver;
+        }
+        return LockAction::Refuse(format!(
+            "deployment {} holds the service's lock (taken {age}s ago) and its task set is \
+             not promoted yet; wait for it to finish or roll it back",
+            lock.owner
+        ));
+    }
+    if age < LOCK_GRACE_SECONDS {
+        return LockAction::Refuse(format!(
+            "deployment {} took the service's lock {age}s ago and its task set may not be \
+             visible yet (ECS reads are eventually consistent); try again in {}s if it ended",
+            lock.owner,
+            LOCK_GRACE_SECONDS - age
+        ));
+    }
+    LockAction::TakeOver
+}
+
 /// Two create-taskset calls for one service can overlap: both read one task
 /// set, both create theirs. Each re-reads the service after creating; the
 /// task set created later (then the larger id) yields. Returns the rival
@@ -595,6 +880,24 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
     )
 }
 
+/// How long a task set may be MISSING from DescribeTaskSets after its
+/// creation before it counts as gone: ECS reads are eventually consistent
+/// (a new task set can be missing for a moment), and TaskSetNotFound sends
+/// the execution to clean-up, whose delete would then call it "already gone"
+/// and leave it running. Bounded: after this, MISSING is believed.
+pub const NEW_TASK_SET_VISIBILITY_GRACE_SECONDS: u64 = 60;
+
+/// `Some(reason)`: a MISSING task set `waited` seconds after its creation is
+/// probably not visible yet: poll again. `None`: it is gone.
+pub fn missing_task_set(waited: u64) -> Option<String> {
+    (waited < NEW_TASK_SET_VISIBILITY_GRACE_SECONDS).then(|| {
+        format!(
+            "ECS does not list the task set yet ({waited}s after its creation; reads are \
+             eventually consistent, up to {NEW_TASK_SET_VISIBILITY_GRACE_SECONDS}s is waited for)"
+        )
+    })
+}
+
 // ------------------------------------------------------------------ alarm gate
 
 /// An alarm as observed: its state now and whether it was in ALARM at some
@@ -652,6 +955,200 @@ pub fn gate_verdict(observed: &[AlarmObservation], policy: InsufficientData) -> 
         reports,
         insufficient_data: insufficient,
         failure: (!culprits.is_empty()).then(|| culprits.join("; ")),
+    }
+}
+
+// ------------------------------------------------------------------ bake vs alarms
+
+/// What an alarm needs to see a regression, as read from DescribeAlarms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmWindow {
+    /// A metric alarm: its Period and EvaluationPeriods.
+    Metric {
+        period: u32,
+        evaluation_periods: u32,
+    },
+    /// A composite alarm: the windows of the children it names that could be
+    /// read (a child that is itself composite counts by its own children,
+    /// one level deep; unreadable children are left out).
+    Composite(Vec<AlarmWindow>),
+    /// Nothing to compute from (a metric-math alarm without a period).
+    Unknown,
+}
+
+/// Seconds from a regression to the alarm going ALARM: Period x
+/// EvaluationPeriods, plus the evaluation interval (alarms of 10 and 30 s
+/// periods are evaluated every 10 s, others every minute: CloudWatch
+/// User Guide, "Alarm evaluation") for the last datapoint to be evaluated.
+/// A composite is as slow as its slowest child. `None`: not computable.
+pub fn alarm_horizon_seconds(w: &AlarmWindow) -> Option<u32> {
+    match w {
+        AlarmWindow::Metric {
+            period,
+            evaluation_periods,
+        } => {
+            let interval = if *period < 60 { 10 } else { 60 };
+            Some(
+                period
+                    .saturating_mul((*evaluation_periods).max(1))
+                    .saturating_add(interval),
+            )
+        }
+        AlarmWindow::Composite(children) => children.iter().filter_map(alarm_horizon_seconds).max(),
+        AlarmWindow::Unknown => None,
+    }
+}
+
+/// The alarm names a composite alarm's rule refers to:
+/// `ALARM("a") OR OK(b) AND INSUFFICIENT_DATA("c d")` gives a, b, c d.
+/// A reference may also be an alarm ARN (its last `:alarm:` part is the name).
+pub fn composite_children(rule: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for func in ["ALARM(", "OK(", "INSUFFICIENT_DATA("] {
+        let mut rest = rule;
+        while let Some(at) = rest.find(func) {
+            // "OK(" inside "...LOOK(" is not a function: require a boundary.
+            let boundary = rest[..at]
+                .chars()
+                .last()
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+            let after = &rest[at + func.len()..];
+            let Some(end) = after.find(')') else { break };
+            if boundary {
+                let inner = after[..end].trim().trim_matches('"').trim();
+                let name = inner
+                    .rsplit_once(":alarm:")
+                    .map_or(inner, |(_, n)| n)
+                    .to_string();
+                if !name.is_empty() && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+/// Refuses a bake shorter than a gate alarm needs to see a regression:
+/// a regression whose alarm fires after the last gate can no longer roll
+/// back once the old task set is deleted. `allow_short` (the explicit
+/// `strategy.allowShortBake`) accepts it. Alarms whose window cannot be
+/// computed do not bound the bake (they are named in the log).
+pub fn check_bake(
+    bake_seconds: u32,
+    windows: &[(String, AlarmWindow)],
+    allow_short: bool,
+) -> Result<()> {
+    if allow_short {
+        return Ok(());
+    }
+    let short: Vec<String> = windows
+        .iter()
+        .filter_map(|(name, w)| {
+            alarm_horizon_seconds(w)
+                .filter(|h| *h > bake_seconds)
+                .map(|h| format!("{name} needs {h}s"))
+        })
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(CanaryError::BakeTooShort(format!(
+        "strategy.bakeSeconds is {bake_seconds}s but {}: an alarm could fire after the last gate, \
+         when the old task set is gone; lengthen the bake or set strategy.allowShortBake: true",
+        short.join(", ")
+    )))
+}
+
+// ------------------------------------------------------------------ slot registries
+
+/// What a slot's Cloud Map service is, for the checks below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryShape {
+    /// `DNS_PRIVATE`, `DNS_PUBLIC` or `HTTP`.
+    pub namespace_type: String,
+    /// The DNS record types of the service (`A`, `AAAA`, `SRV`, `CNAME`).
+    pub record_types: Vec<String>,
+}
+
+/// A slot works only if its Cloud Map service answers A records in a private
+/// DNS namespace: the weighted CNAME points at that name, and a name with
+/// only SRV (or no DNS at all, an HTTP namespace) resolves to nothing, an
+/// outage at the first weight shift.
+pub fn check_slot_registry(slot: Slot, r: &RegistryShape) -> Result<()> {
+    if r.namespace_type != "DNS_PRIVATE" {
+        return Err(CanaryError::TargetMisconfigured(format!(
+            "the {slot} slot's Cloud Map service is in a {} namespace; it must be in a private \
+             DNS namespace (DNS_PRIVATE) for the CNAME to resolve",
+            if r.namespace_type.is_empty() {
+                "typeless"
+            } else {
+                r.namespace_type.as_str()
+            }
+        )));
+    }
+    if !r.record_types.iter().any(|t| t == "A") {
+        return Err(CanaryError::TargetMisconfigured(format!(
+            "the {slot} slot's Cloud Map service has DNS records {:?} but no A record: the \
+             CNAME to it would resolve to nothing",
+            r.record_types
+        )));
+    }
+    Ok(())
+}
+
+/// The task definition facts the service registry depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskNetworking {
+    /// `awsvpc`, `bridge`, `host` or `none` (absent = bridge on EC2).
+    pub network_mode: String,
+    /// (container name, container port) of every port mapping.
+    pub ports: Vec<(String, i32)>,
+}
+
+/// The containerName / containerPort the new task set's service registry
+/// carries. ECS needs both for bridge and host networking and for SRV
+/// records (ECS ServiceRegistry reference); with awsvpc and A records only
+/// they are optional. `copied` is what the live task set's registry has;
+/// it must still match a port mapping of the new task definition. Without
+/// it, `container` (the deployed container) and its first mapped port.
+pub fn registry_ports(
+    td: &TaskNetworking,
+    any_srv: bool,
+    container: &str,
+    copied: Option<(String, i32)>,
+) -> Result<Option<(String, i32)>> {
+    let mode = if td.network_mode.is_empty() {
+        "bridge"
+    } else {
+        td.network_mode.as_str()
+    };
+    let needed = any_srv || mode == "bridge" || mode == "host";
+    if let Some((name, port)) = copied {
+        if td.ports.iter().any(|(n, p)| *n == name && *p == port) {
+            return Ok(Some((name, port)));
+        }
+        if needed {
+            return Err(CanaryError::TargetMisconfigured(format!(
+                "the live task set registers container {name} port {port} in Cloud Map, but the \
+                 new task definition maps no such port ({mode} networking needs it)"
+            )));
+        }
+        return Ok(None);
+    }
+    if !needed {
+        return Ok(None);
+    }
+    match td.ports.iter().find(|(n, _)| n == container) {
+        Some((n, p)) => Ok(Some((n.clone(), *p))),
+        None => {
+            Err(CanaryError::TargetMisconfigured(format!(
+            "the task definition uses {mode} networking{} so Cloud Map needs a container port, \
+             but container {container:?} has no port mapping",
+            if any_srv { " and a slot has SRV records," } else { "," }
+        )))
+        }
     }
 }
 

@@ -224,15 +224,38 @@ async fn readiness_invalid_input_makes_no_aws_call() {
 }
 
 #[tokio::test]
-async fn a_missing_task_set_is_task_set_not_found() {
+async fn a_task_set_missing_long_after_its_creation_is_task_set_not_found() {
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::live_blue()])])
+        .context();
+    let created = canary_engine::time::format(aws_smithy_types::DateTime::from_secs(
+        canary_engine::time::now().secs() - 61,
+    ));
+
+    assert_eq!(
+        err_type(check_health::run(&ctx, &readiness(&created)).await),
+        "TaskSetNotFound"
+    );
+}
+
+#[tokio::test]
+async fn a_task_set_missing_just_after_its_creation_is_not_ready_yet() {
+    // ECS reads are eventually consistent: DescribeTaskSets may call a task
+    // set MISSING right after CreateTaskSet. That is "poll again", not
+    // TaskSetNotFound (whose clean-up would call it "already gone" and
+    // leave it running).
     let ctx = Mocks::new()
         .ecs(&[&ecs::describe_task_sets(vec![ecs::live_blue()])])
         .context();
 
-    assert_eq!(
-        err_type(check_health::run(&ctx, &readiness(&just_now())).await),
-        "TaskSetNotFound"
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
     );
+    assert!(!r.ready);
+    assert_eq!(r.stability_status, "MISSING");
+    assert!(r.reason.contains("eventually consistent"), "{}", r.reason);
 }
 
 #[tokio::test]

@@ -58,6 +58,115 @@ struct Aws {
     create: Rule,
     registered: Seen<RegisterTaskDefinitionInput>,
     created: Seen<CreateTaskSetInput>,
+    /// The deployment lock record, as Route 53 holds it.
+    lock: LockStore,
+    lock_list: Rule,
+    lock_change: Rule,
+}
+
+/// The lock record `_ecs-dns-canary-lock.<record>` (TXT value, TTL) with
+/// Route 53's conditional semantics: a batch is applied whole or not at
+/// all, CREATE fails when the record exists, DELETE unless it matches.
+type LockStore = std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>;
+
+// A rule that cannot build its answer is a failed test.
+#[allow(clippy::unwrap_used)]
+fn lock_rules(store: &LockStore) -> (Rule, Rule) {
+    use aws_sdk_route53::operation::change_resource_record_sets::{
+        ChangeResourceRecordSetsError, ChangeResourceRecordSetsOutput,
+    };
+    use aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput;
+    use aws_sdk_route53::types::{ChangeInfo, ChangeStatus, ResourceRecord, RrType};
+    let name = format!("_ecs-dns-canary-lock.{RECORD}.");
+    let (list_store, change_store) = (store.clone(), store.clone());
+    let list_name = name.clone();
+    let list = mock!(aws_sdk_route53::Client::list_resource_record_sets)
+        .match_requests(|r| r.start_record_type() == Some(&RrType::Txt))
+        .then_compute_output(move |_| {
+            let held = list_store.lock().unwrap().clone();
+            ListResourceRecordSetsOutput::builder()
+                .set_resource_record_sets(Some(
+                    held.map(|(value, ttl)| {
+                        aws_sdk_route53::types::ResourceRecordSet::builder()
+                            .name(&list_name)
+                            .r#type(RrType::Txt)
+                            .ttl(ttl)
+                            .resource_records(
+                                ResourceRecord::builder().value(value).build().unwrap(),
+                            )
+                            .build()
+                            .unwrap()
+                    })
+                    .into_iter()
+                    .collect(),
+                ))
+                .is_truncated(false)
+                .max_items(1)
+                .build()
+                .unwrap()
+        });
+    let change = mock!(aws_sdk_route53::Client::change_resource_record_sets)
+        .match_requests(|r| {
+            r.change_batch().is_some_and(|b| {
+                b.changes().iter().all(|c| {
+                    c.resource_record_set()
+                        .is_some_and(|s| s.r#type() == &RrType::Txt)
+                })
+            })
+        })
+        .then_compute_response(move |req| {
+            let mut held = change_store.lock().unwrap();
+            let mut next = held.clone();
+            for c in req.change_batch().unwrap().changes() {
+                let set = c.resource_record_set().unwrap();
+                let value = set.resource_records()[0].value().to_string();
+                let ttl = set.ttl().unwrap();
+                let ok = match c.action() {
+                    aws_sdk_route53::types::ChangeAction::Create => next.is_none(),
+                    aws_sdk_route53::types::ChangeAction::Delete => {
+                        next.as_ref() == Some(&(value.clone(), ttl))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    let msg = format!(
+                        "Tried to {} resource record set [name='{name}', type='TXT'] but it {}",
+                        c.action().as_str().to_lowercase(),
+                        if next.is_some() {
+                            "already exists"
+                        } else {
+                            "was not found"
+                        }
+                    );
+                    return aws_smithy_mocks::MockResponse::Error(
+                        ChangeResourceRecordSetsError::generic(
+                            aws_smithy_types::error::ErrorMetadata::builder()
+                                .code("InvalidChangeBatch")
+                                .message(msg)
+                                .build(),
+                        ),
+                    );
+                }
+                next = match c.action() {
+                    aws_sdk_route53::types::ChangeAction::Create => Some((value, ttl)),
+                    _ => None,
+                };
+            }
+            *held = next;
+            aws_smithy_mocks::MockResponse::Output(
+                ChangeResourceRecordSetsOutput::builder()
+                    .change_info(
+                        ChangeInfo::builder()
+                            .id("/change/CLOCK")
+                            .status(ChangeStatus::Pending)
+                            .submitted_at(aws_smithy_types::DateTime::from_secs(0))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+        });
+    (list, change)
 }
 
 impl Aws {
@@ -92,7 +201,12 @@ impl Aws {
                 CreateTaskSetOutput::builder().task_set(ts).build()
             })
         };
+        let lock = LockStore::default();
+        let (lock_list, lock_change) = lock_rules(&lock);
         Self {
+            lock,
+            lock_list,
+            lock_change,
             describe_services: ecs::describe_services(task_sets),
             records: r53::list(records),
             blue_service: cloudmap::get_service(Slot::Blue, 10),
@@ -131,7 +245,7 @@ impl Aws {
                 &self.register,
                 &self.create,
             ])
-            .route53(&[&self.records])
+            .route53(&[&self.lock_list, &self.records, &self.lock_change])
             .cloudmap(&[&self.blue_service, &self.green_service, &self.namespace])
             .cloudwatch(&[&self.alarms, &self.history])
             .context()
@@ -144,6 +258,7 @@ impl Aws {
             "RegisterTaskDefinition called"
         );
         assert_eq!(self.create.num_calls(), 0, "CreateTaskSet called");
+        assert_eq!(self.lock_change.num_calls(), 0, "deployment lock written");
     }
 }
 
@@ -686,7 +801,7 @@ async fn the_lambda_entry_point_returns_the_sample_deployment() {
             &aws.register,
             &aws.create,
         ])
-        .route53(&[&aws.records])
+        .route53(&[&aws.lock_list, &aws.records, &aws.lock_change])
         .cloudmap(&[&aws.blue_service, &aws.green_service, &aws.namespace])
         .cloudwatch(&[&aws.alarms, &aws.history, &other_history])
         .context();
@@ -701,4 +816,463 @@ async fn the_lambda_entry_point_returns_the_sample_deployment() {
         serde_json::from_value(fixture("deployment.json")).unwrap();
     sample.created_at = d.created_at.clone();
     assert_eq!(d, sample);
+}
+
+// ------------------------------------------------------------ issue 12
+
+#[tokio::test]
+async fn a_sixth_task_set_is_too_many_task_sets_naming_them() {
+    // The live one and four DRAINING leftovers: ECS would refuse a sixth
+    // with an InvalidParameterException that names nothing.
+    let mut sets = vec![ecs::live_blue()];
+    for i in 1..=4u64 {
+        sets.push(ecs::task_set(
+            NEW_TS + i,
+            Slot::Green,
+            "DRAINING",
+            Some(&format!("orders-old-{i}")),
+            4,
+        ));
+    }
+    let aws = Aws::new(sets, 100, 0);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TooManyTaskSets");
+    for i in 1..=4u64 {
+        assert!(e.to_string().contains(&task_set_id(NEW_TS + i)), "{e}");
+    }
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn capacity_providers_are_copied_without_the_launch_type() {
+    // ECS reports the launch type a capacity provider strategy resolved to
+    // next to the strategy; CreateTaskSet refuses both.
+    let mut live = ecs::live_blue();
+    live.capacity_provider_strategy = Some(vec![
+        aws_sdk_ecs::types::CapacityProviderStrategyItem::builder()
+            .capacity_provider("FARGATE_SPOT")
+            .weight(3)
+            .base(1)
+            .build()
+            .unwrap(),
+    ]);
+    let aws = Aws::new(vec![live], 100, 0);
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let c = aws.created.only();
+    assert_eq!(c.launch_type(), None);
+    let cps = c.capacity_provider_strategy();
+    assert_eq!(cps.len(), 1);
+    assert_eq!(
+        (cps[0].capacity_provider(), cps[0].weight(), cps[0].base()),
+        ("FARGATE_SPOT", 3, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_first_deployment_does_not_force_fargate() {
+    let mut svc = ecs::service(DeploymentControllerType::External, Vec::new());
+    svc.task_definition = Some(task_definition_arn(1));
+    let mut aws = Aws::new(Vec::new(), 100, 0);
+    aws.describe_services = ecs::describe_service(svc);
+    aws.td_base =
+        ecs::describe_task_definition(&task_definition_arn(1), ecs::task_definition(1, OLD_IMAGE));
+    let mut req = request();
+    req.request.target.network = Some(canary_engine::model::TaskSetNetwork {
+        subnets: vec!["subnet-0input".into()],
+        security_groups: vec!["sg-0input".into()],
+        assign_public_ip: false,
+        launch_type: None,
+        capacity_provider_strategy: None,
+    });
+
+    create_taskset::run(&aws.context(), &req).await.unwrap();
+
+    // Neither: the cluster's default capacity provider strategy applies.
+    let c = aws.created.only();
+    assert_eq!(c.launch_type(), None);
+    assert!(c.capacity_provider_strategy().is_empty());
+}
+
+#[tokio::test]
+async fn a_first_deployment_takes_the_inputs_capacity_providers() {
+    let mut svc = ecs::service(DeploymentControllerType::External, Vec::new());
+    svc.task_definition = Some(task_definition_arn(1));
+    let mut aws = Aws::new(Vec::new(), 100, 0);
+    aws.describe_services = ecs::describe_service(svc);
+    aws.td_base =
+        ecs::describe_task_definition(&task_definition_arn(1), ecs::task_definition(1, OLD_IMAGE));
+    let mut req = request();
+    req.request.target.network = Some(canary_engine::model::TaskSetNetwork {
+        subnets: vec!["subnet-0input".into()],
+        security_groups: vec![],
+        assign_public_ip: false,
+        launch_type: None,
+        capacity_provider_strategy: Some(vec![canary_engine::model::CapacityProviderItem {
+            capacity_provider: "orders-asg".into(),
+            weight: Some(1),
+            base: None,
+        }]),
+    });
+
+    create_taskset::run(&aws.context(), &req).await.unwrap();
+
+    let c = aws.created.only();
+    assert_eq!(c.launch_type(), None);
+    assert_eq!(
+        c.capacity_provider_strategy()[0].capacity_provider(),
+        "orders-asg"
+    );
+}
+
+fn metric_alarm(name: &str, period: i32, evaluation_periods: i32) -> MetricAlarm {
+    let mut a = cw::alarm(name, "OK");
+    a.period = Some(period);
+    a.evaluation_periods = Some(evaluation_periods);
+    a
+}
+
+#[tokio::test]
+async fn a_bake_shorter_than_an_alarm_can_see_is_bake_too_short() {
+    // 300 s x 1 + 60 s evaluation > the default 300 s bake.
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 300, 1)]);
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "BakeTooShort");
+    assert!(e.to_string().contains(ALARM), "{e}");
+    aws.nothing_written();
+
+    // The explicit option accepts it; a long enough bake needs none.
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 300, 1)]);
+    let mut req = request();
+    req.request.strategy.allow_short_bake = Some(true);
+    create_taskset::run(&aws.context(), &req).await.unwrap();
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 300, 1)]);
+    let mut req = request();
+    req.request.strategy.bake_seconds = Some(360);
+    create_taskset::run(&aws.context(), &req).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_composite_gate_alarm_is_found_and_bounded_by_its_children() {
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{AlarmType, CompositeAlarm, StateValue};
+    const COMPOSITE: &str = "orders-health";
+    let mut aws = Aws::blue_live();
+    // DescribeAlarms returns composite alarms only when AlarmTypes names them.
+    aws.alarms = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_compute_output(|req| {
+        let wanted = req.alarm_names();
+        let composites = req.alarm_types().contains(&AlarmType::CompositeAlarm);
+        let mut out = DescribeAlarmsOutput::builder();
+        if wanted.iter().any(|w| w == COMPOSITE) && composites {
+            out = out.composite_alarms(
+                CompositeAlarm::builder()
+                    .alarm_name(COMPOSITE)
+                    .state_value(StateValue::Ok)
+                    .state_reason("all children OK")
+                    .alarm_rule(format!(r#"ALARM("{ALARM}") OR ALARM("{OTHER_ALARM}")"#))
+                    .build(),
+            );
+        }
+        for (name, period, n) in [(ALARM, 60, 3), (OTHER_ALARM, 60, 10)] {
+            if wanted.iter().any(|w| w == name) {
+                out = out.metric_alarms(metric_alarm(name, period, n));
+            }
+        }
+        out.build()
+    });
+    aws.history = cw::history(COMPOSITE, Vec::new(), &Seen::new());
+    let mut req = request();
+    req.request.alarms.names = vec![COMPOSITE.into()];
+
+    // The slower child (60 s x 10 + 60 s) bounds the bake.
+    let e = err(create_taskset::run(&aws.context(), &req).await);
+    assert_eq!(e.error_type(), "BakeTooShort");
+    assert!(e.to_string().contains("orders-health needs 660s"), "{e}");
+    aws.nothing_written();
+
+    req.request.strategy.bake_seconds = Some(660);
+    create_taskset::run(&aws.context(), &req).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slot_with_only_srv_records_is_target_misconfigured() {
+    use aws_sdk_servicediscovery::types::{DnsConfig, DnsRecord, RecordType};
+    let mut aws = Aws::blue_live();
+    aws.green_service = mock!(aws_sdk_servicediscovery::Client::get_service).then_output(|| {
+        aws_sdk_servicediscovery::operation::get_service::GetServiceOutput::builder()
+            .service(
+                aws_sdk_servicediscovery::types::Service::builder()
+                    .id(GREEN_SRV)
+                    .name("orders-green")
+                    .namespace_id(NAMESPACE_ID)
+                    .dns_config(
+                        DnsConfig::builder()
+                            .dns_records(
+                                DnsRecord::builder()
+                                    .r#type(RecordType::Srv)
+                                    .ttl(10)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("no A record"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn a_slot_outside_a_private_dns_namespace_is_target_misconfigured() {
+    let mut aws = Aws::blue_live();
+    aws.namespace = mock!(aws_sdk_servicediscovery::Client::get_namespace).then_output(|| {
+        aws_sdk_servicediscovery::operation::get_namespace::GetNamespaceOutput::builder()
+            .namespace(
+                aws_sdk_servicediscovery::types::Namespace::builder()
+                    .id(NAMESPACE_ID)
+                    .name("shop.local")
+                    .r#type(aws_sdk_servicediscovery::types::NamespaceType::DnsPublic)
+                    .build(),
+            )
+            .build()
+    });
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("DNS_PUBLIC"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn bridge_networking_registers_the_containers_port() {
+    // First deployment, bridge networking: Cloud Map needs containerName and
+    // containerPort, which no live task set can lend.
+    let mut svc = ecs::service(DeploymentControllerType::External, Vec::new());
+    svc.task_definition = Some(task_definition_arn(1));
+    let mut td = ecs::task_definition(1, OLD_IMAGE);
+    td.network_mode = Some(ecs::NetworkMode::Bridge);
+    let mut aws = Aws::new(Vec::new(), 100, 0);
+    aws.describe_services = ecs::describe_service(svc.clone());
+    aws.td_base = ecs::describe_task_definition(&task_definition_arn(1), td.clone());
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+    let reg = aws.created.only().service_registries()[0].clone();
+    assert_eq!(
+        (reg.container_name(), reg.container_port()),
+        (Some(CONTAINER), Some(8080))
+    );
+
+    // The same without a port mapping: refused before any write.
+    let mut no_port = td;
+    let mut containers = no_port.container_definitions.clone().unwrap();
+    containers[0].port_mappings = None;
+    no_port.container_definitions = Some(containers);
+    let mut aws = Aws::new(Vec::new(), 100, 0);
+    aws.describe_services = ecs::describe_service(svc);
+    aws.td_base = ecs::describe_task_definition(&task_definition_arn(1), no_port);
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert!(e.to_string().contains("port mapping"), "{e}");
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn the_revision_copies_every_field_register_task_definition_accepts() {
+    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+    use aws_sdk_ecs::types::{
+        CpuArchitecture, EphemeralStorage, IpcMode, OsFamily, PidMode, ProxyConfiguration,
+        ProxyConfigurationType, RuntimePlatform, Tag, TaskDefinitionField,
+        TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Volume,
+    };
+    let mut full = ecs::task_definition(5, OLD_IMAGE);
+    full.volumes = Some(vec![Volume::builder().name("scratch").build()]);
+    full.placement_constraints = Some(vec![TaskDefinitionPlacementConstraint::builder()
+        .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+        .expression("attribute:ecs.availability-zone in [us-east-1a]")
+        .build()]);
+    full.pid_mode = Some(PidMode::Task);
+    full.ipc_mode = Some(IpcMode::Task);
+    full.proxy_configuration = Some(
+        ProxyConfiguration::builder()
+            .r#type(ProxyConfigurationType::Appmesh)
+            .container_name("otel")
+            .build()
+            .unwrap(),
+    );
+    full.ephemeral_storage = Some(EphemeralStorage::builder().size_in_gib(50).build());
+    full.runtime_platform = Some(
+        RuntimePlatform::builder()
+            .cpu_architecture(CpuArchitecture::Arm64)
+            .operating_system_family(OsFamily::Linux)
+            .build(),
+    );
+    full.enable_fault_injection = Some(true);
+    let tags = vec![
+        Tag::builder().key("team").value("orders").build(),
+        Tag::builder().key("cost-center").value("42").build(),
+    ];
+    let mut aws = Aws::blue_live();
+    // Tags come back only with include=TAGS, as DescribeTaskDefinition does.
+    let name = task_definition_arn(5);
+    let (td, t) = (full.clone(), tags.clone());
+    aws.td_base = mock!(aws_sdk_ecs::Client::describe_task_definition)
+        .match_requests(move |r| r.task_definition() == Some(name.as_str()))
+        .then_compute_output(move |r| {
+            let with_tags = r.include().contains(&TaskDefinitionField::Tags);
+            DescribeTaskDefinitionOutput::builder()
+                .task_definition(td.clone())
+                .set_tags(with_tags.then(|| t.clone()))
+                .build()
+        });
+    aws.td_latest = ecs::describe_task_definition(SERVICE, full.clone());
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let reg = aws.registered.only();
+    assert_eq!(reg.family(), full.family());
+    assert_eq!(reg.task_role_arn(), full.task_role_arn());
+    assert_eq!(reg.execution_role_arn(), full.execution_role_arn());
+    assert_eq!(reg.network_mode(), full.network_mode());
+    assert_eq!(reg.volumes(), full.volumes());
+    assert_eq!(reg.placement_constraints(), full.placement_constraints());
+    assert_eq!(
+        reg.requires_compatibilities(),
+        full.requires_compatibilities()
+    );
+    assert_eq!((reg.cpu(), reg.memory()), (full.cpu(), full.memory()));
+    assert_eq!(reg.pid_mode(), full.pid_mode());
+    assert_eq!(reg.ipc_mode(), full.ipc_mode());
+    assert_eq!(reg.proxy_configuration(), full.proxy_configuration());
+    assert_eq!(reg.ephemeral_storage(), full.ephemeral_storage());
+    assert_eq!(reg.runtime_platform(), full.runtime_platform());
+    assert_eq!(reg.enable_fault_injection(), Some(true));
+    assert_eq!(reg.tags(), tags.as_slice());
+    assert_eq!(reg.container_definitions()[0].image(), Some(NEW_IMAGE));
+    assert_eq!(
+        reg.container_definitions()[1],
+        full.container_definitions()[1]
+    );
+}
+
+// ------------------------------------------------------------ the lock (issue 12, item 6)
+
+fn lock_of(owner: &str, at: i64) -> (String, i64) {
+    (
+        canary_engine::plan::DeploymentLock {
+            owner: owner.into(),
+            acquired_at: at,
+        }
+        .value(),
+        60,
+    )
+}
+
+#[tokio::test]
+async fn a_deployment_takes_the_lock_before_its_first_write() {
+    let aws = Aws::blue_live();
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let held = aws.lock.lock().unwrap().clone().unwrap();
+    let lock = canary_engine::plan::DeploymentLock::parse(&held.0).unwrap();
+    assert_eq!(lock.owner, DEPLOYMENT_ID);
+    assert_eq!(aws.lock_change.num_calls(), 1);
+    // A retry finds the task set and leaves the lock alone.
+    let retry = Aws::new(vec![ecs::live_blue(), ecs::new_green()], 100, 0);
+    *retry.lock.lock().unwrap() = Some(held);
+    create_taskset::run(&retry.context(), &request())
+        .await
+        .unwrap();
+    assert_eq!(retry.lock_change.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_rival_whose_task_set_ecs_does_not_show_yet_still_blocks() {
+    // The rival took the lock 3 s ago and created its task set, but
+    // DescribeServices (eventually consistent) shows only the live one.
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    *aws.lock.lock().unwrap() = Some(lock_of("orders-latest-rival", now - 3));
+
+    let e = err(create_taskset::run(&aws.context(), &request()).await);
+    assert_eq!(e.error_type(), "DeploymentInProgress");
+    assert!(e.to_string().contains("orders-latest-rival"), "{e}");
+    aws.nothing_written();
+    assert_eq!(aws.register.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn two_deployments_with_stale_reads_cannot_both_go_ahead() {
+    // One ECR push of v2 and latest: two executions at once, each reading a
+    // service that shows only the live task set (neither sees the other's).
+    let aws = Aws::blue_live();
+    let ctx = aws.context();
+    let mut other = request();
+    other.deployment_id = "orders-latest-20261127T101542Z".into();
+
+    let first = request();
+    let (a, b) = tokio::join!(
+        create_taskset::run(&ctx, &first),
+        create_taskset::run(&ctx, &other)
+    );
+
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let loser = if a.is_ok() { b } else { a };
+    assert_eq!(err_type(loser), "DeploymentInProgress");
+    assert_eq!(aws.create.num_calls(), 1, "both created a task set");
+}
+
+#[tokio::test]
+async fn the_lock_of_a_finished_deployment_is_taken_over_atomically() {
+    // The previous deployment's task set is the only one: it is over.
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    let previous = lock_of(OLD_DEPLOYMENT_ID, now - 3);
+    *aws.lock.lock().unwrap() = Some(previous);
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+
+    let held = aws.lock.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        canary_engine::plan::DeploymentLock::parse(&held.0)
+            .unwrap()
+            .owner,
+        DEPLOYMENT_ID
+    );
+    assert_eq!(aws.create.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_lock_of_a_crashed_deployment_expires_after_the_grace() {
+    let aws = Aws::blue_live();
+    let now = canary_engine::time::now().secs();
+    *aws.lock.lock().unwrap() = Some(lock_of(
+        "orders-crashed",
+        now - canary_engine::plan::LOCK_GRACE_SECONDS - 1,
+    ));
+
+    create_taskset::run(&aws.context(), &request())
+        .await
+        .unwrap();
+    assert_eq!(aws.create.num_calls(), 1);
 }

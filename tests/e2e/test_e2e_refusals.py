@@ -95,3 +95,21 @@ def test_malformed_input_is_refused_with_nothing_changed(aws, world, case):
     assert W.snapshot(world, svc) == before
     assert aws.route53_changes() == r53_before
     assert mutating_calls(aws) == []
+
+
+def test_a_bake_shorter_than_the_alarms_can_see_is_refused(aws, world):
+    """The alarms are 10 s x 1 (+10 s evaluation): a 1 s bake would end
+    before they could fire (issue 12, item 12)."""
+    svc = service(world)
+    request = svc.request(f"{W.IMAGE_REPO}:v2", bake=1, allow_short_bake=False)
+    before = W.snapshot(world, svc)
+
+    d, events = run(world, json.dumps(request), f"{svc.name}-short-bake", timeout=60)
+
+    assert d["status"] == "FAILED"
+    assert d["error"] == "CreateFailed", d.get("cause")
+    assert "BakeTooShort" in d["cause"], d["cause"]
+    assert "allowShortBake" in d["cause"], d["cause"]
+    assert W.story(events) == REFUSED_STORY
+    assert W.snapshot(world, svc) == before
+    assert mutating_calls(aws) == []

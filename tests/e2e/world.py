@@ -70,6 +70,9 @@ class Service:
             "readyTimeoutSeconds": strategy.pop("ready_timeout", 30),
             "readyPollSeconds": strategy.pop("ready_poll", 1),
             "drainSeconds": strategy.pop("drain", 0),
+            # Local bakes last seconds, shorter than the alarms' 10 s period
+            # + evaluation: say so explicitly (the refusal has its own test).
+            "allowShortBake": strategy.pop("allow_short_bake", True),
         }
         s.update(strategy)
         return {"target": self.target(), "image": image, "strategy": s, "alarms": {"names": list(self.alarms)}}

@@ -322,7 +322,9 @@ def test_every_target_field_has_an_output():
     """The contract's `target` (and `target.network`) fields all appear in
     the expected targets these tests compare the outputs with."""
     assert set(EXPECTED_TARGET_WITH_NETWORK) == fields("Target")
-    assert set(EXPECTED_NETWORK) == fields("TaskSetNetwork")
+    # capacityProviderStrategy (a list of objects) has no service.yaml
+    # parameter: the stack says launchType, or the input gives a strategy.
+    assert set(EXPECTED_NETWORK) | {"capacityProviderStrategy"} == fields("TaskSetNetwork")
     assert set(EXPECTED_TARGET) == required_fields("Target")
 
 
@@ -490,6 +492,162 @@ def test_function_roles_grant_exactly_the_calls_the_engine_makes():
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"]
                 granted |= set(actions if isinstance(actions, list) else [actions])
-    not_calls = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole"}
+    # Not API calls of the engine: the runtime's logging, passing roles, and
+    # tagging on create (authorized as ecs:TagResource with RegisterTaskDefinition).
+    not_calls = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "ecs:TagResource"}
     assert called - granted == set(), "calls without a permission"
     assert granted - not_calls - called == set(), "permissions for calls the engine never makes"
+
+
+# ------------------------------------------------ IAM per function (issue 12)
+
+NOT_API_CALLS = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "ecs:TagResource"}
+# Granted although a clean run never makes the call: each is an error path.
+ERROR_PATH_CALLS = {
+    # An overlapping deployment created its task set first: this one deletes its own.
+    "create-taskset": {"ecs:DeleteTaskSet"},
+}
+# Statements allowed on Resource "*", and why (least privilege otherwise).
+STAR_RESOURCE_ACTIONS = {
+    # No resource type exists for these (Service Authorization Reference).
+    "ecs:DescribeTaskDefinition",
+    "states:SendTaskFailure",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # Composite alarms are returned only when the permission is not
+    # narrowed to alarm ARNs (CloudWatch API Reference, DescribeAlarms).
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:DescribeAlarmHistory",
+}
+TRANSFORMED = ROOT / "infra" / ".build" / "template.cfn.json"
+
+
+def _policy_template() -> dict:
+    """The transformed template infra/check.sh writes before running these
+    tests; without it (or when it is older than template.yaml) the SAM one (the roles are plain AWS::IAM::Role
+    resources, which the transform copies unchanged)."""
+    source = ROOT / "infra" / "template.yaml"
+    if TRANSFORMED.is_file() and TRANSFORMED.stat().st_mtime >= source.stat().st_mtime:
+        return json.loads(TRANSFORMED.read_text())
+    return SYSTEM
+
+
+def _role_of_function() -> dict:
+    """Function binary name -> its role's logical id (the same in the SAM
+    and the transformed template)."""
+    out = {}
+    for resource in SYSTEM["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            role = resource["Properties"]["Role"]["Fn::GetAtt"]
+            role = role[0] if isinstance(role, list) else role.split(".")[0]
+            out[resource["Metadata"]["BuildProperties"]["Binary"]] = role
+    return out
+
+
+def _granted(template: dict, role: str) -> set:
+    actions = set()
+    for policy in template["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            a = statement["Action"]
+            actions |= set(a if isinstance(a, list) else [a])
+    return actions
+
+
+def _called_per_function() -> dict:
+    """Function -> the AWS actions it called in the clean local runs of
+    tests/reliability/calls.json (the local AWS call log marks each call of
+    a function; gen_calls.py attributes it to the state that made it)."""
+    asl = json.loads((ROOT / "statemachine" / "deployment.asl.json").read_text())
+    binary = {
+        "CreateTaskSetFunction": "create-taskset",
+        "SetWeightFunction": "set-weight",
+        "CheckHealthFunction": "check-health",
+        "DeleteTaskSetFunction": "delete-taskset",
+    }
+    state_function = {}
+    for name, state in asl["States"].items():
+        fn = (state.get("Parameters") or {}).get("FunctionName", "")
+        m = re.fullmatch(r"\$\{(\w+)\}", fn)
+        if m:
+            state_function[name] = binary[m.group(1)]
+    state_function["alarm-rollback function"] = "alarm-rollback"
+    prefix = {"stepfunctions": "states"}
+    calls = json.loads((ROOT / "tests" / "reliability" / "calls.json").read_text())
+    out: dict = {}
+    for scenario in calls["scenarios"].values():
+        for c in scenario["calls"]:
+            assert c["by"] in state_function, f"call by unknown state {c['by']!r}"
+            action = f"{prefix.get(c['service'], c['service'])}:{c['operation']}"
+            out.setdefault(state_function[c["by"]], set()).add(action)
+    return out
+
+
+def test_each_function_role_allows_exactly_the_calls_that_function_makes():
+    """Per function: every AWS action it called in a real local run is
+    granted by its own role, and its role grants nothing else (but the
+    named error-path calls). Fails when code and policy drift apart."""
+    template = _policy_template()
+    roles = _role_of_function()
+    called = _called_per_function()
+    assert set(called) == set(roles), (sorted(called), sorted(roles))
+    for function, actions in called.items():
+        granted = _granted(template, roles[function]) - NOT_API_CALLS
+        assert actions - granted == set(), f"{function} calls without a permission"
+        extra = granted - actions - ERROR_PATH_CALLS.get(function, set())
+        assert extra == set(), f"{function}'s role grants calls it never makes"
+
+
+def test_star_resources_are_only_where_aws_forces_them():
+    for name, resource in SYSTEM["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if statement["Resource"] == "*":
+                    actions = statement["Action"]
+                    actions = set(actions if isinstance(actions, list) else [actions])
+                    assert actions <= STAR_RESOURCE_ACTIONS, (name, statement.get("Sid"), actions - STAR_RESOURCE_ACTIONS)
+
+
+@pytest.mark.parametrize("role", ["CreateTaskSetRole", "CheckHealthRole"])
+def test_gate_roles_can_read_composite_alarms(role):
+    """A permission narrowed to alarm ARNs hides composite alarms from
+    DescribeAlarms and DescribeAlarmHistory: a composite gate alarm would
+    end CreateFailed with TargetNotFound."""
+    reads = {"cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"}
+    for policy in SYSTEM["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = set(actions if isinstance(actions, list) else [actions])
+            if actions & reads:
+                assert statement["Resource"] == "*", statement
+                reads -= actions
+    assert reads == set(), f"{role} lacks {reads}"
+
+
+def test_iam_patterns_have_no_permissive_default():
+    """`*` as a default made states:StartExecution mean "run any task
+    definition with any role in any service of the cluster"."""
+    for name in ["ServiceNamePattern", "RecordNamePattern", "TaskDefinitionFamilyPattern", "TaskRoleNamePattern"]:
+        spec = SYSTEM["Parameters"][name]
+        assert "*" not in str(spec.get("Default", "")).replace("-*", ""), (name, spec.get("Default"))
+
+
+def test_build_and_template_default_to_the_same_architecture():
+    build = (ROOT / "infra" / "build.sh").read_text()
+    m = re.search(r'ARCH="\$\{1:-(\w+)\}"', build)
+    assert m, "infra/build.sh: default architecture not found"
+    assert m.group(1) == SYSTEM["Parameters"]["Architecture"]["Default"]
+
+
+def test_build_enables_the_rust_cargolambda_beta_before_sam_build():
+    build = (ROOT / "infra" / "build.sh").read_text()
+    flag = build.find("export SAM_CLI_BETA_RUST_CARGO_LAMBDA=1")
+    assert flag >= 0, "infra/build.sh must enable SAM's rust-cargolambda beta"
+    assert flag < build.find("\nsam build"), "the flag must be set before sam build runs"

@@ -59,7 +59,12 @@ def test_every_function_twice_has_the_effect_of_once(lane):
     assert sorted(t["externalId"] for t in sets) == sorted([f"{svc.name}-initial", dep_id]), sets
     family_after = ecs.list_task_definitions(familyPrefix=svc.name)["taskDefinitionArns"]
     assert len(family_after) == len(family_before) + 1, family_after
-    assert _writes(ops[0]) == {"ecs:RegisterTaskDefinition": 1, "ecs:CreateTaskSet": 1}, ops[0]
+    # The deployment lock (one conditional Route 53 write), the revision, the task set.
+    assert _writes(ops[0]) == {
+        "route53:ChangeResourceRecordSets": 1,
+        "ecs:RegisterTaskDefinition": 1,
+        "ecs:CreateTaskSet": 1,
+    }, ops[0]
     assert _writes(ops[1]) == {}, f"second create-taskset wrote: {ops[1]}"
     summary["create-taskset"] = "1 task set, 1 revision"
     deployment = first
@@ -164,9 +169,10 @@ def _start_together(lane: rig.Lane, requests: list[tuple[dict, str]]) -> list[st
 
 
 def test_two_deployments_of_one_service_at_once(lane):
-    """Both create-taskset calls overlap (both read one task set, both
-    create): the later task set yields, its execution ends CreateFailed
-    (DeploymentInProgress), the other runs to success untouched."""
+    """Both create-taskset calls overlap (both read one task set): only one
+    takes the service's deployment lock (or, should both create, the later
+    task set yields); the other execution ends CreateFailed
+    (DeploymentInProgress), the winner runs to success untouched."""
     lane.warm(copies=2)  # two warm create-taskset instances: the calls really overlap
     w, svc = lane.service(prefix="race")
     change0 = len(lane.aws.route53_changes())

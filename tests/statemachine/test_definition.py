@@ -296,3 +296,60 @@ def test_deployment_paths_exist_in_the_plan(asl):
         assert parts[0] in deployment, f"$.deployment{path}: no field {parts[0]} in Deployment"
         if len(parts) > 1:
             assert parts[1] in nested[parts[0]], f"$.deployment{path}: no field {parts[1]}"
+
+
+# ------------------------------------------- execution history budget (issue 12)
+
+# History events each state adds when it runs once without error (Step
+# Functions GetExecutionHistory: <Type>StateEntered / <Type>StateExited, and
+# for a Lambda Task TaskScheduled, TaskStarted, TaskSucceeded in between).
+EVENTS_PER_STATE = {"Task": 5, "Choice": 2, "Wait": 2, "Pass": 2}
+READINESS_CHECK = "Check new task set readiness"
+
+
+def _next_states(state: dict) -> list[str]:
+    out = [state["Next"]] if "Next" in state else []
+    out += [c["Next"] for c in state.get("Choices", [])]
+    if "Default" in state:
+        out.append(state["Default"])
+    return out
+
+
+def _readiness_loop(asl: dict) -> list[str]:
+    """The shortest path from the readiness check back to itself: one poll."""
+    all_states = asl["States"]
+    frontier = [[READINESS_CHECK]]
+    seen = {READINESS_CHECK}
+    while frontier:
+        path = frontier.pop(0)
+        for nxt in _next_states(all_states[path[-1]]):
+            if nxt == READINESS_CHECK:
+                return path
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(path + [nxt])
+    raise AssertionError("no loop back to the readiness check")
+
+
+def _rust_const(name: str) -> str:
+    text = (REPO / "shared" / "src" / "plan.rs").read_text()
+    m = re.search(rf"pub const {name}: u32 = ([^;]+);", text)
+    assert m, f"{name} not found in plan.rs"
+    return m.group(1).strip()
+
+
+def test_one_readiness_poll_costs_the_events_the_engine_budgets(asl):
+    """create-taskset bounds readyTimeoutSeconds / readyPollSeconds so that
+    polls x events per poll stays far below the 25,000-event history limit;
+    the events per poll it assumes must be what the ASL really costs."""
+    loop = _readiness_loop(asl)
+    assert len(loop) >= 2, loop  # the check, a Choice, and (at least) a Wait
+    types = [asl["States"][s]["Type"] for s in loop]
+    assert "Wait" in types, f"the readiness loop {loop} must wait between polls"
+    events = sum(EVENTS_PER_STATE[t] for t in types)
+    assert int(_rust_const("READINESS_EVENTS_PER_POLL")) == events, (loop, types)
+    # The budget itself: at most a fifth of the history for readiness.
+    assert _rust_const("EXECUTION_HISTORY_LIMIT").replace("_", "") == "25000"
+    max_polls = 25_000 // 5 // events
+    assert max_polls * events <= 5_000
+    assert _rust_const("MAX_READY_POLLS") == "EXECUTION_HISTORY_LIMIT / 5 / READINESS_EVENTS_PER_POLL"

@@ -29,6 +29,8 @@ pub struct SlotService {
     pub dns_name: String,
     /// The longest TTL of its DNS records (0 when it has none).
     pub ttl: u32,
+    /// Its namespace's type and its DNS record types (slot checks).
+    pub shape: crate::plan::RegistryShape,
 }
 
 /// Reads a slot's Cloud Map service and its namespace; `TargetNotFound`
@@ -66,9 +68,25 @@ pub async fn slot_service(sd: &Client, registry_arn: &str) -> Result<SlotService
         })?;
     let ns_name = ns.namespace().and_then(|n| n.name()).unwrap_or_default();
     let name = svc.and_then(|s| s.name()).unwrap_or_default();
+    let shape = crate::plan::RegistryShape {
+        namespace_type: ns
+            .namespace()
+            .and_then(|n| n.r#type())
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        record_types: dns
+            .map(|d| {
+                d.dns_records()
+                    .iter()
+                    .map(|r| r.r#type().as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     Ok(SlotService {
         dns_name: format!("{name}.{ns_name}"),
         ttl,
+        shape,
     })
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_cloudwatch::Client;
 use aws_smithy_types::DateTime;
 
 use super::classify;
-use crate::plan::AlarmObservation;
+use crate::plan::{self, AlarmObservation, AlarmWindow};
 use crate::{CanaryError, Result};
 
 /// DescribeAlarms takes at most 100 names per call.
@@ -101,6 +101,98 @@ async fn was_in_alarm_since(cw: &Client, name: &str, since: DateTime) -> Result<
             return Ok(false);
         }
     }
+}
+
+/// What each named alarm needs to see a regression (for the bake check):
+/// metric alarms by Period x EvaluationPeriods; composite alarms by the
+/// children their rule names, read in one more DescribeAlarms call (a child
+/// that is itself composite counts by its own children, read the same way
+/// once more; deeper nesting and children that cannot be read are left out).
+pub async fn alarm_windows(cw: &Client, names: &[String]) -> Result<Vec<(String, AlarmWindow)>> {
+    let top = describe_windows(cw, names).await?;
+    let mut out = Vec::with_capacity(top.len());
+    for (name, w) in top {
+        out.push((name, expand(cw, w, 2).await?));
+    }
+    Ok(out)
+}
+
+/// A composite as read: the child names of its rule, to be resolved.
+enum RawWindow {
+    Done(AlarmWindow),
+    Composite(Vec<String>),
+}
+
+async fn expand(cw: &Client, w: RawWindow, depth: u8) -> Result<AlarmWindow> {
+    match w {
+        RawWindow::Done(w) => Ok(w),
+        RawWindow::Composite(children) if depth == 0 || children.is_empty() => {
+            Ok(AlarmWindow::Composite(Vec::new()))
+        }
+        RawWindow::Composite(children) => {
+            let mut resolved = Vec::new();
+            for (_, child) in describe_windows(cw, &children).await? {
+                resolved.push(Box::pin(expand(cw, child, depth - 1)).await?);
+            }
+            Ok(AlarmWindow::Composite(resolved))
+        }
+    }
+}
+
+async fn describe_windows(cw: &Client, names: &[String]) -> Result<Vec<(String, RawWindow)>> {
+    let mut out = Vec::new();
+    for chunk in names.chunks(NAMES_PER_CALL) {
+        let mut token = None;
+        loop {
+            let page = cw
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("cloudwatch:DescribeAlarms", e))?;
+            for a in page.metric_alarms() {
+                let period = a.period().and_then(|p| u32::try_from(p).ok());
+                let evaluation_periods = a.evaluation_periods().and_then(|p| u32::try_from(p).ok());
+                // A metric-math alarm keeps its period in its Metrics list.
+                let period = period.or_else(|| {
+                    a.metrics()
+                        .iter()
+                        .filter_map(|m| {
+                            m.period()
+                                .or_else(|| m.metric_stat().and_then(|s| s.period()))
+                        })
+                        .filter_map(|p| u32::try_from(p).ok())
+                        .max()
+                });
+                let w = match (period, evaluation_periods) {
+                    (Some(period), Some(evaluation_periods)) if period > 0 => AlarmWindow::Metric {
+                        period,
+                        evaluation_periods,
+                    },
+                    _ => AlarmWindow::Unknown,
+                };
+                out.push((
+                    a.alarm_name().unwrap_or_default().to_string(),
+                    RawWindow::Done(w),
+                ));
+            }
+            for a in page.composite_alarms() {
+                let children = plan::composite_children(a.alarm_rule().unwrap_or_default());
+                out.push((
+                    a.alarm_name().unwrap_or_default().to_string(),
+                    RawWindow::Composite(children),
+                ));
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a StateUpdate history item: `HistoryData` is JSON with `oldState`

@@ -1,14 +1,16 @@
 //! ECS: the service, its task sets, task definition revisions.
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, DeploymentControllerType, LaunchType,
-    NetworkConfiguration, Scale, ScaleUnit, ServiceRegistry, TaskSet,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentControllerType,
+    LaunchType, NetworkConfiguration, Scale, ScaleUnit, ServiceRegistry, Tag, TaskDefinition,
+    TaskDefinitionField, TaskSet,
 };
 use aws_sdk_ecs::Client;
 use tracing::info;
 
 use super::{classify, error_code};
-use crate::plan::TaskSetView;
+use crate::model::CapacityProviderItem;
+use crate::plan::{Placement, TaskNetworking, TaskSetView};
 use crate::{time, CanaryError, Result};
 
 /// A task set with everything the handlers read from it.
@@ -60,6 +62,25 @@ pub struct ServiceInfo {
     /// The service-level task definition, if any (EXTERNAL services may have none).
     pub task_definition: Option<String>,
     pub network_configuration: Option<NetworkConfiguration>,
+    /// The launch type or capacity provider strategy the service was created
+    /// with (the service template's choice for a first task set).
+    pub placement: Placement,
+}
+
+/// A task set's or service's placement as the plan sees it.
+pub fn placement(
+    launch_type: Option<&LaunchType>,
+    cps: &[CapacityProviderStrategyItem],
+) -> Placement {
+    let items: Vec<CapacityProviderItem> = cps
+        .iter()
+        .map(|c| CapacityProviderItem {
+            capacity_provider: c.capacity_provider().to_string(),
+            weight: Some(c.weight()),
+            base: Some(c.base()),
+        })
+        .collect();
+    crate::plan::placement_of(launch_type.map(LaunchType::as_str), &items)
 }
 
 /// Reads the service; refuses a missing cluster or service and any service
@@ -101,6 +122,7 @@ pub async fn describe_service(ecs: &Client, cluster: &str, service: &str) -> Res
         task_sets: svc.task_sets().iter().map(TaskSetInfo::from_sdk).collect(),
         task_definition: svc.task_definition().map(str::to_string),
         network_configuration: svc.network_configuration().cloned(),
+        placement: placement(svc.launch_type(), svc.capacity_provider_strategy()),
     })
 }
 
@@ -134,91 +156,48 @@ pub async fn describe_task_set(
         .map(TaskSetInfo::from_sdk))
 }
 
-/// The task definition to deploy: `base` as is, or (with `image`) a revision
-/// of `base` with only `container`'s image changed. A retry finds the
-/// revision it registered before instead of registering another.
-pub async fn resolve_task_definition(
-    ecs: &Client,
-    base: &str,
-    container: &str,
-    image: Option<&str>,
-) -> Result<String> {
-    let td = describe_task_definition(ecs, base).await?;
-    let base_arn = td.task_definition_arn().unwrap_or(base).to_string();
-    let Some(image) = image else {
-        return Ok(base_arn);
-    };
-    let mut containers = td.container_definitions().to_vec();
-    let Some(target) = containers.iter_mut().find(|c| c.name() == Some(container)) else {
-        let names: Vec<_> = td
-            .container_definitions()
-            .iter()
-            .filter_map(|c| c.name())
-            .collect();
-        return Err(CanaryError::TargetMisconfigured(format!(
-            "task definition {base_arn} has no container {container:?} (it has {names:?})"
-        )));
-    };
-    target.image = Some(image.to_string());
-
-    // Idempotency: if the family's latest revision already is exactly this
-    // definition (a retry after registering), reuse it.
-    let family = td.family().unwrap_or_default();
-    if let Ok(latest) = describe_task_definition(ecs, family).await {
-        if latest.container_definitions() == containers.as_slice()
-            && latest.task_role_arn() == td.task_role_arn()
-            && latest.execution_role_arn() == td.execution_role_arn()
-            && latest.cpu() == td.cpu()
-            && latest.memory() == td.memory()
-        {
-            if let Some(arn) = latest.task_definition_arn() {
-                info!(
-                    task_definition = arn,
-                    "reusing revision registered by an earlier try"
-                );
-                return Ok(arn.to_string());
-            }
-        }
-    }
-
-    let out = ecs
-        .register_task_definition()
-        .family(family)
-        .set_task_role_arn(td.task_role_arn().map(str::to_string))
-        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
-        .set_network_mode(td.network_mode().cloned())
-        .set_container_definitions(Some(containers))
-        .set_volumes(Some(td.volumes().to_vec()))
-        .set_placement_constraints(Some(td.placement_constraints().to_vec()))
-        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
-        .set_cpu(td.cpu().map(str::to_string))
-        .set_memory(td.memory().map(str::to_string))
-        .set_pid_mode(td.pid_mode().cloned())
-        .set_ipc_mode(td.ipc_mode().cloned())
-        .set_proxy_configuration(td.proxy_configuration().cloned())
-        .set_ephemeral_storage(td.ephemeral_storage().cloned())
-        .set_runtime_platform(td.runtime_platform().cloned())
-        .send()
-        .await
-        .map_err(|e| classify("ecs:RegisterTaskDefinition", e))?;
-    let arn = out
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .ok_or_else(|| CanaryError::AwsError("RegisterTaskDefinition returned no ARN".into()))?;
-    info!(
-        task_definition = arn,
-        image, "registered task definition revision"
-    );
-    Ok(arn.to_string())
+/// A task definition as DescribeTaskDefinition (`include=TAGS`) returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTaskDefinition {
+    pub td: TaskDefinition,
+    pub tags: Vec<Tag>,
 }
 
-async fn describe_task_definition(
-    ecs: &Client,
-    name: &str,
-) -> Result<aws_sdk_ecs::types::TaskDefinition> {
+impl LoadedTaskDefinition {
+    pub fn arn(&self) -> &str {
+        self.td.task_definition_arn().unwrap_or_default()
+    }
+
+    /// Network mode and port mappings, for the service registry checks.
+    pub fn networking(&self) -> TaskNetworking {
+        TaskNetworking {
+            network_mode: self
+                .td
+                .network_mode()
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_default(),
+            ports: self
+                .td
+                .container_definitions()
+                .iter()
+                .flat_map(|c| {
+                    let name = c.name().unwrap_or_default().to_string();
+                    c.port_mappings()
+                        .iter()
+                        .filter_map(move |p| p.container_port().map(|port| (name.clone(), port)))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads a task definition (ARN, family:revision or family) with its tags.
+pub async fn load_task_definition(ecs: &Client, name: &str) -> Result<LoadedTaskDefinition> {
     let out = ecs
         .describe_task_definition()
         .task_definition(name)
+        // Tags come back only when asked for (DescribeTaskDefinition `include`).
+        .include(TaskDefinitionField::Tags)
         .send()
         .await
         .map_err(|e| match error_code(&e) {
@@ -227,9 +206,109 @@ async fn describe_task_definition(
             }
             _ => classify("ecs:DescribeTaskDefinition", e),
         })?;
-    out.task_definition().cloned().ok_or_else(|| {
+    let td = out.task_definition().cloned().ok_or_else(|| {
         CanaryError::TargetNotFound(format!("task definition {name:?} does not exist"))
+    })?;
+    Ok(LoadedTaskDefinition {
+        td,
+        tags: out.tags().to_vec(),
     })
+}
+
+/// `base` with `container`'s image replaced: the definition to register.
+pub fn with_image(
+    base: &LoadedTaskDefinition,
+    container: &str,
+    image: &str,
+) -> Result<LoadedTaskDefinition> {
+    let mut next = base.clone();
+    let mut containers = base.td.container_definitions().to_vec();
+    let Some(target) = containers.iter_mut().find(|c| c.name() == Some(container)) else {
+        let names: Vec<_> = base
+            .td
+            .container_definitions()
+            .iter()
+            .filter_map(|c| c.name())
+            .collect();
+        return Err(CanaryError::TargetMisconfigured(format!(
+            "task definition {} has no container {container:?} (it has {names:?})",
+            base.arn()
+        )));
+    };
+    target.image = Some(image.to_string());
+    next.td.container_definitions = Some(containers);
+    Ok(next)
+}
+
+/// True when two revisions define the same thing: every field
+/// RegisterTaskDefinition accepts, tags aside (a tag edit is no new revision).
+/// (`inferenceAccelerators` is left out: Elastic Inference is gone and the
+/// SDK marks the parameter "no longer available".)
+pub fn same_definition(a: &TaskDefinition, b: &TaskDefinition) -> bool {
+    a.family() == b.family()
+        && a.container_definitions() == b.container_definitions()
+        && a.task_role_arn() == b.task_role_arn()
+        && a.execution_role_arn() == b.execution_role_arn()
+        && a.network_mode() == b.network_mode()
+        && a.volumes() == b.volumes()
+        && a.placement_constraints() == b.placement_constraints()
+        && a.requires_compatibilities() == b.requires_compatibilities()
+        && a.cpu() == b.cpu()
+        && a.memory() == b.memory()
+        && a.pid_mode() == b.pid_mode()
+        && a.ipc_mode() == b.ipc_mode()
+        && a.proxy_configuration() == b.proxy_configuration()
+        && a.ephemeral_storage() == b.ephemeral_storage()
+        && a.runtime_platform() == b.runtime_platform()
+        && a.enable_fault_injection() == b.enable_fault_injection()
+}
+
+/// Registers `next` (a copy of a described revision with the new image) as
+/// a new revision of its family, carrying every field RegisterTaskDefinition
+/// accepts (but the retired inferenceAccelerators), tags included. A retry finds the revision it registered before
+/// (the family's latest is exactly `next`) instead of registering another.
+pub async fn register_revision(ecs: &Client, next: &LoadedTaskDefinition) -> Result<String> {
+    let td = &next.td;
+    let family = td.family().unwrap_or_default();
+    if let Ok(latest) = load_task_definition(ecs, family).await {
+        if same_definition(&latest.td, td) {
+            if let Some(arn) = latest.td.task_definition_arn() {
+                info!(
+                    task_definition = arn,
+                    "reusing revision registered by an earlier try"
+                );
+                return Ok(arn.to_string());
+            }
+        }
+    }
+    let out = ecs
+        .register_task_definition()
+        .family(family)
+        .set_task_role_arn(td.task_role_arn().map(str::to_string))
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_network_mode(td.network_mode().cloned())
+        .set_container_definitions(Some(td.container_definitions().to_vec()))
+        .set_volumes(Some(td.volumes().to_vec()))
+        .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+        .set_cpu(td.cpu().map(str::to_string))
+        .set_memory(td.memory().map(str::to_string))
+        .set_tags((!next.tags.is_empty()).then(|| next.tags.clone()))
+        .set_pid_mode(td.pid_mode().cloned())
+        .set_ipc_mode(td.ipc_mode().cloned())
+        .set_proxy_configuration(td.proxy_configuration().cloned())
+        .set_ephemeral_storage(td.ephemeral_storage().cloned())
+        .set_runtime_platform(td.runtime_platform().cloned())
+        .set_enable_fault_injection(td.enable_fault_injection())
+        .send()
+        .await
+        .map_err(|e| classify("ecs:RegisterTaskDefinition", e))?;
+    let arn = out
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| CanaryError::AwsError("RegisterTaskDefinition returned no ARN".into()))?;
+    info!(task_definition = arn, "registered task definition revision");
+    Ok(arn.to_string())
 }
 
 /// What a new task set copies from the one it replaces.
@@ -240,17 +319,20 @@ pub struct NewTaskSet<'a> {
     pub task_definition: &'a str,
     pub external_id: &'a str,
     pub registry_arn: &'a str,
-    /// Networking, launch type, registry ports: taken from here when given.
+    /// Networking and platform version: taken from here when given.
     pub template: Option<&'a TaskSet>,
     pub network_configuration: Option<&'a NetworkConfiguration>,
-    /// Launch type when there is no template (a first task set).
-    pub launch_type: Option<LaunchType>,
+    /// Exactly one of launch type and capacity providers, or neither.
+    pub placement: Placement,
+    /// containerName / containerPort of the service registry, when needed.
+    pub registry_ports: Option<(String, i32)>,
 }
 
-/// The SDK's network configuration for a first task set's input.
+/// The SDK's network configuration for a first task set's input (its
+/// launch type is checked here too; the placement is the plan's).
 pub fn network_from_input(
     n: &crate::model::TaskSetNetwork,
-) -> Result<(NetworkConfiguration, LaunchType)> {
+) -> Result<(NetworkConfiguration, Option<LaunchType>)> {
     let vpc = AwsVpcConfiguration::builder()
         .set_subnets(Some(n.subnets.clone()))
         .set_security_groups(Some(n.security_groups.clone()))
@@ -261,14 +343,17 @@ pub fn network_from_input(
         })
         .build()
         .map_err(|e| CanaryError::invalid(format!("target.network: {e}")))?;
-    let launch = match n.launch_type.as_deref().unwrap_or("FARGATE") {
-        "FARGATE" => LaunchType::Fargate,
-        "EC2" => LaunchType::Ec2,
-        other => {
-            return Err(CanaryError::invalid(format!(
-            "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {other:?}"
-        )))
-        }
+    let launch = match n.launch_type.as_deref() {
+        None => None,
+        Some(lt) => Some(match lt {
+            "FARGATE" => LaunchType::Fargate,
+            "EC2" => LaunchType::Ec2,
+            other => {
+                return Err(CanaryError::invalid(format!(
+                    "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {other:?}"
+                )))
+            }
+        }),
     };
     Ok((
         NetworkConfiguration::builder()
@@ -285,8 +370,8 @@ pub async fn create_task_set(ecs: &Client, n: &NewTaskSet<'_>) -> Result<TaskSet
     let registry = ServiceRegistry::builder()
         .registry_arn(n.registry_arn)
         .set_port(template_registry.and_then(ServiceRegistry::port))
-        .set_container_name(template_registry.and_then(|r| r.container_name().map(str::to_string)))
-        .set_container_port(template_registry.and_then(ServiceRegistry::container_port))
+        .set_container_name(n.registry_ports.as_ref().map(|(c, _)| c.clone()))
+        .set_container_port(n.registry_ports.as_ref().map(|(_, p)| *p))
         .build();
     let network = n
         .template
@@ -308,16 +393,24 @@ pub async fn create_task_set(ecs: &Client, n: &NewTaskSet<'_>) -> Result<TaskSet
                 .build(),
         )
         .set_network_configuration(network);
-    if n.template.is_none() {
-        req = req.set_launch_type(n.launch_type.clone());
+    // Exactly one of the two, or neither: CreateTaskSet refuses both.
+    match &n.placement {
+        Placement::LaunchType(lt) => req = req.launch_type(LaunchType::from(lt.as_str())),
+        Placement::CapacityProviders(items) => {
+            for c in items {
+                let item = CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&c.capacity_provider)
+                    .set_weight(c.weight)
+                    .set_base(c.base)
+                    .build()
+                    .map_err(|e| CanaryError::invalid(format!("capacityProviderStrategy: {e}")))?;
+                req = req.capacity_provider_strategy(item);
+            }
+        }
+        Placement::ClusterDefault => {}
     }
     if let Some(t) = n.template {
-        req = req
-            .set_launch_type(t.launch_type().cloned())
-            .set_platform_version(t.platform_version().map(str::to_string));
-        if !t.capacity_provider_strategy().is_empty() {
-            req = req.set_capacity_provider_strategy(Some(t.capacity_provider_strategy().to_vec()));
-        }
+        req = req.set_platform_version(t.platform_version().map(str::to_string));
     }
     let out = req
         .send()

@@ -217,3 +217,114 @@ pub async fn wait_insync(
         tokio::time::sleep(poll).await;
     }
 }
+
+/// The deployment lock record as read: its TXT value and TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub value: String,
+    pub ttl: i64,
+}
+
+/// TTL of the lock record; nobody resolves it, DELETE must only repeat it.
+const LOCK_TTL: i64 = 60;
+
+/// Reads the deployment lock of `target` (see [`crate::plan::DeploymentLock`]).
+pub async fn read_lock(r53: &Client, target: &Target) -> Result<Option<LockRecord>> {
+    let name = crate::plan::lock_record_name(&target.record_name);
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id(target))
+        .start_record_name(&name)
+        .start_record_type(RrType::Txt)
+        .max_items(1)
+        .send()
+        .await
+        .map_err(|e| classify("route53:ListResourceRecordSets", e))?;
+    Ok(out
+        .resource_record_sets()
+        .iter()
+        .find(|r| same_dns_name(r.name(), &name) && r.r#type() == &RrType::Txt)
+        .map(|r| LockRecord {
+            value: r
+                .resource_records()
+                .first()
+                .map(|v| v.value().to_string())
+                .unwrap_or_default(),
+            ttl: r.ttl().unwrap_or(LOCK_TTL),
+        }))
+}
+
+fn lock_change(target: &Target, action: ChangeAction, value: &str, ttl: i64) -> Result<Change> {
+    let build_err = |e: aws_sdk_route53::error::BuildError| CanaryError::invalid(e.to_string());
+    let record = ResourceRecordSet::builder()
+        .name(crate::plan::lock_record_name(&target.record_name))
+        .r#type(RrType::Txt)
+        .ttl(ttl)
+        .resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(build_err)?,
+        )
+        .build()
+        .map_err(build_err)?;
+    Change::builder()
+        .action(action)
+        .resource_record_set(record)
+        .build()
+        .map_err(build_err)
+}
+
+/// Takes the lock atomically: `CREATE ours` when `previous` is `None`, else
+/// `DELETE previous + CREATE ours` in one batch. `Ok(false)` when another
+/// deployment changed the record first (Route 53 refuses the whole batch:
+/// the CREATE finds the record, or the DELETE's value no longer matches).
+pub async fn take_lock(
+    r53: &Client,
+    target: &Target,
+    previous: Option<&LockRecord>,
+    ours: &str,
+) -> Result<bool> {
+    let mut batch = ChangeBatch::builder().comment("ecs-dns-canary deployment lock");
+    if let Some(p) = previous {
+        batch = batch.changes(lock_change(target, ChangeAction::Delete, &p.value, p.ttl)?);
+    }
+    let batch = batch
+        .changes(lock_change(target, ChangeAction::Create, ours, LOCK_TTL)?)
+        .build()
+        .map_err(|e| CanaryError::invalid(e.to_string()))?;
+    match r53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id(target))
+        .change_batch(batch)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            info!(lock = ours, "deployment lock taken");
+            Ok(true)
+        }
+        Err(e) if lost_lock_race(error_code(&e), &e) => Ok(false),
+        Err(e) => Err(match error_code(&e) {
+            Some("NoSuchHostedZone") => CanaryError::TargetNotFound(format!(
+                "hosted zone {} does not exist",
+                zone_id(target)
+            )),
+            _ => classify("route53:ChangeResourceRecordSets", e),
+        }),
+    }
+}
+
+/// Route 53's answer when a conditional part of the batch failed:
+/// InvalidChangeBatch "... but it already exists" / "... but it was not found".
+fn lost_lock_race<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+    code: Option<&str>,
+    e: &super::SdkError<E>,
+) -> bool {
+    let message = match e {
+        aws_sdk_route53::error::SdkError::ServiceError(se) => se.err().message().unwrap_or(""),
+        _ => "",
+    };
+    code == Some("InvalidChangeBatch")
+        && (message.contains("already exists") || message.contains("not found"))
+}

@@ -63,16 +63,36 @@ async fn check_readiness(
 ) -> Result<ReadinessReport> {
     plan::validate_target(target)?;
     let since = time::parse("waitingSince", waiting_since)?;
-    let info = ecs::describe_task_set(
+    let Some(info) = ecs::describe_task_set(
         &ctx.clients.ecs,
         &target.cluster,
         &target.service,
         &task_set.arn,
     )
     .await?
-    .ok_or_else(|| {
-        CanaryError::TaskSetNotFound(format!("task set {} does not exist", task_set.arn))
-    })?;
+    else {
+        // ECS reads are eventually consistent: a task set just created may
+        // be MISSING for a moment. Poll again within the grace.
+        let waited = time::seconds_between(since, time::now());
+        return match plan::missing_task_set(waited) {
+            Some(reason) => Ok(ReadinessReport {
+                ready: false,
+                task_set_id: task_set.id.clone(),
+                stability_status: "MISSING".into(),
+                desired_count: 0,
+                running_count: 0,
+                pending_count: 0,
+                healthy_instances: 0,
+                unhealthy_instances: 0,
+                waited_seconds: waited,
+                reason,
+            }),
+            None => Err(CanaryError::TaskSetNotFound(format!(
+                "task set {} does not exist ({waited}s after it was created)",
+                task_set.arn
+            ))),
+        };
+    };
     let health = cloudmap::slot_health(
         &ctx.clients.cloudmap,
         &target.slots.get(slot).registry_arn,

@@ -50,6 +50,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
     // Each slot's registry must be the Cloud Map service its record points
     // at: otherwise the new task set registers where no record sends traffic.
     let mut cloudmap_ttl = 0;
+    let mut any_srv = false;
     for slot in [Slot::Blue, Slot::Green] {
         let cfg = t.slots.get(slot);
         let found = cloudmap::slot_service(&c.cloudmap, &cfg.registry_arn).await?;
@@ -59,6 +60,8 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
                 found.dns_name, cfg.dns_name
             )));
         }
+        plan::check_slot_registry(slot, &found.shape)?;
+        any_srv |= found.shape.record_types.iter().any(|t| t == "SRV");
         cloudmap_ttl = cloudmap_ttl.max(found.ttl);
     }
     if r.strategy.ttl_seconds.is_none() && records.ttl > MAX_TTL_SECONDS {
@@ -78,6 +81,12 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         if let Some(failure) = verdict.failure {
             return Err(CanaryError::AlarmFiring(format!("not starting: {failure}")));
         }
+        let windows = cloudwatch::alarm_windows(&c.cloudwatch, &r.alarms.names).await?;
+        plan::check_bake(
+            strategy.bake_seconds,
+            &windows,
+            r.strategy.allow_short_bake.unwrap_or(false),
+        )?;
     }
 
     let views: Vec<_> = service.task_sets.iter().map(|ts| ts.view.clone()).collect();
@@ -144,6 +153,8 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         } => (live_slot, new_slot, Some(old)),
         SlotDecision::First => (Slot::Green, Slot::Blue, None),
     };
+    // Room for one more task set (ECS counts DRAINING ones too).
+    plan::check_task_set_room(&views)?;
     let base = match (&r.task_definition, &old) {
         (Some(td), _) => td.as_str(),
         (None, Some(old)) => old.task_definition.as_str(),
@@ -159,10 +170,38 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         .and_then(|o| service.task_sets.iter().find(|ts| ts.view.id == o.id))
         .map(|ts| &ts.raw);
     let network = match (&old, &t.network) {
-        (None, Some(n)) => Some(ecs::network_from_input(n)?),
+        (None, Some(n)) => Some(ecs::network_from_input(n)?.0),
         _ => None,
     };
-    let td = ecs::resolve_task_definition(&c.ecs, base, &t.container, r.image.as_deref()).await?;
+    // Exactly one of launch type and capacity providers: the live task
+    // set's, or (first deployment) the input's, the service's, or neither.
+    let placement = match template {
+        Some(ts) => ecs::placement(ts.launch_type(), ts.capacity_provider_strategy()),
+        None => plan::first_placement(t.network.as_ref(), service.placement.clone()),
+    };
+    // Everything is read and checked before the first write.
+    let base_td = ecs::load_task_definition(&c.ecs, base).await?;
+    let next_td = match r.image.as_deref() {
+        Some(image) => Some(ecs::with_image(&base_td, &t.container, image)?),
+        None => None,
+    };
+    let copied_ports = template
+        .and_then(|ts| ts.service_registries().first())
+        .and_then(|reg| Some((reg.container_name()?.to_string(), reg.container_port()?)));
+    let registry_ports = plan::registry_ports(
+        &next_td.as_ref().unwrap_or(&base_td).networking(),
+        any_srv,
+        &t.container,
+        copied_ports,
+    )?;
+    // The first write: take the service's deployment lock (one conditional
+    // Route 53 change; see plan::DeploymentLock for why it holds when
+    // DescribeServices does not show a rival's task set yet).
+    take_deployment_lock(ctx, t, &req.deployment_id, &views).await?;
+    let td = match &next_td {
+        Some(next) => ecs::register_revision(&c.ecs, next).await?,
+        None => base_td.arn().to_string(),
+    };
     let created = ecs::create_task_set(
         &c.ecs,
         &ecs::NewTaskSet {
@@ -172,11 +211,9 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             external_id: &req.deployment_id,
             registry_arn: &t.slots.get(new_slot).registry_arn,
             template,
-            network_configuration: network
-                .as_ref()
-                .map(|(n, _)| n)
-                .or(service.network_configuration.as_ref()),
-            launch_type: network.as_ref().map(|(_, l)| l.clone()),
+            network_configuration: network.as_ref().or(service.network_configuration.as_ref()),
+            placement,
+            registry_ports,
         },
     )
     .await?;
@@ -248,4 +285,56 @@ async fn yield_to_overlapping_deployment(
         rival.id,
         created.view.id
     )))
+}
+
+/// Takes the service's deployment lock or refuses `DeploymentInProgress`.
+async fn take_deployment_lock(
+    ctx: &Context,
+    t: &Target,
+    deployment_id: &str,
+    views: &[plan::TaskSetView],
+) -> Result<()> {
+    let r53 = &ctx.clients.route53;
+    let now = time::now().secs();
+    let read = route53::read_lock(r53, t).await?;
+    let parsed = read.as_ref().map(|r| plan::DeploymentLock::parse(&r.value));
+    let action = plan::decide_lock(
+        parsed.as_ref().map(Option::as_ref),
+        deployment_id,
+        now,
+        views,
+    );
+    let ours = plan::DeploymentLock {
+        owner: deployment_id.to_string(),
+        acquired_at: now,
+    };
+    let previous = match action {
+        plan::LockAction::Held => return Ok(()),
+        plan::LockAction::Refuse(why) => return Err(CanaryError::DeploymentInProgress(why)),
+        plan::LockAction::Create => None,
+        plan::LockAction::TakeOver => read.as_ref(),
+    };
+    if route53::take_lock(r53, t, previous, &ours.value()).await? {
+        return Ok(());
+    }
+    // Lost the race: read once more, a retry of our own earlier call may
+    // have taken it (its answer lost).
+    let again = route53::read_lock(r53, t).await?;
+    let holder = again
+        .as_ref()
+        .and_then(|r| plan::DeploymentLock::parse(&r.value));
+    match holder {
+        Some(h) if h.owner == deployment_id => Ok(()),
+        Some(h) => {
+            warn!(holder = %h.owner, "another deployment took the service's lock first");
+            Err(CanaryError::DeploymentInProgress(format!(
+                "deployment {} took the service's lock at the same moment; this one stopped \
+                 before changing anything",
+                h.owner
+            )))
+        }
+        None => Err(CanaryError::Retryable(
+            "the service's deployment lock changed while taking it; try again".into(),
+        )),
+    }
 }

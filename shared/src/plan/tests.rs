@@ -427,6 +427,7 @@ fn first_task_set_network_is_checked() {
         security_groups: vec!["sg-1".into()],
         assign_public_ip: false,
         launch_type: None,
+        capacity_provider_strategy: None,
     };
     r.target.network = Some(net.clone());
     assert_eq!(validate_request(&r), Ok(()));
@@ -453,4 +454,414 @@ fn the_later_of_two_overlapping_task_sets_yields() {
     assert_eq!(rival_to_yield_to((&10, "a"), &others), None);
     let draining = [(1, ts("d", Slot::Green, "DRAINING", None))];
     assert_eq!(rival_to_yield_to((&11, "a"), &draining), None);
+}
+
+// ------------------------------------------------------------ issue 12 items
+
+#[test]
+fn readiness_polling_stays_far_below_the_history_limit() {
+    // (timeout, poll, accepted): poll 0 was accepted before, and a day polled
+    // every second is 86,401 checks, 777,609 events: the execution would die
+    // at 25,000 with no Catch.
+    let cases: &[(Option<u32>, Option<u32>, bool)] = &[
+        (None, Some(0), false),
+        (Some(86_400), Some(1), false),
+        (Some(86_400), Some(15), false),
+        (Some(86_400), Some(min_ready_poll_seconds(86_400)), true),
+        (Some(600), Some(1), false),
+        (Some(300), Some(1), true),
+        (Some(600), Some(15), true),
+        (None, None, true),
+        (Some(86_400), None, true),
+    ];
+    for (timeout, poll, ok) in cases {
+        let s = StrategyInput {
+            ready_timeout_seconds: *timeout,
+            ready_poll_seconds: *poll,
+            ..StrategyInput::default()
+        };
+        assert_eq!(validate_strategy(&s).is_ok(), *ok, "{timeout:?} / {poll:?}");
+        if *ok {
+            let full = complete_strategy(&s, 60, 10);
+            let polls = ready_polls(full.ready_timeout_seconds, full.ready_poll_seconds);
+            assert!(polls <= MAX_READY_POLLS, "{timeout:?} / {poll:?}: {polls}");
+            assert!(
+                polls * READINESS_EVENTS_PER_POLL <= EXECUTION_HISTORY_LIMIT / 5,
+                "{timeout:?} / {poll:?}"
+            );
+        }
+    }
+    // The default poll grows with a long timeout instead of refusing it.
+    assert_eq!(default_ready_poll_seconds(600), DEFAULT_READY_POLL_SECONDS);
+    assert!(default_ready_poll_seconds(86_400) > DEFAULT_READY_POLL_SECONDS);
+}
+
+#[test]
+fn a_sixth_task_set_is_refused_naming_the_five() {
+    let sets = |n: usize| -> Vec<TaskSetView> {
+        (0..n)
+            .map(|i| {
+                let status = if i == 0 { "PRIMARY" } else { "DRAINING" };
+                ts(
+                    &format!("ecs-svc/{i}"),
+                    Slot::Blue,
+                    status,
+                    Some(&format!("dep-{i}")),
+                )
+            })
+            .collect()
+    };
+    for (n, ok) in [(0, true), (1, true), (4, true), (5, false), (6, false)] {
+        let r = check_task_set_room(&sets(n));
+        assert_eq!(r.is_ok(), ok, "{n} task sets");
+        if let Err(e) = r {
+            assert_eq!(e.error_type(), "TooManyTaskSets");
+            let msg = e.to_string();
+            for i in 0..n {
+                assert!(msg.contains(&format!("ecs-svc/{i}")), "{msg}");
+            }
+            assert!(msg.contains("DRAINING"), "{msg}");
+        }
+    }
+}
+
+fn cp(name: &str) -> CapacityProviderItem {
+    CapacityProviderItem {
+        capacity_provider: name.into(),
+        weight: Some(1),
+        base: Some(0),
+    }
+}
+
+#[test]
+fn placement_is_exactly_one_of_launch_type_and_capacity_providers() {
+    let spot = vec![cp("FARGATE_SPOT")];
+    // (reported launch type, reported strategy, placement to copy)
+    let cases: Vec<(Option<&str>, Vec<CapacityProviderItem>, Placement)> = vec![
+        (
+            Some("FARGATE"),
+            vec![],
+            Placement::LaunchType("FARGATE".into()),
+        ),
+        (Some("EC2"), vec![], Placement::LaunchType("EC2".into())),
+        // ECS may report both: the strategy is what was asked for.
+        (
+            Some("FARGATE"),
+            spot.clone(),
+            Placement::CapacityProviders(spot.clone()),
+        ),
+        (
+            None,
+            spot.clone(),
+            Placement::CapacityProviders(spot.clone()),
+        ),
+        (None, vec![], Placement::ClusterDefault),
+        (Some(""), vec![], Placement::ClusterDefault),
+    ];
+    for (lt, cps, want) in cases {
+        assert_eq!(placement_of(lt, &cps), want, "{lt:?} {cps:?}");
+    }
+}
+
+#[test]
+fn a_first_task_set_is_placed_by_the_input_then_the_service_then_the_cluster() {
+    let net = |lt: Option<&str>, cps: Option<Vec<CapacityProviderItem>>| TaskSetNetwork {
+        subnets: vec!["subnet-1".into()],
+        security_groups: vec![],
+        assign_public_ip: false,
+        launch_type: lt.map(str::to_string),
+        capacity_provider_strategy: cps,
+    };
+    let svc_ec2 = Placement::LaunchType("EC2".into());
+    let cases = vec![
+        // No input, no service choice: the cluster default, never a forced FARGATE.
+        (None, Placement::ClusterDefault, Placement::ClusterDefault),
+        (
+            Some(net(None, None)),
+            Placement::ClusterDefault,
+            Placement::ClusterDefault,
+        ),
+        (Some(net(None, None)), svc_ec2.clone(), svc_ec2.clone()),
+        (None, svc_ec2.clone(), svc_ec2.clone()),
+        (
+            Some(net(Some("FARGATE"), None)),
+            svc_ec2.clone(),
+            Placement::LaunchType("FARGATE".into()),
+        ),
+        (
+            Some(net(None, Some(vec![cp("cp-ec2")]))),
+            Placement::ClusterDefault,
+            Placement::CapacityProviders(vec![cp("cp-ec2")]),
+        ),
+    ];
+    for (n, svc, want) in cases {
+        assert_eq!(first_placement(n.as_ref(), svc), want, "{n:?}");
+    }
+    // Both in the input is refused before any AWS call.
+    let mut r = request();
+    r.target.network = Some(net(Some("FARGATE"), Some(vec![cp("x")])));
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.target.network = Some(net(None, Some(vec![])));
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    r.target.network = Some(net(None, Some(vec![cp("x")])));
+    assert_eq!(validate_request(&r), Ok(()));
+}
+
+#[test]
+fn alarm_horizons() {
+    let m = |period, evaluation_periods| AlarmWindow::Metric {
+        period,
+        evaluation_periods,
+    };
+    let cases = vec![
+        (m(10, 1), Some(20)),
+        (m(30, 3), Some(100)),
+        (m(60, 5), Some(360)),
+        (m(300, 1), Some(360)),
+        (AlarmWindow::Unknown, None),
+        (AlarmWindow::Composite(vec![]), None),
+        (
+            AlarmWindow::Composite(vec![m(60, 1), m(300, 2), AlarmWindow::Unknown]),
+            Some(660),
+        ),
+    ];
+    for (w, want) in cases {
+        assert_eq!(alarm_horizon_seconds(&w), want, "{w:?}");
+    }
+}
+
+#[test]
+fn composite_rules_name_their_children() {
+    let cases: &[(&str, &[&str])] = &[
+        (r#"ALARM("a-5xx") OR ALARM("a-p99")"#, &["a-5xx", "a-p99"]),
+        ("ALARM(a) AND NOT OK(b)", &["a", "b"]),
+        (
+            r#"INSUFFICIENT_DATA("x y") OR ALARM("arn:aws:cloudwatch:us-east-1:1:alarm:z")"#,
+            &["z", "x y"],
+        ),
+        ("ALARM(a) OR ALARM(a)", &["a"]),
+        ("TRUE", &[]),
+        ("ALARM(LOOK(x))", &["LOOK(x"]),
+    ];
+    for (rule, want) in cases {
+        let got = composite_children(rule);
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        let mut want_sorted: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want_sorted.sort();
+        assert_eq!(got_sorted, want_sorted, "{rule}");
+    }
+}
+
+#[test]
+fn a_bake_shorter_than_an_alarm_can_see_is_refused_unless_allowed() {
+    let w = |name: &str, period, n| {
+        (
+            name.to_string(),
+            AlarmWindow::Metric {
+                period,
+                evaluation_periods: n,
+            },
+        )
+    };
+    let alarms = vec![w("fast", 10, 1), w("slow", 300, 1)];
+    // (bake, allowShortBake, accepted)
+    for (bake, allow, ok) in [
+        (300, false, false),
+        (360, false, true),
+        (1, true, true),
+        (0, false, false),
+    ] {
+        let r = check_bake(bake, &alarms, allow);
+        assert_eq!(r.is_ok(), ok, "bake {bake} allow {allow}");
+        if let Err(e) = r {
+            assert_eq!(e.error_type(), "BakeTooShort");
+            assert!(e.to_string().contains("slow needs 360s"), "{e}");
+            assert!(e.to_string().contains("allowShortBake"), "{e}");
+        }
+    }
+    let unknown = vec![("math".to_string(), AlarmWindow::Unknown)];
+    assert_eq!(check_bake(0, &unknown, false), Ok(()));
+}
+
+#[test]
+fn slot_registries_must_answer_a_records_in_a_private_namespace() {
+    let shape = |ns: &str, records: &[&str]| RegistryShape {
+        namespace_type: ns.into(),
+        record_types: records.iter().map(|r| r.to_string()).collect(),
+    };
+    let cases = [
+        (shape("DNS_PRIVATE", &["A"]), true),
+        (shape("DNS_PRIVATE", &["A", "SRV"]), true),
+        (shape("DNS_PRIVATE", &["SRV"]), false),
+        (shape("DNS_PRIVATE", &["AAAA"]), false),
+        (shape("DNS_PUBLIC", &["A"]), false),
+        (shape("HTTP", &[]), false),
+        (shape("", &["A"]), false),
+    ];
+    for (s, ok) in cases {
+        let r = check_slot_registry(Slot::Green, &s);
+        assert_eq!(r.is_ok(), ok, "{s:?}");
+        if let Err(e) = r {
+            assert_eq!(e.error_type(), "TargetMisconfigured");
+            assert!(e.to_string().contains("green"), "{e}");
+        }
+    }
+}
+
+type PortsCase = (
+    TaskNetworking,
+    bool,
+    Option<(String, i32)>,
+    std::result::Result<Option<(String, i32)>, &'static str>,
+);
+
+#[test]
+fn registry_ports_fit_the_network_mode_and_records() {
+    let td = |mode: &str, ports: &[(&str, i32)]| TaskNetworking {
+        network_mode: mode.into(),
+        ports: ports.iter().map(|(c, p)| (c.to_string(), *p)).collect(),
+    };
+    let app = Some(("app".to_string(), 8080));
+    // (task definition, any SRV, copied from the live task set, result)
+    let cases: Vec<PortsCase> = vec![
+        // awsvpc + A only: nothing needed.
+        (td("awsvpc", &[]), false, None, Ok(None)),
+        (td("awsvpc", &[("app", 8080)]), false, None, Ok(None)),
+        (
+            td("awsvpc", &[("app", 8080)]),
+            false,
+            app.clone(),
+            Ok(app.clone()),
+        ),
+        // The copied port vanished but awsvpc does not need it: dropped.
+        (td("awsvpc", &[("app", 9090)]), false, app.clone(), Ok(None)),
+        // bridge / host / SRV need containerName + containerPort.
+        (td("bridge", &[("app", 8080)]), false, None, Ok(app.clone())),
+        (td("", &[("app", 8080)]), false, None, Ok(app.clone())),
+        (
+            td("host", &[("otel", 4317)]),
+            false,
+            None,
+            Err("TargetMisconfigured"),
+        ),
+        (td("awsvpc", &[("app", 8080)]), true, None, Ok(app.clone())),
+        (td("awsvpc", &[]), true, None, Err("TargetMisconfigured")),
+        (
+            td("bridge", &[("app", 9090)]),
+            false,
+            app.clone(),
+            Err("TargetMisconfigured"),
+        ),
+        (
+            td("bridge", &[("app", 8080)]),
+            false,
+            app.clone(),
+            Ok(app.clone()),
+        ),
+    ];
+    for (t, srv, copied, want) in cases {
+        let got = registry_ports(&t, srv, "app", copied.clone());
+        match want {
+            Ok(w) => assert_eq!(got, Ok(w), "{t:?} srv={srv} {copied:?}"),
+            Err(kind) => assert_eq!(err_type(got), kind, "{t:?} srv={srv} {copied:?}"),
+        }
+    }
+}
+
+type LockCase<'a> = (
+    Option<Option<&'a DeploymentLock>>,
+    Vec<TaskSetView>,
+    &'static str,
+);
+
+#[test]
+fn the_lock_is_taken_only_from_a_finished_or_vanished_owner() {
+    let lock = |owner: &str, at: i64| DeploymentLock {
+        owner: owner.into(),
+        acquired_at: at,
+    };
+    let now = 10_000;
+    let old_primary = ts("ecs-svc/1", Slot::Blue, "PRIMARY", Some("dep-a"));
+    let a_new = ts("ecs-svc/2", Slot::Green, "ACTIVE", Some("dep-a"));
+    let b_new = ts("ecs-svc/3", Slot::Green, "ACTIVE", Some("dep-b"));
+    let fresh = lock("dep-a", now - 5);
+    let stale = lock("dep-a", now - LOCK_GRACE_SECONDS);
+    let ours = lock("dep-b", now - 5);
+    // (lock read, task sets visible, action)
+    let cases: Vec<LockCase> = vec![
+        (None, vec![old_primary.clone()], "create"),
+        (
+            Some(Some(&ours)),
+            vec![old_primary.clone(), b_new.clone()],
+            "held",
+        ),
+        (Some(None), vec![old_primary.clone()], "takeover"),
+        // The owner's deployment is promoted and alone: over.
+        (Some(Some(&fresh)), vec![old_primary.clone()], "takeover"),
+        // A first deployment's lone task set, not promoted yet: running.
+        (Some(Some(&fresh)), vec![a_new.clone()], "refuse"),
+        (Some(Some(&stale)), vec![a_new.clone()], "refuse"),
+        // The owner's new task set is visible beside the old one: running.
+        (
+            Some(Some(&fresh)),
+            vec![old_primary.clone(), a_new.clone()],
+            "refuse",
+        ),
+        (
+            Some(Some(&stale)),
+            vec![old_primary.clone(), a_new.clone()],
+            "refuse",
+        ),
+        // The owner's task set is not visible yet (eventual consistency):
+        // the lock holds during the grace...
+        (
+            Some(Some(&fresh)),
+            vec![ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z"))],
+            "refuse",
+        ),
+        // ...and after it the owner ended (cleaned up) or crashed.
+        (
+            Some(Some(&stale)),
+            vec![ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z"))],
+            "takeover",
+        ),
+        // A DRAINING leftover of the owner does not count as running.
+        (
+            Some(Some(&stale)),
+            vec![
+                ts("ecs-svc/0", Slot::Blue, "PRIMARY", Some("dep-z")),
+                ts("ecs-svc/4", Slot::Green, "DRAINING", Some("dep-a")),
+            ],
+            "takeover",
+        ),
+    ];
+    for (i, (read, sets, want)) in cases.into_iter().enumerate() {
+        let got = decide_lock(read, "dep-b", now, &sets);
+        let kind = match &got {
+            LockAction::Create => "create",
+            LockAction::Held => "held",
+            LockAction::TakeOver => "takeover",
+            LockAction::Refuse(msg) => {
+                assert!(msg.contains("dep-a"), "{msg}");
+                "refuse"
+            }
+        };
+        assert_eq!(kind, want, "case {i}: {got:?}");
+    }
+}
+
+#[test]
+fn lock_values_round_trip() {
+    let l = DeploymentLock {
+        owner: "orders-v2-20261127T101542Z".into(),
+        acquired_at: 1_795_000_000,
+    };
+    assert_eq!(DeploymentLock::parse(&l.value()), Some(l.clone()));
+    assert_eq!(DeploymentLock::parse("\"hello\""), None);
+    assert_eq!(DeploymentLock::parse("\"owner= at=5\""), None);
+    assert_eq!(
+        lock_record_name("orders.shop.internal."),
+        "_ecs-dns-canary-lock.orders.shop.internal"
+    );
 }

@@ -479,6 +479,7 @@ pub mod cloudmap {
                         aws_sdk_servicediscovery::types::Namespace::builder()
                             .id(NAMESPACE_ID)
                             .name("shop.local")
+                            .r#type(aws_sdk_servicediscovery::types::NamespaceType::DnsPrivate)
                             .build(),
                     )
                     .build()
@@ -681,6 +682,11 @@ pub mod ecs {
                     .image(image)
                     .essential(true)
                     .memory(768)
+                    .port_mappings(
+                        aws_sdk_ecs::types::PortMapping::builder()
+                            .container_port(8080)
+                            .build(),
+                    )
                     .build(),
             )
             .container_definitions(
