@@ -9,7 +9,8 @@ from pathlib import Path
 import world as W
 from localaws import LocalAws
 
-CLI = W.REPO / "target" / "debug" / "ecs-dns-canary"
+# The workspace's debug build, in CARGO_TARGET_DIR when set (as cargo puts it).
+CLI = Path(os.environ.get("CARGO_TARGET_DIR") or W.REPO / "target") / "debug" / "ecs-dns-canary"
 
 
 def service(w: W.World, index: int = 0) -> W.Service:
