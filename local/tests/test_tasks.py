@@ -191,6 +191,30 @@ def test_scale_down_and_delete_stop_exactly_those_tasks_after_deregistration(aws
     assert keep["externalId"] == "dep-keep"
 
 
+def test_stopped_tasks_are_listed_with_their_stop_times_until_reset(aws: LocalAws) -> None:
+    """aws.stopped_tasks(): every task stopped since the reset, with the
+    instant its stop was asked for, when it had stopped and what it served
+    (what a client-side check of "no request after the stop" needs)."""
+    w = build(aws, desired_count=2)
+    port = aws.task_port()
+    ts = create(w, "blue", "dep-stopped")
+    registered = instances(aws, w.blue["Id"])
+    for address in registered.values():
+        assert get(address, port)[0] == 200
+    assert aws.stopped_tasks() == []
+    asked = time.time()
+    aws.client("ecs").delete_task_set(cluster="c1", service="svc", taskSet=ts["id"])
+    stopped = wait_for(lambda: len(aws.stopped_tasks()) == 2 and aws.stopped_tasks(), what="both tasks stopped")
+    assert {t["task"] for t in stopped} == set(registered)
+    for t in stopped:
+        assert t["stopped"] is True and t["requests"] == 1 and t["taskSetArn"] == ts["taskSetArn"]
+        assert asked - 1 <= t["stopRequestedAt"] <= t["stoppedAt"] <= time.time()
+        assert refuses(t["address"], port)
+    assert {t["task"] for t in aws.tasks()} & set(registered) == set()
+    aws.reset()
+    assert aws.stopped_tasks() == []
+
+
 def test_graceful_stop_finishes_in_flight_and_closes_idle_keep_alive(aws: LocalAws) -> None:
     w = build(aws, desired_count=1)
     sd_id = w.green["Id"]

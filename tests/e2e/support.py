@@ -56,7 +56,7 @@ def diagnostics(aws: LocalAws, w: W.World) -> str:
             out.append("  " + " > ".join(W.entered(events)))
         for c in aws.route53_changes():
             out.append(f"route53 #{c['seq']} {c['timeIso']} {c['caller']}: "
-                       f"{[(x['setIdentifier'], x['weight']) for x in c['changes']]}")
+                       f"{[(x.get('setIdentifier') or x.get('name'), x.get('weight')) for x in c['changes']]}")
         out.append(f"alarm events: {json.dumps(aws.alarm_events().get('deliveries'), default=str)[:3000]}")
     except Exception as e:  # noqa: BLE001 - diagnostics must not hide the failure
         out.append(f"(diagnostics failed: {e})")
