@@ -330,6 +330,14 @@ async fn quiet_alarms_pass_the_gate() {
             r.history_item_type(),
             Some(&aws_sdk_cloudwatch::types::HistoryItemType::StateUpdate)
         );
+        // Without AlarmTypes naming CompositeAlarm, DescribeAlarmHistory
+        // returns metric alarms only (CloudWatch API Reference,
+        // DescribeAlarmHistory): a composite gate alarm's flip is unseen.
+        use aws_sdk_cloudwatch::types::AlarmType;
+        assert_eq!(
+            r.alarm_types(),
+            [AlarmType::CompositeAlarm, AlarmType::MetricAlarm].as_slice()
+        );
     }
 }
 

@@ -83,6 +83,12 @@ async fn was_in_alarm_since(cw: &Client, name: &str, since: DateTime) -> Result<
             .describe_alarm_history()
             .alarm_name(name)
             .history_item_type(HistoryItemType::StateUpdate)
+            // DescribeAlarmHistory returns metric alarms only unless
+            // AlarmTypes names CompositeAlarm (CloudWatch API Reference,
+            // DescribeAlarmHistory, AlarmTypes): a composite gate alarm that
+            // went to ALARM and back would otherwise leave no trace here.
+            .alarm_types(AlarmType::CompositeAlarm)
+            .alarm_types(AlarmType::MetricAlarm)
             .start_date(since)
             .end_date(crate::time::now())
             .set_next_token(token)
