@@ -361,6 +361,13 @@ pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
 /// current TTL, `cloudmap_ttl` the longest TTL of the slots' Cloud Map records.
 pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) -> Strategy {
     let ttl = s.ttl_seconds.unwrap_or(record_ttl);
+    // Clients may hold answers given under the records' TTL before this
+    // deployment changes it, as well as under the new one.
+    let drain = DrainTerms {
+        cname_ttls: vec![record_ttl, ttl],
+        cloudmap_ttl,
+        margin: DRAIN_MARGIN_SECONDS,
+    };
     Strategy {
         steps: s.steps.clone().unwrap_or_else(|| DEFAULT_STEPS.to_vec()),
         bake_seconds: s.bake_seconds.unwrap_or(DEFAULT_BAKE_SECONDS),
@@ -368,20 +375,65 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
             .ready_timeout_seconds
             .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
         ready_poll_seconds: s.ready_poll_seconds.unwrap_or(DEFAULT_READY_POLL_SECONDS),
-        drain_seconds: s
-            .drain_seconds
-            .unwrap_or_else(|| drain_seconds(ttl, cloudmap_ttl)),
+        drain_seconds: s.drain_seconds.unwrap_or_else(|| drain.seconds()),
         ttl_seconds: ttl,
     }
 }
 
-/// How long to wait after the last weight change before deleting a task set:
-/// a client may hold the CNAME answer for its TTL and the A records behind it
-/// for theirs.
+/// What the wait before deleting a task set that lost its traffic must
+/// cover, counted from the moment the weight change that took its traffic is
+/// INSYNC (every Route 53 server answers the new weights): a client may hold
+/// a CNAME answer that leads to the slot for the longest CNAME TTL in force
+/// while the slot had weight, then the slot's A records for their TTL.
+///
+/// Today the CNAME TTLs are the records' TTL before the deployment and the
+/// TTL it writes. Issue 13's exact drain grows this into the instants the
+/// slot's weight was last above zero with the TTL in force at each, plus the
+/// measured INSYNC time; [`DrainTerms::explain`] is what the history shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainTerms {
+    /// Every CNAME TTL under which an answer naming the slot may have been given.
+    pub cname_ttls: Vec<u32>,
+    /// The slot's Cloud Map record TTL (its A records).
+    pub cloudmap_ttl: u32,
+    /// Resolver and clock slack.
+    pub margin: u32,
+}
+
+impl DrainTerms {
+    pub fn longest_cname_ttl(&self) -> u32 {
+        self.cname_ttls.iter().copied().max().unwrap_or(0)
+    }
+
+    pub fn seconds(&self) -> u32 {
+        self.longest_cname_ttl()
+            .saturating_add(self.cloudmap_ttl)
+            .saturating_add(self.margin)
+    }
+
+    /// One sentence naming each term.
+    pub fn explain(&self) -> String {
+        format!(
+            "{}s = longest CNAME TTL in force {}s (of {:?}) + Cloud Map TTL {}s + margin {}s, \
+             from the moment the change is INSYNC",
+            self.seconds(),
+            self.longest_cname_ttl(),
+            self.cname_ttls,
+            self.cloudmap_ttl,
+            self.margin
+        )
+    }
+}
+
+/// How long to wait after the last weight change before deleting a task set
+/// when one CNAME TTL was ever in force.
 pub fn drain_seconds(cname_ttl: u32, cloudmap_ttl: u32) -> u32 {
-    cname_ttl
-        .saturating_add(cloudmap_ttl)
-        .saturating_add(DRAIN_MARGIN_SECONDS)
+    DrainTerms {
+        cname_ttls: vec![cname_ttl],
+        cloudmap_ttl,
+        margin: DRAIN_MARGIN_SECONDS,
+    }
+    .seconds()
 }
 
 // ------------------------------------------------------------------ slots

@@ -187,6 +187,40 @@ fn defaults_fill_the_strategy_and_drain_covers_both_ttls() {
     assert_eq!((s.ttl_seconds, s.drain_seconds), (30, 0));
 }
 
+/// Issue 12 item 14: resolvers that cached the records under the old, longer
+/// TTL still hold the old slot after a TTL change; the drain covers them.
+#[test]
+fn drain_covers_the_longest_ttl_any_client_may_hold() {
+    // (records' TTL now, strategy.ttlSeconds, Cloud Map TTL) -> drain
+    let cases = [
+        (60, Some(5), 15, 60 + 15 + DRAIN_MARGIN_SECONDS),
+        (5, Some(60), 15, 60 + 15 + DRAIN_MARGIN_SECONDS),
+        (30, None, 10, 30 + 10 + DRAIN_MARGIN_SECONDS),
+        (300, Some(1), 0, 300 + DRAIN_MARGIN_SECONDS),
+    ];
+    for (record_ttl, ttl, cloudmap_ttl, want) in cases {
+        let s = complete_strategy(
+            &StrategyInput {
+                ttl_seconds: ttl,
+                ..Default::default()
+            },
+            record_ttl,
+            cloudmap_ttl,
+        );
+        assert_eq!(
+            s.drain_seconds, want,
+            "records TTL {record_ttl}, ttlSeconds {ttl:?}, Cloud Map TTL {cloudmap_ttl}"
+        );
+    }
+    let terms = DrainTerms {
+        cname_ttls: vec![60, 5],
+        cloudmap_ttl: 15,
+        margin: DRAIN_MARGIN_SECONDS,
+    };
+    assert_eq!(terms.seconds(), 85);
+    assert!(terms.explain().contains("60"), "{}", terms.explain());
+}
+
 #[test]
 fn one_task_set_with_all_weight_deploys_to_the_other_slot() {
     let t = target();
