@@ -370,8 +370,14 @@ pub struct WeightReport {
     pub changed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_id: Option<String>,
+    /// True only when GetChange answered INSYNC for this call's change
+    /// (with the weights already in place, for an identical re-write).
     pub insync: bool,
-    /// When the weights took effect (RFC 3339): the alarm window starts here.
+    /// When the change was requested (RFC 3339), before the records were
+    /// read: the earliest instant clients may see the new weights.
+    pub requested_at: String,
+    /// When the call ended (RFC 3339): INSYNC when `insync`, so the drain
+    /// of a task set that lost its traffic counts from here.
     pub changed_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_task_set: Option<String>,
@@ -389,6 +395,17 @@ pub struct DeleteTaskSetRequest {
     /// The slot the task set serves; its record must have weight 0.
     pub slot: Slot,
     pub task_set: TaskSetRef,
+    /// True when this is the clean-up of a service's failed *first*
+    /// deployment (the plan's `firstDeployment`): its task set may then be
+    /// deleted although its slot has weight (the service template gives blue
+    /// 100 before any task set exists), because the service had no task set
+    /// before and deleting it restores exactly that. Checked: the task set
+    /// must carry `deploymentId` and be the service's only task set.
+    #[serde(default)]
+    pub first_deployment: bool,
+    /// The deployment that created the task set (the execution name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
 }
 
 /// Output of `delete-taskset`.

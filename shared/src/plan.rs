@@ -563,6 +563,71 @@ pub fn rival_to_yield_to<'a, T: Ord>(
         .next()
 }
 
+// ------------------------------------------------------------------ delete
+
+/// What delete-taskset knows when it decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteInputs<'a> {
+    pub task_set: &'a TaskSetView,
+    pub slot: Slot,
+    /// The records' weights (read unless this is a first deployment's undo).
+    pub weights: Option<Weights>,
+    /// `Some(id)` when the request is the undo of deployment `id`'s failed
+    /// first deployment.
+    pub first_deployment_id: Option<&'a str>,
+    /// The service's other task sets that are not DRAINING (read only for a
+    /// first deployment's undo).
+    pub other_task_sets: &'a [TaskSetView],
+}
+
+/// Whether deleting the task set can drop traffic that something serves.
+/// A task set that is PRIMARY, or whose slot still has weight, is refused;
+/// except the task set of a failed first deployment, which is deleted
+/// whatever the weights say: the service had no task set before the
+/// deployment (so nobody was served), and the deletion puts it back exactly
+/// as it was, weights untouched. That exception holds only for the task set
+/// carrying that deployment's id while it is the service's only task set.
+pub fn may_delete(i: &DeleteInputs<'_>) -> Result<()> {
+    let ts = i.task_set;
+    if let Some(id) = i.first_deployment_id {
+        if ts.external_id.as_deref() != Some(id) {
+            return Err(CanaryError::UnsafeDelete(format!(
+                "task set {} was not created by deployment {id} (its externalId is {:?}); \
+                 only a first deployment's own task set is deleted while its slot has weight",
+                ts.id, ts.external_id
+            )));
+        }
+        if let Some(other) = i.other_task_sets.iter().find(|o| o.status != "DRAINING") {
+            return Err(CanaryError::UnsafeDelete(format!(
+                "task set {} is not the service's only task set ({} is {}): this is not a first \
+                 deployment any more",
+                ts.id, other.id, other.status
+            )));
+        }
+        return Ok(());
+    }
+    if ts.status == "PRIMARY" {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "task set {} is PRIMARY; promote another task set first",
+            ts.id
+        )));
+    }
+    let Some(w) = i.weights else {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "the weights of the {} slot are unknown",
+            i.slot
+        )));
+    };
+    let weight = w.get(i.slot);
+    if weight > 0 {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "the {} slot still has weight {weight} (blue {} / green {}); move its traffic away first",
+            i.slot, w.blue, w.green
+        )));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ weights
 
 /// `slot` gets `percent` of the traffic, the other slot the rest. Route 53

@@ -161,13 +161,17 @@ async fn without_wait_insync_it_does_not_poll() {
     assert!(!report.insync);
 }
 
+/// Issue 12 item 5: weights in place say nothing about Route 53's servers
+/// (alarm-rollback wrote them without waiting, or an earlier try's GetChange
+/// polling ran out). A call that must confirm INSYNC writes the same records
+/// again and polls that change, instead of reporting INSYNC unasked.
 #[tokio::test]
-async fn retry_with_the_weights_in_place_writes_nothing() {
+async fn weights_in_place_are_confirmed_insync_by_an_identical_write() {
     // The state after a first call that set green 10 %.
     let seen = Seen::new();
     let change = r53::change(&seen);
     let get_change = r53::get_change(ChangeStatus::Insync);
-    let ctx = healthy_slots(Mocks::new())
+    let ctx = Mocks::new()
         .route53(&[&r53::list(r53::records(90, 10, 60)), &change, &get_change])
         .context();
 
@@ -175,9 +179,18 @@ async fn retry_with_the_weights_in_place_writes_nothing() {
         .await
         .unwrap();
 
-    assert_eq!(change.num_calls(), 0);
-    assert_eq!(get_change.num_calls(), 0);
+    // The same values, so no traffic moves (and no health check is needed).
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Upsert, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Upsert, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
+    assert!(get_change.num_calls() >= 1, "INSYNC reported without GetChange");
+    assert!(report.insync);
     assert!(!report.changed);
+    assert_eq!(report.change_id.as_deref(), Some(r53::CHANGE_ID));
     assert_eq!(
         report.weights,
         Weights {
@@ -186,6 +199,22 @@ async fn retry_with_the_weights_in_place_writes_nothing() {
         }
     );
     assert_eq!(report.ttl_seconds, 60);
+}
+
+#[tokio::test]
+async fn weights_in_place_without_wait_insync_write_nothing_and_claim_nothing() {
+    let change = r53::change(&Seen::new());
+    let ctx = Mocks::new()
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .context();
+    let mut req = request(Slot::Green, 10);
+    req.wait_insync = Some(false);
+
+    let report = set_weight::run(&ctx, &req).await.unwrap();
+
+    assert_eq!(change.num_calls(), 0);
+    assert!(!report.changed);
+    assert!(!report.insync);
 }
 
 #[tokio::test]
@@ -278,7 +307,11 @@ async fn promote_retried_after_it_succeeded_changes_nothing() {
     let demoted = ecs::task_set(OLD_TS, Slot::Blue, "ACTIVE", Some(OLD_DEPLOYMENT_ID), 5);
     let ctx = Mocks::new()
         .instances(&cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2))
-        .route53(&[&r53::list(r53::records(0, 100, 60)), &change])
+        .route53(&[
+            &r53::list(r53::records(0, 100, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
         .ecs(&[&ecs::describe_task_sets(vec![demoted, promoted]), &primary])
         .context();
     let mut req = request(Slot::Green, 100);
@@ -286,7 +319,9 @@ async fn promote_retried_after_it_succeeded_changes_nothing() {
 
     let report = set_weight::run(&ctx, &req).await.unwrap();
 
-    assert_eq!(change.num_calls(), 0);
+    // Only the identical write that confirms INSYNC.
+    assert_eq!(change.num_calls(), 1);
+    assert!(report.insync);
     assert_eq!(primary.num_calls(), 0);
     assert!(!report.changed);
     assert_eq!(
@@ -628,16 +663,27 @@ async fn a_change_never_insync_is_retryable_and_the_retry_confirms_it() {
     assert_eq!(e.error_type(), "Retryable");
     assert!(e.to_string().contains("not INSYNC"), "{e}");
 
-    // The retry sees the weights written and does not write again.
-    let change = r53::change(&Seen::new());
+    // The retry sees the weights written and confirms them INSYNC by
+    // GetChange (an identical write), not by assumption.
+    let seen = Seen::new();
+    let change = r53::change(&seen);
+    let get_change = r53::get_change(ChangeStatus::Insync);
     let ctx = healthy_slots(Mocks::new())
-        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change, &get_change])
         .context();
     let report = set_weight::run(&ctx, &request(Slot::Green, 10))
         .await
         .unwrap();
     assert!(!report.changed);
-    assert_eq!(change.num_calls(), 0);
+    assert!(report.insync);
+    assert!(get_change.num_calls() >= 1);
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Upsert, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Upsert, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -651,7 +697,11 @@ async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
             Slot::Blue,
             cloudmap::of_task_set(OLD_DEPLOYMENT_ID, "blue", 0, 2),
         ))
-        .route53(&[&r53::list(r53::records(100, 0, 60)), &change])
+        .route53(&[
+            &r53::list(r53::records(100, 0, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
         .context();
 
     let report = set_weight::run(&ctx, &request(Slot::Blue, 100))
@@ -659,7 +709,9 @@ async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
         .unwrap();
 
     assert!(!report.changed);
-    assert_eq!(change.num_calls(), 0);
+    assert!(report.insync);
+    // Only the identical write that confirms INSYNC.
+    assert_eq!(change.num_calls(), 1);
 }
 
 #[tokio::test]

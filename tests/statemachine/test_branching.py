@@ -219,7 +219,14 @@ def assert_rolled_back(out):
         "label": "rollback",
     }
     assert delete_new.state == "Delete new task set"
-    assert delete_new.payload == {"target": h.TARGET, "slot": "green", "taskSet": h.NEW_TASK_SET}
+    assert delete_new.payload == {
+        "target": h.TARGET,
+        "slot": "green",
+        "taskSet": h.NEW_TASK_SET,
+        # Not a first deployment: delete-taskset checks the weights.
+        "firstDeployment": False,
+        "deploymentId": out.calls[0].payload["deploymentId"],
+    }
     assert out.record.waits[-1] == ("Drain new task set", 70)
 
 

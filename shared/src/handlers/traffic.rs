@@ -24,23 +24,53 @@ pub async fn shift(
     if let Some(ttl) = ttl {
         plan::validate_ttl("ttlSeconds", ttl)?;
     }
+    // The alarm window of the step starts here, before anything is read or
+    // written: an alarm that flips while the change propagates is inside it.
+    let requested_at = time::format(time::now());
     let current = route53::read_records(&ctx.clients.route53, target).await?;
     let ttl = ttl.unwrap_or(current.ttl);
 
     // A retry (or the state machine's rollback after alarm-rollback already
-    // moved traffic) changes nothing, so it needs no health check.
+    // moved traffic) moves nothing, so it needs no health check. But the
+    // weights being in place says nothing about Route 53's servers: the
+    // change that put them there (alarm-rollback's, or an earlier try whose
+    // GetChange polling ran out) may still be PENDING, and a task set is
+    // deleted a drain after INSYNC. So when INSYNC is asked for, the same
+    // records are written again and that change is polled: Route 53 applies
+    // the changes of a hosted zone in order (a second change while one is
+    // processing is refused with PriorRequestNotComplete, Route 53 API
+    // Reference, ChangeResourceRecordSets), and GetChange's INSYNC means
+    // every Route 53 DNS server has the zone with this change (API
+    // Reference, GetChange), so it also has every change before it.
     if current.weights == desired && current.ttl == ttl {
         info!(
             blue = desired.blue,
             green = desired.green,
+            confirm = wait_insync,
             "weights already in place"
         );
+        let (change_id, insync) = if wait_insync {
+            let comment = format!("ecs-dns-canary: confirm {slot} {percent}%");
+            let id =
+                route53::write_weights(&ctx.clients.route53, target, desired, ttl, &comment).await?;
+            let insync = route53::wait_insync(
+                &ctx.clients.route53,
+                &id,
+                ctx.settings.insync_poll,
+                ctx.settings.insync_timeout,
+            )
+            .await?;
+            (Some(id), insync)
+        } else {
+            (None, false)
+        };
         return Ok(WeightReport {
             weights: desired,
             ttl_seconds: ttl,
             changed: false,
-            change_id: None,
-            insync: true,
+            change_id,
+            insync,
+            requested_at,
             changed_at: time::format(time::now()),
             primary_task_set: None,
             label: None,
@@ -88,6 +118,7 @@ pub async fn shift(
         changed: true,
         change_id: Some(change_id),
         insync,
+        requested_at,
         changed_at: time::format(time::now()),
         primary_task_set: None,
         label: None,

@@ -488,3 +488,47 @@ fn the_later_of_two_overlapping_task_sets_yields() {
     let draining = [(1, ts("d", Slot::Green, "DRAINING", None))];
     assert_eq!(rival_to_yield_to((&11, "a"), &draining), None);
 }
+
+/// Issue 12 item 2: a failed first deployment's task set sits in the slot the
+/// service template already gave weight 100; its clean-up deletes it without
+/// touching the weights, and nothing else passes for such an undo.
+#[test]
+fn may_delete_table() {
+    let w = |blue, green| Some(Weights { blue, green });
+    let first = ts("ecs-svc/9", Slot::Blue, "ACTIVE", Some("d-first"));
+    let first_primary = ts("ecs-svc/9", Slot::Blue, "PRIMARY", Some("d-first"));
+    let old = ts("ecs-svc/1", Slot::Blue, "ACTIVE", Some("d0"));
+    let old_primary = ts("ecs-svc/1", Slot::Blue, "PRIMARY", Some("d0"));
+    let rival = ts("ecs-svc/2", Slot::Green, "ACTIVE", Some("d2"));
+    let draining = ts("ecs-svc/3", Slot::Green, "DRAINING", Some("d3"));
+    let none: [TaskSetView; 0] = [];
+    // (task set, weights, first deployment id, other task sets) -> Ok?
+    let cases: Vec<(&TaskSetView, Option<Weights>, Option<&str>, &[TaskSetView], bool)> = vec![
+        (&old, w(0, 100), None, &none, true),
+        (&old, w(10, 90), None, &none, false),
+        (&old_primary, w(0, 100), None, &none, false),
+        (&old, None, None, &none, false),
+        // The first deployment's undo: weight 100 from the template, ACTIVE or PRIMARY.
+        (&first, None, Some("d-first"), &none, true),
+        (&first_primary, None, Some("d-first"), &none, true),
+        (&first, None, Some("d-first"), std::slice::from_ref(&draining), true),
+        // ...but never another deployment's task set, nor one with company.
+        (&old, None, Some("d-first"), &none, false),
+        (&first, None, Some("d-first"), std::slice::from_ref(&rival), false),
+        // Without the undo flag the first deployment's task set is refused as before.
+        (&first, w(100, 0), None, &none, false),
+    ];
+    for (i, (task_set, weights, first_deployment_id, others, ok)) in cases.into_iter().enumerate() {
+        let got = may_delete(&DeleteInputs {
+            task_set,
+            slot: Slot::Blue,
+            weights,
+            first_deployment_id,
+            other_task_sets: others,
+        });
+        assert_eq!(got.is_ok(), ok, "case {i}: {got:?}");
+        if let Err(e) = got {
+            assert_eq!(e.error_type(), "UnsafeDelete", "case {i}");
+        }
+    }
+}
