@@ -712,6 +712,48 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
     )
 }
 
+/// How a slot's Cloud Map service learns whether an instance is healthy
+/// (its `HealthCheckConfig` / `HealthCheckCustomConfig`, or neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// No health check configuration: Cloud Map never knows, reports every
+    /// instance `UNKNOWN` and its DNS answers every registered instance
+    /// (AWS Cloud Map Developer Guide, "Cloud Map service health check
+    /// configuration"; DiscoverInstances ignores the health filter there).
+    None,
+    /// `HealthCheckCustomConfig`: ECS reports each task's health
+    /// (UpdateInstanceCustomHealthStatus) from its container health check.
+    Custom,
+    /// `HealthCheckConfig`: a Route 53 health check probes each instance.
+    Route53,
+}
+
+/// An instance's status as GetInstancesHealthStatus reports it (`Missing`:
+/// the instance is listed but has no status entry yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStatus {
+    Healthy,
+    Unhealthy,
+    Unknown,
+    Missing,
+}
+
+/// Whether one registered instance counts as ready to take traffic.
+///
+/// - No health check: Cloud Map cannot tell (every instance is `UNKNOWN`
+///   and DNS serves them all), so a registered instance counts: whether its
+///   task is healthy is ECS's word, and readiness also asks ECS for
+///   `STEADY_STATE` (which includes passing container health checks).
+/// - Custom or Route 53 health check: only `HEALTHY` counts. `UNKNOWN` or no
+///   status yet means the first check has not reported: not ready yet (the
+///   safe reading; AWS documents no guarantee about the initial status).
+pub fn counts_as_healthy(kind: HealthCheckKind, status: InstanceStatus) -> bool {
+    match kind {
+        HealthCheckKind::None => true,
+        HealthCheckKind::Custom | HealthCheckKind::Route53 => status == InstanceStatus::Healthy,
+    }
+}
+
 // ------------------------------------------------------------------ alarm gate
 
 /// An alarm as observed: its state now and whether it was in ALARM at some

@@ -151,6 +151,66 @@ async fn unhealthy_instances_are_not_ready() {
     assert_eq!((r.healthy_instances, r.unhealthy_instances), (1, 1));
 }
 
+/// Issue 12 item 8: a Cloud Map service without a health check reports
+/// UNKNOWN for every instance (the seed's own slots are such services); its
+/// registered instances count, ECS's STEADY_STATE vouches for the tasks.
+#[tokio::test]
+async fn without_a_health_check_unknown_instances_are_ready() {
+    let insts = (0..2)
+        .map(|i| Inst {
+            id: format!("new-{i}"),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: Some(HealthStatus::UnknownValue),
+        })
+        .collect();
+    let i = cloudmap::instances(Slot::Green, insts);
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        // GetService without HealthCheckConfig / HealthCheckCustomConfig.
+        .cloudmap(&[&i.list, &i.health, &cloudmap::get_service(Slot::Green, 10)])
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(r.ready, "{r:?}");
+    assert_eq!((r.healthy_instances, r.unhealthy_instances), (2, 0));
+}
+
+/// With a (custom) health check, an instance whose status is not known yet
+/// (UNKNOWN, or no entry at all) is not healthy yet.
+#[tokio::test]
+async fn with_a_health_check_unknown_or_missing_status_is_not_ready() {
+    let insts = vec![
+        Inst {
+            id: "new-0".into(),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: Some(HealthStatus::UnknownValue),
+        },
+        Inst {
+            id: "new-1".into(),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: None,
+        },
+    ];
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        .instances(&cloudmap::instances(Slot::Green, insts))
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(!r.ready, "{r:?}");
+    assert_eq!((r.healthy_instances, r.unhealthy_instances), (0, 2));
+}
+
 #[tokio::test]
 async fn the_same_check_twice_gives_the_same_answer_and_changes_nothing() {
     // Only read operations have rules: any write would panic.

@@ -9,7 +9,7 @@ use aws_sdk_servicediscovery::types::HealthStatus;
 use aws_sdk_servicediscovery::Client;
 
 use super::{classify, error_code};
-use crate::plan::cloudmap_service_id;
+use crate::plan::{cloudmap_service_id, counts_as_healthy, HealthCheckKind, InstanceStatus};
 use crate::{CanaryError, Result};
 
 /// The attribute ECS sets on every instance of a task set.
@@ -73,8 +73,10 @@ pub async fn slot_service(sd: &Client, registry_arn: &str) -> Result<SlotService
 }
 
 /// Health of the slot's instances; with `external_id`, only the instances of
-/// that task set. An instance without a health status (a service without
-/// health checks) is served by DNS, so it counts as healthy; `UNKNOWN` does not.
+/// that task set. What counts as healthy depends on the service's kind of
+/// health check ([`plan::counts_as_healthy`]): without one, Cloud Map reports
+/// `UNKNOWN` for every instance and a registered instance counts; with one,
+/// only `HEALTHY` does.
 pub async fn slot_health(
     sd: &Client,
     registry_arn: &str,
@@ -114,6 +116,14 @@ pub async fn slot_health(
         return Ok(Health::default());
     }
 
+    let kind = health_check_kind(sd, registry_arn).await?;
+    if kind == HealthCheckKind::None {
+        // Every status would be UNKNOWN: nothing more to read.
+        return Ok(Health {
+            healthy: u32::try_from(instances.len()).unwrap_or(u32::MAX),
+            unhealthy: 0,
+        });
+    }
     let pages: Vec<_> = sd
         .get_instances_health_status()
         .service_id(id)
@@ -130,10 +140,44 @@ pub async fn slot_health(
 
     let mut h = Health::default();
     for iid in &instances {
-        match status.get(iid) {
-            Some(HealthStatus::Healthy) | None => h.healthy += 1,
-            Some(_) => h.unhealthy += 1,
+        let s = match status.get(iid) {
+            Some(HealthStatus::Healthy) => InstanceStatus::Healthy,
+            Some(HealthStatus::Unhealthy) => InstanceStatus::Unhealthy,
+            // UNKNOWN (`UnknownValue`), or a status this SDK does not know.
+            Some(_) => InstanceStatus::Unknown,
+            None => InstanceStatus::Missing,
+        };
+        if counts_as_healthy(kind, s) {
+            h.healthy += 1;
+        } else {
+            h.unhealthy += 1;
         }
     }
     Ok(h)
+}
+
+/// The kind of health check of a slot's Cloud Map service (GetService).
+pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<HealthCheckKind> {
+    let id = cloudmap_service_id(registry_arn)?;
+    let out = sd
+        .get_service()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("ServiceNotFound") => CanaryError::TargetNotFound(format!(
+                "Cloud Map service {registry_arn} does not exist"
+            )),
+            _ => classify("servicediscovery:GetService", e),
+        })?;
+    let svc = out.service();
+    Ok(
+        if svc.and_then(|s| s.health_check_config()).is_some() {
+            HealthCheckKind::Route53
+        } else if svc.and_then(|s| s.health_check_custom_config()).is_some() {
+            HealthCheckKind::Custom
+        } else {
+            HealthCheckKind::None
+        },
+    )
 }

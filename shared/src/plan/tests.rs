@@ -532,3 +532,26 @@ fn may_delete_table() {
         }
     }
 }
+
+/// Issue 12 item 8: what "healthy" means for each kind of Cloud Map service.
+#[test]
+fn counts_as_healthy_table() {
+    use HealthCheckKind as K;
+    use InstanceStatus as S;
+    let cases = [
+        (K::None, S::Unknown, true),
+        (K::None, S::Missing, true),
+        (K::None, S::Healthy, true),
+        (K::Custom, S::Healthy, true),
+        (K::Custom, S::Unknown, false),
+        (K::Custom, S::Missing, false),
+        (K::Custom, S::Unhealthy, false),
+        (K::Route53, S::Healthy, true),
+        (K::Route53, S::Unknown, false),
+        (K::Route53, S::Missing, false),
+        (K::Route53, S::Unhealthy, false),
+    ];
+    for (kind, status, want) in cases {
+        assert_eq!(counts_as_healthy(kind, status), want, "{kind:?} {status:?}");
+    }
+}

@@ -172,7 +172,7 @@ impl Mocks {
 
     /// Both Cloud Map rules of one slot's instances.
     pub fn instances(self, i: &Instances) -> Self {
-        self.cloudmap(&[&i.list, &i.health])
+        self.cloudmap(&[&i.list, &i.health, &i.service])
     }
 
     pub fn cloudwatch(mut self, rules: &[&Rule]) -> Self {
@@ -388,6 +388,9 @@ pub mod r53 {
 pub struct Instances {
     pub list: Rule,
     pub health: Rule,
+    /// GetService: the slot's service with `HealthCheckCustomConfig` (as ECS
+    /// service discovery sets it up), so the statuses above count.
+    pub service: Rule,
 }
 
 pub mod cloudmap {
@@ -461,7 +464,29 @@ pub mod cloudmap {
                     .set_status(Some(status))
                     .build()
             });
-        Instances { list, health }
+        let service = mock!(Client::get_service)
+            .match_requests(move |r| r.id() == Some(id))
+            .then_output(move || {
+                GetServiceOutput::builder()
+                    .service(
+                        aws_sdk_servicediscovery::types::Service::builder()
+                            .id(id)
+                            .arn(registry_arn(slot))
+                            .name(format!("orders-{slot}"))
+                            .namespace_id(NAMESPACE_ID)
+                            .health_check_custom_config(
+                                aws_sdk_servicediscovery::types::HealthCheckCustomConfig::builder()
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+        Instances {
+            list,
+            health,
+            service,
+        }
     }
 
     /// A slot whose service has `healthy` healthy instances of `external_id`.
