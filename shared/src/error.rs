@@ -50,6 +50,12 @@ pub enum CanaryError {
     #[error("unsafe delete: {0}")]
     UnsafeDelete(String),
 
+    /// A forward weight change found the records changed between its read
+    /// and its conditional write (alarm-rollback moved traffic back, or a
+    /// person edited them). Nothing was written; the deployment rolls back.
+    #[error("weights changed: {0}")]
+    WeightsChanged(String),
+
     /// A transient AWS condition (throttling, 5xx, a Route 53 change still
     /// processing, a change not yet INSYNC). Safe to retry with backoff.
     #[error("retryable: {0}")]
@@ -72,6 +78,7 @@ impl CanaryError {
         "NoHealthyInstances",
         "AlarmFiring",
         "UnsafeDelete",
+        "WeightsChanged",
         "Retryable",
         "AwsError",
     ];
@@ -88,6 +95,7 @@ impl CanaryError {
             Self::NoHealthyInstances(_) => "NoHealthyInstances",
             Self::AlarmFiring(_) => "AlarmFiring",
             Self::UnsafeDelete(_) => "UnsafeDelete",
+            Self::WeightsChanged(_) => "WeightsChanged",
             Self::Retryable(_) => "Retryable",
             Self::AwsError(_) => "AwsError",
         }
@@ -110,6 +118,7 @@ impl CanaryError {
             Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
             Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
             Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
+            Self::WeightsChanged(m) => Self::WeightsChanged(add(m)),
             Self::Retryable(m) => Self::Retryable(add(m)),
             Self::AwsError(m) => Self::AwsError(add(m)),
         }
@@ -143,6 +152,7 @@ mod tests {
             CanaryError::NoHealthyInstances(String::new()),
             CanaryError::AlarmFiring(String::new()),
             CanaryError::UnsafeDelete(String::new()),
+            CanaryError::WeightsChanged(String::new()),
             CanaryError::Retryable(String::new()),
             CanaryError::AwsError(String::new()),
         ];

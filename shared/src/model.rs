@@ -303,6 +303,9 @@ pub struct AlarmReport {
 pub struct GateReport {
     pub passed: bool,
     pub since: String,
+    /// The instant (RFC 3339) taken just before the alarms were read: what
+    /// happened after it may be unseen, so the next window starts here.
+    pub observed_at: String,
     pub checked_at: String,
     pub alarms: Vec<AlarmReport>,
     /// Alarms in INSUFFICIENT_DATA that were let pass under `insufficientData: pass`.
@@ -341,6 +344,21 @@ pub struct SetWeightRequest {
     /// Context for logs and the console (e.g. "step 1 of 3").
     #[serde(default)]
     pub label: Option<String>,
+    /// The deployment's alarm gate, given for a forward canary step. The call
+    /// then checks the alarms over `[since, now]` after reading the records
+    /// and writes only if the records are still as it read them, so a
+    /// forward change can never land after a rollback (see
+    /// [`crate::handlers::traffic::shift`]).
+    #[serde(default)]
+    pub alarms: Option<AlarmGate>,
+    /// Start of the alarm window (RFC 3339): the previous gate's
+    /// `observedAt`, or the moment the canary started.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Where alarm-rollback sends all traffic if a watched alarm fires while
+    /// this call is in flight (read from the execution history).
+    #[serde(default)]
+    pub rollback: Option<RollbackPlan>,
 }
 
 /// Route 53 weights of both records.

@@ -13,7 +13,8 @@ use aws_sdk_servicediscovery::operation::list_instances::ListInstancesError;
 use aws_sdk_servicediscovery::types::error::ServiceNotFound;
 use aws_smithy_mocks::mock;
 use canary_engine::handlers::set_weight;
-use canary_engine::model::{SetWeightRequest, Slot, Weights};
+use canary_engine::time;
+use canary_engine::model::{AlarmGate, RollbackPlan, SetWeightRequest, Slot, Weights};
 use common::r53::{ChangeAction, RrType};
 use common::*;
 
@@ -26,6 +27,29 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         mark_primary: None,
         wait_insync: None,
         label: Some("step 1 of 3 (10%)".into()),
+        alarms: None,
+        since: None,
+        rollback: None,
+    }
+}
+
+const SINCE: &str = "2026-11-27T10:15:00Z";
+
+/// A forward canary step as the state machine sends it: with its alarm
+/// guard (window from `SINCE`) and the rollback plan alarm-rollback reads.
+fn guarded(percent: u8) -> SetWeightRequest {
+    SetWeightRequest {
+        alarms: Some(AlarmGate {
+            names: vec![ALARM.into()],
+            insufficient_data: Default::default(),
+        }),
+        since: Some(SINCE.into()),
+        rollback: Some(RollbackPlan {
+            target: target(),
+            slot: Slot::Blue,
+            ttl_seconds: Some(60),
+        }),
+        ..request(Slot::Green, percent)
     }
 }
 
@@ -737,4 +761,97 @@ async fn the_lambda_entry_point_takes_the_fixture_and_names_errors() {
     bad["percent"] = serde_json::json!("ten");
     let diagnostic = set_weight::handle(&ctx, event(bad)).await.unwrap_err();
     assert_eq!(diagnostic.error_type, "InvalidInput");
+}
+
+// ------------------------------------------------------------------ guarded steps (issue 12 item 4)
+
+/// A forward step writes DELETE (the records as read) + CREATE (the new
+/// weights) in one batch: Route 53 applies it only if nobody wrote between.
+#[tokio::test]
+async fn a_guarded_step_writes_only_if_the_records_are_as_read() {
+    let seen = Seen::new();
+    let change = r53::change(&seen);
+    let history = Seen::new();
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[
+            &r53::list(r53::records(100, 0, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(ALARM, Vec::new(), &history),
+        ])
+        .context();
+
+    let report = set_weight::run(&ctx, &guarded(10)).await.unwrap();
+
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Delete, BLUE_SET_ID.into(), 100, 60),
+            (ChangeAction::Delete, GREEN_SET_ID.into(), 0, 60),
+            (ChangeAction::Create, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Create, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
+    assert!(report.changed && report.insync);
+    // The window is read from the given start, before the request.
+    let h = history.all();
+    assert!(!h.is_empty());
+    assert!(h.iter().all(|r| r.start_date().map(|d| d.secs())
+        <= Some(time::parse("since", SINCE).unwrap().secs())));
+}
+
+/// An alarm that went to ALARM and back since the window start (while the
+/// previous change propagated, or before this retry): nothing is written.
+#[tokio::test]
+async fn a_guarded_step_sees_an_alarm_that_flipped_in_its_window_and_writes_nothing() {
+    let change = r53::change(&Seen::new());
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(
+                ALARM,
+                vec![
+                    cw::transition(ALARM, "ALARM", "OK"),
+                    cw::transition(ALARM, "OK", "ALARM"),
+                ],
+                &Seen::new(),
+            ),
+        ])
+        .context();
+
+    let e = err(set_weight::run(&ctx, &guarded(50)).await);
+
+    assert_eq!(e.error_type(), "AlarmFiring");
+    assert!(e.to_string().contains(ALARM), "{e}");
+    assert_eq!(change.num_calls(), 0);
+}
+
+/// alarm-rollback's UPSERT landed between the step's read and its write:
+/// Route 53 refuses the whole batch, the step reports WeightsChanged.
+#[tokio::test]
+async fn a_guarded_step_overtaken_by_a_rollback_is_weights_changed() {
+    let change = mock!(aws_sdk_route53::Client::change_resource_record_sets).then_error(|| {
+        ChangeResourceRecordSetsError::InvalidChangeBatch(
+            aws_sdk_route53::types::error::InvalidChangeBatch::builder()
+                .message("Tried to delete resource record set [name='orders.shop.internal.', type='CNAME', set-identifier='orders-blue'] but the values provided do not match the current values")
+                .meta(meta("InvalidChangeBatch"))
+                .build(),
+        )
+    });
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(ALARM, Vec::new(), &Seen::new()),
+        ])
+        .context();
+
+    let e = err(set_weight::run(&ctx, &guarded(50)).await);
+
+    assert_eq!(e.error_type(), "WeightsChanged");
+    assert_eq!(change.num_calls(), 1);
 }

@@ -476,6 +476,7 @@ class FakeFunctions:
         return {
             "passed": True,
             "since": p["since"],
+            "observedAt": f"2026-11-27T10:59:{step or 0:02d}Z",
             "checkedAt": "2026-11-27T11:00:00Z",
             "alarms": [{"name": ALARM, "state": "OK", "firedInWindow": False, "reason": "quiet"}],
             "insufficientData": [],

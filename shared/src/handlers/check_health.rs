@@ -119,6 +119,8 @@ async fn check_alarms(
 ) -> Result<GateReport> {
     plan::validate_alarms(gate)?;
     let since_t = time::parse("since", since)?;
+    // Taken before anything is read: the next window starts here.
+    let observed_at = time::format(time::now());
     let observed = if gate.names.is_empty() {
         Vec::new()
     } else {
@@ -140,6 +142,7 @@ async fn check_alarms(
     Ok(GateReport {
         passed: true,
         since: since.to_string(),
+        observed_at,
         checked_at: time::format(time::now()),
         alarms: verdict.reports,
         insufficient_data: verdict.insufficient_data,

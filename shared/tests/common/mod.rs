@@ -893,6 +893,41 @@ pub mod sfn {
         ]
     }
 
+    /// The newest events of an execution whose forward step is in flight:
+    /// the "Shift traffic" task's TaskScheduled carries set-weight's payload.
+    pub fn shifting(payload: &serde_json::Value) -> Vec<HistoryEvent> {
+        let parameters = serde_json::json!({
+            "FunctionName": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:set-weight"),
+            "Payload": payload,
+        })
+        .to_string();
+        vec![
+            event(17, HistoryEventType::TaskStarted).build().unwrap(),
+            event(16, HistoryEventType::TaskScheduled)
+                .task_scheduled_event_details(
+                    TaskScheduledEventDetails::builder()
+                        .resource_type("lambda")
+                        .resource("invoke")
+                        .region(REGION)
+                        .parameters(parameters)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+            event(15, HistoryEventType::TaskStateEntered)
+                .state_entered_event_details(
+                    StateEnteredEventDetails::builder()
+                        .name("Shift traffic")
+                        .input("{}")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        ]
+    }
+
     /// The newest events of an execution waiting between steps (not baking).
     pub fn waiting() -> Vec<HistoryEvent> {
         vec![
