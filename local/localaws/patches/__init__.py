@@ -21,6 +21,7 @@ def apply_all() -> None:
             ecs_errors,
             ecs_primary_task_set,
             ecs_scheduler,
+            route53_change_batch,
             sfn_callbacks,
             sfn_execution,
             sfn_history,
@@ -36,4 +37,5 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
+        route53_change_batch.apply()
         _applied = True
