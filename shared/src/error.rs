@@ -56,6 +56,13 @@ pub enum CanaryError {
     #[error("weights changed: {0}")]
     WeightsChanged(String),
 
+    /// CloudWatch kept throttling the alarm gate's reads through the
+    /// function's own patient retry (the per-account limits are shared by
+    /// every deployment). Nothing was decided; the state machine retries it
+    /// on its own patient schedule, apart from `Retryable`.
+    #[error("throttled: {0}")]
+    Throttled(String),
+
     /// A transient AWS condition (throttling, 5xx, a Route 53 change still
     /// processing, a change not yet INSYNC). Safe to retry with backoff.
     #[error("retryable: {0}")]
@@ -79,6 +86,7 @@ impl CanaryError {
         "AlarmFiring",
         "UnsafeDelete",
         "WeightsChanged",
+        "Throttled",
         "Retryable",
         "AwsError",
     ];
@@ -96,6 +104,7 @@ impl CanaryError {
             Self::AlarmFiring(_) => "AlarmFiring",
             Self::UnsafeDelete(_) => "UnsafeDelete",
             Self::WeightsChanged(_) => "WeightsChanged",
+            Self::Throttled(_) => "Throttled",
             Self::Retryable(_) => "Retryable",
             Self::AwsError(_) => "AwsError",
         }
@@ -119,6 +128,7 @@ impl CanaryError {
             Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
             Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
             Self::WeightsChanged(m) => Self::WeightsChanged(add(m)),
+            Self::Throttled(m) => Self::Throttled(add(m)),
             Self::Retryable(m) => Self::Retryable(add(m)),
             Self::AwsError(m) => Self::AwsError(add(m)),
         }
@@ -153,6 +163,7 @@ mod tests {
             CanaryError::AlarmFiring(String::new()),
             CanaryError::UnsafeDelete(String::new()),
             CanaryError::WeightsChanged(String::new()),
+            CanaryError::Throttled(String::new()),
             CanaryError::Retryable(String::new()),
             CanaryError::AwsError(String::new()),
         ];

@@ -766,6 +766,57 @@ pub struct AlarmObservation {
     pub fired_in_window: bool,
 }
 
+/// Seconds the alarm history is read before the window's start: CloudWatch's
+/// clock and the function's differ a little.
+pub const ALARM_CLOCK_SLACK_SECONDS: i64 = 5;
+
+/// Whether the gate must read an alarm's history to know if it was in ALARM
+/// since `from` (epoch seconds). An alarm in ALARM now fails the gate anyway;
+/// one whose last state update (`last_change`, from DescribeAlarms'
+/// StateUpdatedTimestamp / StateTransitionedTimestamp) is before `from` has
+/// held its present, non-ALARM state through the whole window. Without a
+/// timestamp, read the history.
+pub fn needs_history(state: &str, last_change: Option<i64>, from: i64) -> bool {
+    if state == "ALARM" {
+        return false;
+    }
+    last_change.is_none_or(|t| t >= from)
+}
+
+/// Error codes with which AWS says "too many requests".
+pub fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "Throttling"
+                | "ThrottlingException"
+                | "ThrottledException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "RequestThrottled"
+        )
+    )
+}
+
+/// Full-jitter exponential backoff ("Exponential Backoff And Jitter", AWS
+/// Architecture Blog): a wait in `[0, min(cap, base * 2^attempt))` chosen by
+/// `random`.
+pub fn backoff(
+    attempt: u32,
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    random: u64,
+) -> std::time::Duration {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(cap);
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_millis(random % ms)
+}
+
 /// The gate's verdict over the observed alarms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateVerdict {

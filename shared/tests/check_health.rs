@@ -14,6 +14,7 @@ use canary_engine::handlers::check_health;
 use canary_engine::model::{
     AlarmGate, CheckReport, CheckRequest, GateReport, InsufficientData, ReadinessReport, Slot,
 };
+use aws_smithy_types::DateTime;
 use canary_engine::time;
 use common::cloudmap::{HealthStatus, Inst};
 use common::*;
@@ -382,9 +383,14 @@ async fn quiet_alarms_pass_the_gate() {
     let reqs = seen.all();
     assert_eq!(reqs.len(), 2);
     for r in reqs {
+        // From a little before the window start (clock slack between
+        // CloudWatch and the function).
         assert_eq!(
             r.start_date().map(|d| d.secs()),
-            Some(time::parse("since", SINCE).unwrap().secs())
+            Some(
+                time::parse("since", SINCE).unwrap().secs()
+                    - canary_engine::plan::ALARM_CLOCK_SLACK_SECONDS
+            )
         );
         assert_eq!(
             r.history_item_type(),
@@ -573,16 +579,145 @@ async fn a_missing_alarm_is_target_not_found() {
     assert!(e.to_string().contains("orders-typo"), "{e}");
 }
 
+// ------------------------------------------------------------------ CloudWatch limits (issue 12 item 13)
+
+/// Throttling that outlasts the gate's own patient retry is `Throttled`, a
+/// name the state machine retries on its own schedule, not `Retryable`
+/// (whose six retries ended in a rollback of a healthy deployment).
 #[tokio::test]
-async fn cloudwatch_throttling_is_retryable() {
+async fn cloudwatch_throttling_that_outlasts_the_patient_retry_is_throttled() {
     let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
         .then_error(|| DescribeAlarmsError::generic(meta("Throttling")));
     let ctx = Mocks::new().cloudwatch(&[&describe]).context();
 
-    assert_eq!(
-        err_type(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await),
-        "Retryable"
+    let e = err(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await);
+
+    assert_eq!(e.error_type(), "Throttled");
+    // 1 call + the patient retries of the test settings (8).
+    assert_eq!(describe.num_calls(), 9);
+}
+
+/// An alarm quiet now whose state last changed before the window cannot
+/// have been in ALARM during it: no DescribeAlarmHistory call at all (no
+/// history rule here, so a call would fail the test). One DescribeAlarms
+/// call covers every alarm.
+#[tokio::test]
+async fn quiet_alarms_unchanged_since_before_the_window_cost_one_call() {
+    let before = DateTime::from_secs(time::parse("since", SINCE).unwrap().secs() - 3600);
+    let mut a = cw::alarm(ALARM, "OK");
+    a.state_updated_timestamp = Some(before);
+    let mut b = cw::alarm(OTHER_ALARM, "INSUFFICIENT_DATA");
+    b.state_updated_timestamp = Some(before);
+    b.state_transitioned_timestamp = Some(before);
+    let describe = cw::describe_alarms(vec![a, b]);
+    let ctx = Mocks::new().cloudwatch(&[&describe]).context();
+
+    let g = gate_report(
+        check_health::run(&ctx, &alarms(&[ALARM, OTHER_ALARM], SINCE))
+            .await
+            .unwrap(),
     );
+
+    assert!(g.passed);
+    assert_eq!(describe.num_calls(), 1);
+}
+
+/// An alarm whose state changed inside the window still has its history read.
+#[tokio::test]
+async fn an_alarm_changed_inside_the_window_has_its_history_read() {
+    let inside = DateTime::from_secs(time::parse("since", SINCE).unwrap().secs() + 30);
+    let mut a = cw::alarm(ALARM, "OK");
+    a.state_updated_timestamp = Some(inside);
+    let seen = Seen::new();
+    let ctx = Mocks::new()
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![a]),
+            &cw::history(
+                ALARM,
+                vec![
+                    cw::transition(ALARM, "ALARM", "OK"),
+                    cw::transition(ALARM, "OK", "ALARM"),
+                ],
+                &seen,
+            ),
+        ])
+        .context();
+
+    let e = err(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await);
+
+    assert_eq!(e.error_type(), "AlarmFiring");
+    assert_eq!(seen.all().len(), 1);
+}
+
+/// Twenty deployments' gates at once against an account whose CloudWatch
+/// throttles: the first 40 calls (DescribeAlarms and DescribeAlarmHistory)
+/// are refused with Throttling. Every gate still passes, by its own
+/// patient retry, and none ends `Retryable` / `Throttled`.
+#[tokio::test]
+async fn twenty_concurrent_gates_ride_out_throttling() {
+    use aws_sdk_cloudwatch::operation::describe_alarm_history::{
+        DescribeAlarmHistoryError, DescribeAlarmHistoryOutput,
+    };
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_smithy_mocks::MockResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let refused = Arc::new(AtomicUsize::new(0));
+    let throttle = {
+        let refused = Arc::clone(&refused);
+        move || refused.fetch_add(1, Ordering::SeqCst) < 40
+    };
+    let t1 = throttle.clone();
+    let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_compute_response(
+        move |_| {
+            if t1() {
+                MockResponse::Error(DescribeAlarmsError::generic(meta("Throttling")))
+            } else {
+                MockResponse::Output(
+                    DescribeAlarmsOutput::builder()
+                        .metric_alarms(cw::alarm(ALARM, "OK"))
+                        .build(),
+                )
+            }
+        },
+    );
+    let t2 = throttle.clone();
+    let history = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
+        .then_compute_response(move |_| {
+            if t2() {
+                MockResponse::Error(DescribeAlarmHistoryError::generic(meta("Throttling")))
+            } else {
+                MockResponse::Output(DescribeAlarmHistoryOutput::builder().build())
+            }
+        });
+    let ctx = Mocks::new()
+        .cloudwatch(&[&describe, &history])
+        .settings(canary_engine::runtime::Settings {
+            cloudwatch: canary_engine::aws::cloudwatch::Pacing {
+                interval: std::time::Duration::ZERO,
+                throttle_retries: 8,
+                throttle_base: std::time::Duration::from_millis(2),
+                throttle_cap: std::time::Duration::from_millis(20),
+                throttle_budget: std::time::Duration::from_secs(5),
+            },
+            ..settings()
+        })
+        .context();
+
+    let mut gates = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let ctx = ctx.clone();
+        gates.spawn(async move { check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await });
+    }
+    let mut passed = 0;
+    while let Some(joined) = gates.join_next().await {
+        let g = gate_report(joined.unwrap().unwrap());
+        assert!(g.passed);
+        passed += 1;
+    }
+    assert_eq!(passed, 20);
+    assert!(refused.load(Ordering::SeqCst) >= 40 + 40, "every gate made its calls");
 }
 
 #[tokio::test]

@@ -124,7 +124,13 @@ async fn check_alarms(
     let observed = if gate.names.is_empty() {
         Vec::new()
     } else {
-        cloudwatch::observe(&ctx.clients.cloudwatch, &gate.names, since_t).await?
+        cloudwatch::observe_paced(
+            &ctx.clients.cloudwatch,
+            ctx.settings.cloudwatch,
+            &gate.names,
+            since_t,
+        )
+        .await?
     };
     let verdict = gate_verdict(&observed, gate.insufficient_data);
     info!(

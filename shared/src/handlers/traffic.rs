@@ -129,7 +129,13 @@ pub async fn shift(
         (Some(g), Some(since)) => {
             if !g.alarms.names.is_empty() {
                 let observed =
-                    cloudwatch::observe(&ctx.clients.cloudwatch, &g.alarms.names, since).await?;
+                    cloudwatch::observe_paced(
+                    &ctx.clients.cloudwatch,
+                    ctx.settings.cloudwatch,
+                    &g.alarms.names,
+                    since,
+                )
+                .await?;
                 let verdict = plan::gate_verdict(&observed, g.alarms.insufficient_data);
                 if let Some(failure) = verdict.failure {
                     warn!(%failure, "alarm before the weight change: not writing");

@@ -555,3 +555,42 @@ fn counts_as_healthy_table() {
         assert_eq!(counts_as_healthy(kind, status), want, "{kind:?} {status:?}");
     }
 }
+
+/// Issue 12 item 13: the gate reads an alarm's history only when its state
+/// changed inside the window.
+#[test]
+fn needs_history_table() {
+    let from = 1_000;
+    // (state now, last state change, needs history)
+    let cases = [
+        ("OK", Some(999), false),
+        ("INSUFFICIENT_DATA", Some(10), false),
+        ("OK", Some(1_000), true),
+        ("OK", Some(1_500), true),
+        ("OK", None, true),
+        // In ALARM now fails the gate whatever the history says.
+        ("ALARM", None, false),
+        ("ALARM", Some(1_500), false),
+    ];
+    for (state, changed, want) in cases {
+        assert_eq!(needs_history(state, changed, from), want, "{state} {changed:?}");
+    }
+}
+
+#[test]
+fn backoff_is_full_jitter_under_a_growing_capped_ceiling() {
+    use std::time::Duration;
+    let (base, cap) = (Duration::from_millis(250), Duration::from_secs(5));
+    for attempt in 0..12 {
+        let ceiling = (base * 2u32.pow(attempt.min(10))).min(cap);
+        for random in [0, 1, 7_919, u64::MAX] {
+            let d = backoff(attempt, base, cap, random);
+            assert!(d < ceiling, "attempt {attempt}: {d:?} >= {ceiling:?}");
+        }
+    }
+    assert_eq!(backoff(3, Duration::ZERO, cap, 5), Duration::ZERO);
+    assert!(is_throttling(Some("Throttling")));
+    assert!(is_throttling(Some("ThrottlingException")));
+    assert!(!is_throttling(Some("ValidationError")));
+    assert!(!is_throttling(None));
+}

@@ -136,6 +136,14 @@ pub fn settings() -> Settings {
         insync_poll: Duration::from_millis(1),
         insync_timeout: Duration::from_millis(200),
         state_machine_arn: Some(STATE_MACHINE_ARN.into()),
+        // No spacing, throttling waits of at most a few ms.
+        cloudwatch: canary_engine::aws::cloudwatch::Pacing {
+            interval: Duration::ZERO,
+            throttle_retries: 8,
+            throttle_base: Duration::from_millis(1),
+            throttle_cap: Duration::from_millis(4),
+            throttle_budget: Duration::from_millis(500),
+        },
     }
 }
 
