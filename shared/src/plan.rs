@@ -671,6 +671,9 @@ pub struct ReadinessInputs {
     pub pending: i32,
     pub healthy_instances: u32,
     pub unhealthy_instances: u32,
+    /// RegisterInstance operations of the slot's Cloud Map service still
+    /// SUBMITTED or PENDING.
+    pub pending_registrations: u32,
 }
 
 /// Ready means ECS calls the task set steady, every desired task runs, and
@@ -692,6 +695,21 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
         return (
             false,
             format!("{} of {} tasks running", r.running, r.desired),
+        );
+    }
+    // RegisterInstance is asynchronous: until its operation succeeds the
+    // slot's DNS name does not answer with the instance (AWS Cloud Map API
+    // Reference, RegisterInstance and GetOperation). Healthy is not yet
+    // resolvable; moving weight then would send clients to a name that
+    // answers with nothing new (or nothing at all).
+    if r.pending_registrations > 0 {
+        return (
+            false,
+            format!(
+                "{} Cloud Map registration(s) of the slot still in progress: its name does not \
+                 resolve to the new instances yet",
+                r.pending_registrations
+            ),
         );
     }
     if r.healthy_instances < need {

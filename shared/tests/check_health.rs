@@ -168,7 +168,12 @@ async fn without_a_health_check_unknown_instances_are_ready() {
     let ctx = Mocks::new()
         .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
         // GetService without HealthCheckConfig / HealthCheckCustomConfig.
-        .cloudmap(&[&i.list, &i.health, &cloudmap::get_service(Slot::Green, 10)])
+        .cloudmap(&[
+            &i.list,
+            &i.health,
+            &i.operations,
+            &cloudmap::get_service(Slot::Green, 10),
+        ])
         .context();
 
     let r = ready_report(
@@ -179,6 +184,63 @@ async fn without_a_health_check_unknown_instances_are_ready() {
 
     assert!(r.ready, "{r:?}");
     assert_eq!((r.healthy_instances, r.unhealthy_instances), (2, 0));
+}
+
+/// Issue 12 item 9: healthy instances whose registration Cloud Map is still
+/// processing do not resolve yet: not ready until the operation succeeds.
+#[tokio::test]
+async fn healthy_instances_still_registering_are_not_ready() {
+    use aws_sdk_servicediscovery::operation::list_operations::{
+        ListOperationsInput, ListOperationsOutput,
+    };
+    use aws_sdk_servicediscovery::types::{OperationStatus, OperationSummary};
+    let asked = Seen::<ListOperationsInput>::new();
+    let operations = {
+        let asked = asked.clone();
+        mock!(aws_sdk_servicediscovery::Client::list_operations).then_compute_output(move |req| {
+            asked.push(req);
+            ListOperationsOutput::builder()
+                .operations(
+                    OperationSummary::builder()
+                        .id("op-register-new-1")
+                        .status(OperationStatus::Pending)
+                        .build(),
+                )
+                .build()
+        })
+    };
+    let i = cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2);
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        .cloudmap(&[&operations, &i.list, &i.health, &i.service])
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(!r.ready, "{r:?}");
+    assert!(r.reason.contains("registration"), "{}", r.reason);
+    // Asked about this slot's service's unfinished registrations only.
+    let q = asked.only();
+    let filters: Vec<_> = q
+        .filters()
+        .iter()
+        .map(|f| (f.name().as_str().to_string(), f.values().to_vec()))
+        .collect();
+    assert_eq!(
+        filters,
+        vec![
+            ("SERVICE_ID".to_string(), vec![GREEN_SRV.to_string()]),
+            (
+                "STATUS".to_string(),
+                vec!["SUBMITTED".to_string(), "PENDING".to_string()]
+            ),
+            ("TYPE".to_string(), vec!["REGISTER_INSTANCE".to_string()]),
+        ]
+    );
 }
 
 /// With a (custom) health check, an instance whose status is not known yet

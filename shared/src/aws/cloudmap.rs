@@ -156,6 +156,56 @@ pub async fn slot_health(
     Ok(h)
 }
 
+/// RegisterInstance operations of the slot's service not finished yet
+/// (SUBMITTED or PENDING). ListOperations filters by service, status and
+/// type on the server (AWS Cloud Map API Reference, ListOperations,
+/// OperationFilter); its summaries carry only id and status, so the status is
+/// checked again here (a server that ignores the filters, like moto, then
+/// still answers right for finished operations).
+pub async fn pending_registrations(sd: &Client, registry_arn: &str) -> Result<u32> {
+    use aws_sdk_servicediscovery::types::{
+        FilterCondition, OperationFilter, OperationFilterName, OperationStatus,
+    };
+    let id = cloudmap_service_id(registry_arn)?;
+    let filter = |name: OperationFilterName, values: &[&str], condition: FilterCondition| {
+        OperationFilter::builder()
+            .name(name)
+            .set_values(Some(values.iter().map(|v| (*v).to_string()).collect()))
+            .condition(condition)
+            .build()
+            .map_err(|e| CanaryError::invalid(e.to_string()))
+    };
+    let pages: Vec<_> = sd
+        .list_operations()
+        .filters(filter(OperationFilterName::ServiceId, &[id], FilterCondition::Eq)?)
+        .filters(filter(
+            OperationFilterName::Status,
+            &["SUBMITTED", "PENDING"],
+            FilterCondition::In,
+        )?)
+        .filters(filter(
+            OperationFilterName::Type,
+            &["REGISTER_INSTANCE"],
+            FilterCondition::Eq,
+        )?)
+        .into_paginator()
+        .send()
+        .collect::<std::result::Result<_, _>>()
+        .await
+        .map_err(|e| classify("servicediscovery:ListOperations", e))?;
+    let pending = pages
+        .iter()
+        .flat_map(|p| p.operations())
+        .filter(|o| {
+            matches!(
+                o.status(),
+                Some(OperationStatus::Submitted | OperationStatus::Pending)
+            )
+        })
+        .count();
+    Ok(u32::try_from(pending).unwrap_or(u32::MAX))
+}
+
 /// The kind of health check of a slot's Cloud Map service (GetService).
 pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<HealthCheckKind> {
     let id = cloudmap_service_id(registry_arn)?;

@@ -79,6 +79,9 @@ async fn check_readiness(
         info.view.external_id.as_deref(),
     )
     .await?;
+    let pending_registrations =
+        cloudmap::pending_registrations(&ctx.clients.cloudmap, &target.slots.get(slot).registry_arn)
+            .await?;
     let inputs = ReadinessInputs {
         stability_status: info.stability_status.clone(),
         desired: info.desired,
@@ -86,6 +89,7 @@ async fn check_readiness(
         pending: info.pending,
         healthy_instances: health.healthy,
         unhealthy_instances: health.unhealthy,
+        pending_registrations,
     };
     let (ready, reason) = readiness(&inputs);
     let waited = time::seconds_between(since, time::now());

@@ -387,7 +387,20 @@ fn ready_inputs() -> ReadinessInputs {
         pending: 0,
         healthy_instances: 2,
         unhealthy_instances: 0,
+        pending_registrations: 0,
     }
+}
+
+/// Issue 12 item 9: registered is not resolvable. While Cloud Map still
+/// processes a RegisterInstance of the slot, its name does not answer with
+/// the new instances yet: not ready, whatever the health says.
+#[test]
+fn pending_registrations_are_not_ready() {
+    let mut r = ready_inputs();
+    r.pending_registrations = 1;
+    let (ready, reason) = readiness(&r);
+    assert!(!ready);
+    assert!(reason.contains("registration"), "{reason}");
 }
 
 #[test]

@@ -180,7 +180,7 @@ impl Mocks {
 
     /// Both Cloud Map rules of one slot's instances.
     pub fn instances(self, i: &Instances) -> Self {
-        self.cloudmap(&[&i.list, &i.health, &i.service])
+        self.cloudmap(&[&i.list, &i.health, &i.service, &i.operations])
     }
 
     pub fn cloudwatch(mut self, rules: &[&Rule]) -> Self {
@@ -399,6 +399,8 @@ pub struct Instances {
     /// GetService: the slot's service with `HealthCheckCustomConfig` (as ECS
     /// service discovery sets it up), so the statuses above count.
     pub service: Rule,
+    /// ListOperations: no registration in progress.
+    pub operations: Rule,
 }
 
 pub mod cloudmap {
@@ -490,10 +492,15 @@ pub mod cloudmap {
                     )
                     .build()
             });
+        let operations = mock!(Client::list_operations).then_output(|| {
+            aws_sdk_servicediscovery::operation::list_operations::ListOperationsOutput::builder()
+                .build()
+        });
         Instances {
             list,
             health,
             service,
+            operations,
         }
     }
 
