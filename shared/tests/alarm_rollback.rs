@@ -418,8 +418,18 @@ async fn an_alarm_during_a_forward_step_rolls_back_at_once() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     let w = action(&r, WATCHER);
-    assert_eq!((w.action.as_str(), w.bake_ended), ("rolledBack", false), "{w:?}");
-    assert_eq!(w.weights, Some(Weights { blue: 100, green: 0 }));
+    assert_eq!(
+        (w.action.as_str(), w.bake_ended),
+        ("rolledBack", false),
+        "{w:?}"
+    );
+    assert_eq!(
+        w.weights,
+        Some(Weights {
+            blue: 100,
+            green: 0
+        })
+    );
     let b = action(&r, BYSTANDER);
     assert_eq!(b.action, "notWatching");
     // An unconditional UPSERT: the rollback always wins.

@@ -10,11 +10,11 @@ use aws_sdk_ecs::types::error::{ClusterNotFoundException, ServerException};
 use aws_sdk_servicediscovery::operation::list_instances::ListInstancesError;
 use aws_sdk_servicediscovery::types::error::ServiceNotFound;
 use aws_smithy_mocks::mock;
+use aws_smithy_types::DateTime;
 use canary_engine::handlers::check_health;
 use canary_engine::model::{
     AlarmGate, CheckReport, CheckRequest, GateReport, InsufficientData, ReadinessReport, Slot,
 };
-use aws_smithy_types::DateTime;
 use canary_engine::time;
 use common::cloudmap::{HealthStatus, Inst};
 use common::*;
@@ -731,8 +731,8 @@ async fn twenty_concurrent_gates_ride_out_throttling() {
         move || refused.fetch_add(1, Ordering::SeqCst) < 40
     };
     let t1 = throttle.clone();
-    let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_compute_response(
-        move |_| {
+    let describe =
+        mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_compute_response(move |_| {
             if t1() {
                 MockResponse::Error(DescribeAlarmsError::generic(meta("Throttling")))
             } else {
@@ -742,17 +742,17 @@ async fn twenty_concurrent_gates_ride_out_throttling() {
                         .build(),
                 )
             }
-        },
-    );
+        });
     let t2 = throttle.clone();
-    let history = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history)
-        .then_compute_response(move |_| {
+    let history = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_compute_response(
+        move |_| {
             if t2() {
                 MockResponse::Error(DescribeAlarmHistoryError::generic(meta("Throttling")))
             } else {
                 MockResponse::Output(DescribeAlarmHistoryOutput::builder().build())
             }
-        });
+        },
+    );
     let ctx = Mocks::new()
         .cloudwatch(&[&describe, &history])
         .settings(canary_engine::runtime::Settings {
@@ -779,7 +779,10 @@ async fn twenty_concurrent_gates_ride_out_throttling() {
         passed += 1;
     }
     assert_eq!(passed, 20);
-    assert!(refused.load(Ordering::SeqCst) >= 40 + 40, "every gate made its calls");
+    assert!(
+        refused.load(Ordering::SeqCst) >= 40 + 40,
+        "every gate made its calls"
+    );
 }
 
 #[tokio::test]

@@ -368,6 +368,9 @@ async fn a_first_deployment_undo_refuses_once_another_task_set_exists() {
         deployment_id: Some(DEPLOYMENT_ID.into()),
     };
 
-    assert_eq!(err_type(delete_taskset::run(&ctx, &req).await), "UnsafeDelete");
+    assert_eq!(
+        err_type(delete_taskset::run(&ctx, &req).await),
+        "UnsafeDelete"
+    );
     assert_eq!(delete.num_calls(), 0);
 }

@@ -13,8 +13,8 @@ use aws_sdk_servicediscovery::operation::list_instances::ListInstancesError;
 use aws_sdk_servicediscovery::types::error::ServiceNotFound;
 use aws_smithy_mocks::mock;
 use canary_engine::handlers::set_weight;
-use canary_engine::time;
 use canary_engine::model::{AlarmGate, RollbackPlan, SetWeightRequest, Slot, Weights};
+use canary_engine::time;
 use common::r53::{ChangeAction, RrType};
 use common::*;
 
@@ -211,7 +211,10 @@ async fn weights_in_place_are_confirmed_insync_by_an_identical_write() {
             (ChangeAction::Upsert, GREEN_SET_ID.into(), 10, 60),
         ]
     );
-    assert!(get_change.num_calls() >= 1, "INSYNC reported without GetChange");
+    assert!(
+        get_change.num_calls() >= 1,
+        "INSYNC reported without GetChange"
+    );
     assert!(report.insync);
     assert!(!report.changed);
     assert_eq!(report.change_id.as_deref(), Some(r53::CHANGE_ID));
@@ -799,8 +802,10 @@ async fn a_guarded_step_writes_only_if_the_records_are_as_read() {
     // The window is read from the given start, before the request.
     let h = history.all();
     assert!(!h.is_empty());
-    assert!(h.iter().all(|r| r.start_date().map(|d| d.secs())
-        <= Some(time::parse("since", SINCE).unwrap().secs())));
+    assert!(h
+        .iter()
+        .all(|r| r.start_date().map(|d| d.secs())
+            <= Some(time::parse("since", SINCE).unwrap().secs())));
 }
 
 /// An alarm that went to ALARM and back since the window start (while the

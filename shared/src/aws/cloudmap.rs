@@ -177,7 +177,11 @@ pub async fn pending_registrations(sd: &Client, registry_arn: &str) -> Result<u3
     };
     let pages: Vec<_> = sd
         .list_operations()
-        .filters(filter(OperationFilterName::ServiceId, &[id], FilterCondition::Eq)?)
+        .filters(filter(
+            OperationFilterName::ServiceId,
+            &[id],
+            FilterCondition::Eq,
+        )?)
         .filters(filter(
             OperationFilterName::Status,
             &["SUBMITTED", "PENDING"],
@@ -221,13 +225,11 @@ pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<Health
             _ => classify("servicediscovery:GetService", e),
         })?;
     let svc = out.service();
-    Ok(
-        if svc.and_then(|s| s.health_check_config()).is_some() {
-            HealthCheckKind::Route53
-        } else if svc.and_then(|s| s.health_check_custom_config()).is_some() {
-            HealthCheckKind::Custom
-        } else {
-            HealthCheckKind::None
-        },
-    )
+    Ok(if svc.and_then(|s| s.health_check_config()).is_some() {
+        HealthCheckKind::Route53
+    } else if svc.and_then(|s| s.health_check_custom_config()).is_some() {
+        HealthCheckKind::Custom
+    } else {
+        HealthCheckKind::None
+    })
 }

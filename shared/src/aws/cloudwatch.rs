@@ -65,10 +65,7 @@ struct Paced {
 
 impl Paced {
     fn new(pacing: Pacing) -> Self {
-        Self {
-            pacing,
-            last: None,
-        }
+        Self { pacing, last: None }
     }
 
     async fn call<T, E, F, Fut>(&mut self, operation: &str, mut f: F) -> Result<T>
@@ -103,7 +100,11 @@ impl Paced {
             if attempt >= self.pacing.throttle_retries
                 || started.elapsed() + wait > self.pacing.throttle_budget
             {
-                warn!(operation, attempts = attempt + 1, "CloudWatch still throttling");
+                warn!(
+                    operation,
+                    attempts = attempt + 1,
+                    "CloudWatch still throttling"
+                );
                 return Err(CanaryError::Throttled(format!(
                     "{operation}: throttled {} times in {}s (CloudWatch's per-account limit is \
                      shared by every deployment); nothing was decided",
@@ -111,7 +112,12 @@ impl Paced {
                     started.elapsed().as_secs()
                 )));
             }
-            debug!(operation, attempt, wait_ms = wait.as_millis() as u64, "throttled: waiting");
+            debug!(
+                operation,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "throttled: waiting"
+            );
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -170,7 +176,10 @@ pub async fn observe_paced(
                     a.alarm_name(),
                     a.state_value(),
                     a.state_reason(),
-                    latest(a.state_updated_timestamp(), a.state_transitioned_timestamp()),
+                    latest(
+                        a.state_updated_timestamp(),
+                        a.state_transitioned_timestamp(),
+                    ),
                 )
             });
             let composite = out.composite_alarms().iter().map(|a| {
@@ -178,7 +187,10 @@ pub async fn observe_paced(
                     a.alarm_name(),
                     a.state_value(),
                     a.state_reason(),
-                    latest(a.state_updated_timestamp(), a.state_transitioned_timestamp()),
+                    latest(
+                        a.state_updated_timestamp(),
+                        a.state_transitioned_timestamp(),
+                    ),
                 )
             });
             for (name, state, reason, changed) in metric.chain(composite) {

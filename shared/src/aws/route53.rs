@@ -217,10 +217,34 @@ pub async fn write_weights_if(
     }
     let batch = ChangeBatch::builder()
         .comment(comment)
-        .changes(change(ChangeAction::Delete, target, Slot::Blue, from.weights.blue, from.ttl)?)
-        .changes(change(ChangeAction::Delete, target, Slot::Green, from.weights.green, from.ttl)?)
-        .changes(change(ChangeAction::Create, target, Slot::Blue, w.blue, ttl)?)
-        .changes(change(ChangeAction::Create, target, Slot::Green, w.green, ttl)?)
+        .changes(change(
+            ChangeAction::Delete,
+            target,
+            Slot::Blue,
+            from.weights.blue,
+            from.ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Delete,
+            target,
+            Slot::Green,
+            from.weights.green,
+            from.ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Create,
+            target,
+            Slot::Blue,
+            w.blue,
+            ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Create,
+            target,
+            Slot::Green,
+            w.green,
+            ttl,
+        )?)
         .build()
         .map_err(|e| CanaryError::invalid(e.to_string()))?;
     let out = r53

@@ -53,13 +53,13 @@ pub struct OpenBake {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenActivity {
     /// Baking: waiting for its task token.
-    Bake(OpenBake),
+    Bake(Box<OpenBake>),
     /// A forward canary step's set-weight call is in flight (it carries its
     /// alarm guard and rollback plan). There is no token to fail: the call's
     /// own guard (alarm check + conditional write) makes it fail or be
     /// overwritten, and the bake after it sees the alarm.
     Shift {
-        request: SetWeightRequest,
+        request: Box<SetWeightRequest>,
         state_name: Option<String>,
     },
 }
@@ -77,7 +77,7 @@ fn still_waiting(t: &HistoryEventType) -> bool {
 /// its token.
 pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenBake>> {
     Ok(match open_activity(sfn, execution_arn).await? {
-        Some(OpenActivity::Bake(b)) => Some(b),
+        Some(OpenActivity::Bake(b)) => Some(*b),
         _ => None,
     })
 }
@@ -115,7 +115,11 @@ pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<Open
             continue;
         }
         if *t != HistoryEventType::TaskScheduled {
-            debug!(execution = execution_arn, event = t.as_str(), "not baking or shifting");
+            debug!(
+                execution = execution_arn,
+                event = t.as_str(),
+                "not baking or shifting"
+            );
             return None;
         }
         let params = ev
@@ -138,14 +142,14 @@ pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<Open
             else {
                 return None;
             };
-            return Some(OpenActivity::Bake(OpenBake {
+            return Some(OpenActivity::Bake(Box::new(OpenBake {
                 task_token: token.clone(),
                 request: request.clone(),
                 state_name,
-            }));
+            })));
         }
         return shift_request(params).map(|request| OpenActivity::Shift {
-            request,
+            request: Box::new(request),
             state_name,
         });
     }

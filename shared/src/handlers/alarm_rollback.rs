@@ -131,7 +131,17 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
         ev.alarm_name, ev.reason
     );
     if let Some(plan) = rollback {
-        match traffic::shift(ctx, &plan.target, plan.slot, 100, plan.ttl_seconds, false, None).await {
+        match traffic::shift(
+            ctx,
+            &plan.target,
+            plan.slot,
+            100,
+            plan.ttl_seconds,
+            false,
+            None,
+        )
+        .await
+        {
             Ok(w) => {
                 info!(execution = %execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back");
                 cause.push_str(&format!(
@@ -180,7 +190,17 @@ async fn act_on_shift(
         action.action = "notWatching".into();
         return action;
     }
-    match traffic::shift(ctx, &plan.target, plan.slot, 100, plan.ttl_seconds, false, None).await {
+    match traffic::shift(
+        ctx,
+        &plan.target,
+        plan.slot,
+        100,
+        plan.ttl_seconds,
+        false,
+        None,
+    )
+    .await
+    {
         Ok(w) => {
             info!(execution = %action.execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back during a step");
             action.weights = Some(w.weights);

@@ -79,9 +79,11 @@ async fn check_readiness(
         info.view.external_id.as_deref(),
     )
     .await?;
-    let pending_registrations =
-        cloudmap::pending_registrations(&ctx.clients.cloudmap, &target.slots.get(slot).registry_arn)
-            .await?;
+    let pending_registrations = cloudmap::pending_registrations(
+        &ctx.clients.cloudmap,
+        &target.slots.get(slot).registry_arn,
+    )
+    .await?;
     let inputs = ReadinessInputs {
         stability_status: info.stability_status.clone(),
         desired: info.desired,

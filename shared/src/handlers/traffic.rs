@@ -43,9 +43,7 @@ pub async fn shift(
     wait_insync: bool,
     guard: Option<ForwardGuard<'_>>,
 ) -> Result<WeightReport> {
-    let since = guard
-        .map(|g| time::parse("since", g.since))
-        .transpose()?;
+    let since = guard.map(|g| time::parse("since", g.since)).transpose()?;
     let desired = weights_for(slot, percent)?;
     if let Some(ttl) = ttl {
         plan::validate_ttl("ttlSeconds", ttl)?;
@@ -77,8 +75,8 @@ pub async fn shift(
         );
         let (change_id, insync) = if wait_insync {
             let comment = format!("ecs-dns-canary: confirm {slot} {percent}%");
-            let id =
-                route53::write_weights(&ctx.clients.route53, target, desired, ttl, &comment).await?;
+            let id = route53::write_weights(&ctx.clients.route53, target, desired, ttl, &comment)
+                .await?;
             let insync = route53::wait_insync(
                 &ctx.clients.route53,
                 &id,
@@ -128,8 +126,7 @@ pub async fn shift(
     let change_id = match (guard, since) {
         (Some(g), Some(since)) => {
             if !g.alarms.names.is_empty() {
-                let observed =
-                    cloudwatch::observe_paced(
+                let observed = cloudwatch::observe_paced(
                     &ctx.clients.cloudwatch,
                     ctx.settings.cloudwatch,
                     &g.alarms.names,

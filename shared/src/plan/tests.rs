@@ -516,7 +516,14 @@ fn may_delete_table() {
     let draining = ts("ecs-svc/3", Slot::Green, "DRAINING", Some("d3"));
     let none: [TaskSetView; 0] = [];
     // (task set, weights, first deployment id, other task sets) -> Ok?
-    let cases: Vec<(&TaskSetView, Option<Weights>, Option<&str>, &[TaskSetView], bool)> = vec![
+    type Case<'a> = (
+        &'a TaskSetView,
+        Option<Weights>,
+        Option<&'a str>,
+        &'a [TaskSetView],
+        bool,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (&old, w(0, 100), None, &none, true),
         (&old, w(10, 90), None, &none, false),
         (&old_primary, w(0, 100), None, &none, false),
@@ -524,10 +531,22 @@ fn may_delete_table() {
         // The first deployment's undo: weight 100 from the template, ACTIVE or PRIMARY.
         (&first, None, Some("d-first"), &none, true),
         (&first_primary, None, Some("d-first"), &none, true),
-        (&first, None, Some("d-first"), std::slice::from_ref(&draining), true),
+        (
+            &first,
+            None,
+            Some("d-first"),
+            std::slice::from_ref(&draining),
+            true,
+        ),
         // ...but never another deployment's task set, nor one with company.
         (&old, None, Some("d-first"), &none, false),
-        (&first, None, Some("d-first"), std::slice::from_ref(&rival), false),
+        (
+            &first,
+            None,
+            Some("d-first"),
+            std::slice::from_ref(&rival),
+            false,
+        ),
         // Without the undo flag the first deployment's task set is refused as before.
         (&first, w(100, 0), None, &none, false),
     ];
@@ -586,7 +605,11 @@ fn needs_history_table() {
         ("ALARM", Some(1_500), false),
     ];
     for (state, changed, want) in cases {
-        assert_eq!(needs_history(state, changed, from), want, "{state} {changed:?}");
+        assert_eq!(
+            needs_history(state, changed, from),
+            want,
+            "{state} {changed:?}"
+        );
     }
 }
 
