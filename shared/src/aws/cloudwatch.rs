@@ -68,10 +68,13 @@ impl Paced {
         Self { pacing, last: None }
     }
 
-    async fn call<T, E, F, Fut>(&mut self, operation: &str, mut f: F) -> Result<T>
+    /// `other` names any error that is not throttling (a `classify` call
+    /// with the operation's literal name, which the IAM check reads).
+    async fn call<T, E, F, Fut, C>(&mut self, operation: &str, mut f: F, other: C) -> Result<T>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         F: FnMut() -> Fut,
+        C: Fn(SdkError<E>) -> CanaryError,
         Fut: std::future::Future<Output = std::result::Result<T, SdkError<E>>>,
     {
         let started = Instant::now();
@@ -89,7 +92,7 @@ impl Paced {
                 Err(e) => e,
             };
             if !plan::is_throttling(error_code(&err)) {
-                return Err(classify(operation, err));
+                return Err(other(err));
             }
             let wait = plan::backoff(
                 attempt,
@@ -158,14 +161,18 @@ pub async fn observe_paced(
         let mut token = None;
         loop {
             let out = paced
-                .call("cloudwatch:DescribeAlarms", || {
-                    cw.describe_alarms()
-                        .set_alarm_names(Some(chunk.to_vec()))
-                        .alarm_types(AlarmType::MetricAlarm)
-                        .alarm_types(AlarmType::CompositeAlarm)
-                        .set_next_token(token.clone())
-                        .send()
-                })
+                .call(
+                    "cloudwatch:DescribeAlarms",
+                    || {
+                        cw.describe_alarms()
+                            .set_alarm_names(Some(chunk.to_vec()))
+                            .alarm_types(AlarmType::MetricAlarm)
+                            .alarm_types(AlarmType::CompositeAlarm)
+                            .set_next_token(token.clone())
+                            .send()
+                    },
+                    |e| classify("cloudwatch:DescribeAlarms", e),
+                )
                 .await?;
             let latest = |a: Option<&DateTime>, b: Option<&DateTime>| match (a, b) {
                 (Some(a), Some(b)) => Some(if a.secs() >= b.secs() { *a } else { *b }),
@@ -243,22 +250,26 @@ async fn was_in_alarm_since(
     let mut token = None;
     loop {
         let out = paced
-            .call("cloudwatch:DescribeAlarmHistory", || {
-                cw.describe_alarm_history()
-                    .alarm_name(name)
-                    .history_item_type(HistoryItemType::StateUpdate)
-                    // DescribeAlarmHistory returns metric alarms only unless
-                    // AlarmTypes names CompositeAlarm (CloudWatch API
-                    // Reference, DescribeAlarmHistory, AlarmTypes): a
-                    // composite gate alarm that went to ALARM and back would
-                    // otherwise leave no trace here.
-                    .alarm_types(AlarmType::CompositeAlarm)
-                    .alarm_types(AlarmType::MetricAlarm)
-                    .start_date(since)
-                    .end_date(crate::time::now())
-                    .set_next_token(token.clone())
-                    .send()
-            })
+            .call(
+                "cloudwatch:DescribeAlarmHistory",
+                || {
+                    cw.describe_alarm_history()
+                        .alarm_name(name)
+                        .history_item_type(HistoryItemType::StateUpdate)
+                        // DescribeAlarmHistory returns metric alarms only unless
+                        // AlarmTypes names CompositeAlarm (CloudWatch API
+                        // Reference, DescribeAlarmHistory, AlarmTypes): a
+                        // composite gate alarm that went to ALARM and back would
+                        // otherwise leave no trace here.
+                        .alarm_types(AlarmType::CompositeAlarm)
+                        .alarm_types(AlarmType::MetricAlarm)
+                        .start_date(since)
+                        .end_date(crate::time::now())
+                        .set_next_token(token.clone())
+                        .send()
+                },
+                |e| classify("cloudwatch:DescribeAlarmHistory", e),
+            )
             .await?;
         if out
             .alarm_history_items()
