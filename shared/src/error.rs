@@ -61,6 +61,19 @@ pub enum CanaryError {
     #[error("unsafe delete: {0}")]
     UnsafeDelete(String),
 
+    /// A forward weight change found the records changed between its read
+    /// and its conditional write (alarm-rollback moved traffic back, or a
+    /// person edited them). Nothing was written; the deployment rolls back.
+    #[error("weights changed: {0}")]
+    WeightsChanged(String),
+
+    /// CloudWatch kept throttling the alarm gate's reads through the
+    /// function's own patient retry (the per-account limits are shared by
+    /// every deployment). Nothing was decided; the state machine retries it
+    /// on its own patient schedule, apart from `Retryable`.
+    #[error("throttled: {0}")]
+    Throttled(String),
+
     /// A transient AWS condition (throttling, 5xx, a Route 53 change still
     /// processing, a change not yet INSYNC). Safe to retry with backoff.
     #[error("retryable: {0}")]
@@ -85,6 +98,8 @@ impl CanaryError {
         "NoHealthyInstances",
         "AlarmFiring",
         "UnsafeDelete",
+        "WeightsChanged",
+        "Throttled",
         "Retryable",
         "AwsError",
     ];
@@ -103,6 +118,8 @@ impl CanaryError {
             Self::NoHealthyInstances(_) => "NoHealthyInstances",
             Self::AlarmFiring(_) => "AlarmFiring",
             Self::UnsafeDelete(_) => "UnsafeDelete",
+            Self::WeightsChanged(_) => "WeightsChanged",
+            Self::Throttled(_) => "Throttled",
             Self::Retryable(_) => "Retryable",
             Self::AwsError(_) => "AwsError",
         }
@@ -127,6 +144,8 @@ impl CanaryError {
             Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
             Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
             Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
+            Self::WeightsChanged(m) => Self::WeightsChanged(add(m)),
+            Self::Throttled(m) => Self::Throttled(add(m)),
             Self::Retryable(m) => Self::Retryable(add(m)),
             Self::AwsError(m) => Self::AwsError(add(m)),
         }
@@ -162,6 +181,8 @@ mod tests {
             CanaryError::NoHealthyInstances(String::new()),
             CanaryError::AlarmFiring(String::new()),
             CanaryError::UnsafeDelete(String::new()),
+            CanaryError::WeightsChanged(String::new()),
+            CanaryError::Throttled(String::new()),
             CanaryError::Retryable(String::new()),
             CanaryError::AwsError(String::new()),
         ];

@@ -325,6 +325,11 @@ pub struct AlarmReport {
 pub struct GateReport {
     pub passed: bool,
     pub since: String,
+    /// The instant (RFC 3339) taken just before the alarms were read: what
+    /// happened after it may be unseen, so the next window starts here.
+    /// (Empty in histories recorded before it existed: the CLI reads those.)
+    #[serde(default)]
+    pub observed_at: String,
     pub checked_at: String,
     pub alarms: Vec<AlarmReport>,
     /// Alarms in INSUFFICIENT_DATA that were let pass under `insufficientData: pass`.
@@ -363,6 +368,21 @@ pub struct SetWeightRequest {
     /// Context for logs and the console (e.g. "step 1 of 3").
     #[serde(default)]
     pub label: Option<String>,
+    /// The deployment's alarm gate, given for a forward canary step. The call
+    /// then checks the alarms over `[since, now]` after reading the records
+    /// and writes only if the records are still as it read them, so a
+    /// forward change can never land after a rollback (see
+    /// [`crate::handlers::traffic::shift`]).
+    #[serde(default)]
+    pub alarms: Option<AlarmGate>,
+    /// Start of the alarm window (RFC 3339): the previous gate's
+    /// `observedAt`, or the moment the canary started.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Where alarm-rollback sends all traffic if a watched alarm fires while
+    /// this call is in flight (read from the execution history).
+    #[serde(default)]
+    pub rollback: Option<RollbackPlan>,
 }
 
 /// Route 53 weights of both records.
@@ -392,8 +412,16 @@ pub struct WeightReport {
     pub changed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_id: Option<String>,
+    /// True only when GetChange answered INSYNC for this call's change
+    /// (with the weights already in place, for an identical re-write).
     pub insync: bool,
-    /// When the weights took effect (RFC 3339): the alarm window starts here.
+    /// When the change was requested (RFC 3339), before the records were
+    /// read: the earliest instant clients may see the new weights.
+    /// (Empty in histories recorded before it existed: the CLI reads those.)
+    #[serde(default)]
+    pub requested_at: String,
+    /// When the call ended (RFC 3339): INSYNC when `insync`, so the drain
+    /// of a task set that lost its traffic counts from here.
     pub changed_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_task_set: Option<String>,
@@ -411,6 +439,17 @@ pub struct DeleteTaskSetRequest {
     /// The slot the task set serves; its record must have weight 0.
     pub slot: Slot,
     pub task_set: TaskSetRef,
+    /// True when this is the clean-up of a service's failed *first*
+    /// deployment (the plan's `firstDeployment`): its task set may then be
+    /// deleted although its slot has weight (the service template gives blue
+    /// 100 before any task set exists), because the service had no task set
+    /// before and deleting it restores exactly that. Checked: the task set
+    /// must carry `deploymentId` and be the service's only task set.
+    #[serde(default)]
+    pub first_deployment: bool,
+    /// The deployment that created the task set (the execution name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
 }
 
 /// Output of `delete-taskset`.

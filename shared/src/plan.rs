@@ -424,6 +424,13 @@ pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
 /// current TTL, `cloudmap_ttl` the longest TTL of the slots' Cloud Map records.
 pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) -> Strategy {
     let ttl = s.ttl_seconds.unwrap_or(record_ttl);
+    // Clients may hold answers given under the records' TTL before this
+    // deployment changes it, as well as under the new one.
+    let drain = DrainTerms {
+        cname_ttls: vec![record_ttl, ttl],
+        cloudmap_ttl,
+        margin: DRAIN_MARGIN_SECONDS,
+    };
     Strategy {
         steps: s.steps.clone().unwrap_or_else(|| DEFAULT_STEPS.to_vec()),
         bake_seconds: s.bake_seconds.unwrap_or(DEFAULT_BAKE_SECONDS),
@@ -436,9 +443,7 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
                     .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
             )
         }),
-        drain_seconds: s
-            .drain_seconds
-            .unwrap_or_else(|| drain_seconds(ttl, cloudmap_ttl)),
+        drain_seconds: s.drain_seconds.unwrap_or_else(|| drain.seconds()),
         ttl_seconds: ttl,
     }
 }
@@ -460,13 +465,60 @@ pub fn default_ready_poll_seconds(timeout: u32) -> u32 {
     DEFAULT_READY_POLL_SECONDS.max(min_ready_poll_seconds(timeout))
 }
 
-/// How long to wait after the last weight change before deleting a task set:
-/// a client may hold the CNAME answer for its TTL and the A records behind it
-/// for theirs.
+/// What the wait before deleting a task set that lost its traffic must
+/// cover, counted from the moment the weight change that took its traffic is
+/// INSYNC (every Route 53 server answers the new weights): a client may hold
+/// a CNAME answer that leads to the slot for the longest CNAME TTL in force
+/// while the slot had weight, then the slot's A records for their TTL.
+///
+/// Today the CNAME TTLs are the records' TTL before the deployment and the
+/// TTL it writes. Issue 13's exact drain grows this into the instants the
+/// slot's weight was last above zero with the TTL in force at each, plus the
+/// measured INSYNC time; [`DrainTerms::explain`] is what the history shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainTerms {
+    /// Every CNAME TTL under which an answer naming the slot may have been given.
+    pub cname_ttls: Vec<u32>,
+    /// The slot's Cloud Map record TTL (its A records).
+    pub cloudmap_ttl: u32,
+    /// Resolver and clock slack.
+    pub margin: u32,
+}
+
+impl DrainTerms {
+    pub fn longest_cname_ttl(&self) -> u32 {
+        self.cname_ttls.iter().copied().max().unwrap_or(0)
+    }
+
+    pub fn seconds(&self) -> u32 {
+        self.longest_cname_ttl()
+            .saturating_add(self.cloudmap_ttl)
+            .saturating_add(self.margin)
+    }
+
+    /// One sentence naming each term.
+    pub fn explain(&self) -> String {
+        format!(
+            "{}s = longest CNAME TTL in force {}s (of {:?}) + Cloud Map TTL {}s + margin {}s, \
+             from the moment the change is INSYNC",
+            self.seconds(),
+            self.longest_cname_ttl(),
+            self.cname_ttls,
+            self.cloudmap_ttl,
+            self.margin
+        )
+    }
+}
+
+/// How long to wait after the last weight change before deleting a task set
+/// when one CNAME TTL was ever in force.
 pub fn drain_seconds(cname_ttl: u32, cloudmap_ttl: u32) -> u32 {
-    cname_ttl
-        .saturating_add(cloudmap_ttl)
-        .saturating_add(DRAIN_MARGIN_SECONDS)
+    DrainTerms {
+        cname_ttls: vec![cname_ttl],
+        cloudmap_ttl,
+        margin: DRAIN_MARGIN_SECONDS,
+    }
+    .seconds()
 }
 
 // ------------------------------------------------------------------ slots
@@ -796,6 +848,71 @@ pub fn rival_to_yield_to<'a, T: Ord>(
         .next()
 }
 
+// ------------------------------------------------------------------ delete
+
+/// What delete-taskset knows when it decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteInputs<'a> {
+    pub task_set: &'a TaskSetView,
+    pub slot: Slot,
+    /// The records' weights (read unless this is a first deployment's undo).
+    pub weights: Option<Weights>,
+    /// `Some(id)` when the request is the undo of deployment `id`'s failed
+    /// first deployment.
+    pub first_deployment_id: Option<&'a str>,
+    /// The service's other task sets that are not DRAINING (read only for a
+    /// first deployment's undo).
+    pub other_task_sets: &'a [TaskSetView],
+}
+
+/// Whether deleting the task set can drop traffic that something serves.
+/// A task set that is PRIMARY, or whose slot still has weight, is refused;
+/// except the task set of a failed first deployment, which is deleted
+/// whatever the weights say: the service had no task set before the
+/// deployment (so nobody was served), and the deletion puts it back exactly
+/// as it was, weights untouched. That exception holds only for the task set
+/// carrying that deployment's id while it is the service's only task set.
+pub fn may_delete(i: &DeleteInputs<'_>) -> Result<()> {
+    let ts = i.task_set;
+    if let Some(id) = i.first_deployment_id {
+        if ts.external_id.as_deref() != Some(id) {
+            return Err(CanaryError::UnsafeDelete(format!(
+                "task set {} was not created by deployment {id} (its externalId is {:?}); \
+                 only a first deployment's own task set is deleted while its slot has weight",
+                ts.id, ts.external_id
+            )));
+        }
+        if let Some(other) = i.other_task_sets.iter().find(|o| o.status != "DRAINING") {
+            return Err(CanaryError::UnsafeDelete(format!(
+                "task set {} is not the service's only task set ({} is {}): this is not a first \
+                 deployment any more",
+                ts.id, other.id, other.status
+            )));
+        }
+        return Ok(());
+    }
+    if ts.status == "PRIMARY" {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "task set {} is PRIMARY; promote another task set first",
+            ts.id
+        )));
+    }
+    let Some(w) = i.weights else {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "the weights of the {} slot are unknown",
+            i.slot
+        )));
+    };
+    let weight = w.get(i.slot);
+    if weight > 0 {
+        return Err(CanaryError::UnsafeDelete(format!(
+            "the {} slot still has weight {weight} (blue {} / green {}); move its traffic away first",
+            i.slot, w.blue, w.green
+        )));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ weights
 
 /// `slot` gets `percent` of the traffic, the other slot the rest. Route 53
@@ -839,6 +956,9 @@ pub struct ReadinessInputs {
     pub pending: i32,
     pub healthy_instances: u32,
     pub unhealthy_instances: u32,
+    /// RegisterInstance operations of the slot's Cloud Map service still
+    /// SUBMITTED or PENDING.
+    pub pending_registrations: u32,
 }
 
 /// Ready means ECS calls the task set steady, every desired task runs, and
@@ -860,6 +980,21 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
         return (
             false,
             format!("{} of {} tasks running", r.running, r.desired),
+        );
+    }
+    // RegisterInstance is asynchronous: until its operation succeeds the
+    // slot's DNS name does not answer with the instance (AWS Cloud Map API
+    // Reference, RegisterInstance and GetOperation). Healthy is not yet
+    // resolvable; moving weight then would send clients to a name that
+    // answers with nothing new (or nothing at all).
+    if r.pending_registrations > 0 {
+        return (
+            false,
+            format!(
+                "{} Cloud Map registration(s) of the slot still in progress: its name does not \
+                 resolve to the new instances yet",
+                r.pending_registrations
+            ),
         );
     }
     if r.healthy_instances < need {
@@ -898,6 +1033,48 @@ pub fn missing_task_set(waited: u64) -> Option<String> {
     })
 }
 
+/// How a slot's Cloud Map service learns whether an instance is healthy
+/// (its `HealthCheckConfig` / `HealthCheckCustomConfig`, or neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// No health check configuration: Cloud Map never knows, reports every
+    /// instance `UNKNOWN` and its DNS answers every registered instance
+    /// (AWS Cloud Map Developer Guide, "Cloud Map service health check
+    /// configuration"; DiscoverInstances ignores the health filter there).
+    None,
+    /// `HealthCheckCustomConfig`: ECS reports each task's health
+    /// (UpdateInstanceCustomHealthStatus) from its container health check.
+    Custom,
+    /// `HealthCheckConfig`: a Route 53 health check probes each instance.
+    Route53,
+}
+
+/// An instance's status as GetInstancesHealthStatus reports it (`Missing`:
+/// the instance is listed but has no status entry yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStatus {
+    Healthy,
+    Unhealthy,
+    Unknown,
+    Missing,
+}
+
+/// Whether one registered instance counts as ready to take traffic.
+///
+/// - No health check: Cloud Map cannot tell (every instance is `UNKNOWN`
+///   and DNS serves them all), so a registered instance counts: whether its
+///   task is healthy is ECS's word, and readiness also asks ECS for
+///   `STEADY_STATE` (which includes passing container health checks).
+/// - Custom or Route 53 health check: only `HEALTHY` counts. `UNKNOWN` or no
+///   status yet means the first check has not reported: not ready yet (the
+///   safe reading; AWS documents no guarantee about the initial status).
+pub fn counts_as_healthy(kind: HealthCheckKind, status: InstanceStatus) -> bool {
+    match kind {
+        HealthCheckKind::None => true,
+        HealthCheckKind::Custom | HealthCheckKind::Route53 => status == InstanceStatus::Healthy,
+    }
+}
+
 // ------------------------------------------------------------------ alarm gate
 
 /// An alarm as observed: its state now and whether it was in ALARM at some
@@ -908,6 +1085,57 @@ pub struct AlarmObservation {
     pub state: String,
     pub reason: String,
     pub fired_in_window: bool,
+}
+
+/// Seconds the alarm history is read before the window's start: CloudWatch's
+/// clock and the function's differ a little.
+pub const ALARM_CLOCK_SLACK_SECONDS: i64 = 5;
+
+/// Whether the gate must read an alarm's history to know if it was in ALARM
+/// since `from` (epoch seconds). An alarm in ALARM now fails the gate anyway;
+/// one whose last state update (`last_change`, from DescribeAlarms'
+/// StateUpdatedTimestamp / StateTransitionedTimestamp) is before `from` has
+/// held its present, non-ALARM state through the whole window. Without a
+/// timestamp, read the history.
+pub fn needs_history(state: &str, last_change: Option<i64>, from: i64) -> bool {
+    if state == "ALARM" {
+        return false;
+    }
+    last_change.is_none_or(|t| t >= from)
+}
+
+/// Error codes with which AWS says "too many requests".
+pub fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "Throttling"
+                | "ThrottlingException"
+                | "ThrottledException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "RequestThrottled"
+        )
+    )
+}
+
+/// Full-jitter exponential backoff ("Exponential Backoff And Jitter", AWS
+/// Architecture Blog): a wait in `[0, min(cap, base * 2^attempt))` chosen by
+/// `random`.
+pub fn backoff(
+    attempt: u32,
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    random: u64,
+) -> std::time::Duration {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(cap);
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_millis(random % ms)
 }
 
 /// The gate's verdict over the observed alarms.

@@ -44,6 +44,8 @@ pub struct Settings {
     pub insync_timeout: Duration,
     /// The state machine whose executions the alarm-rollback function serves.
     pub state_machine_arn: Option<String>,
+    /// How the alarm gate spaces its CloudWatch calls and waits out throttling.
+    pub cloudwatch: crate::aws::cloudwatch::Pacing,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             insync_poll: Duration::from_secs(2),
             insync_timeout: Duration::from_secs(120),
             state_machine_arn: None,
+            cloudwatch: crate::aws::cloudwatch::Pacing::default(),
         }
     }
 }

@@ -20,6 +20,17 @@ pub fn format(t: DateTime) -> String {
 
 /// Parses an RFC 3339 instant from the input; `field` names it in the error.
 pub fn parse(field: &str, value: &str) -> Result<DateTime> {
+    // Step Functions' `$$.State.EnteredTime` ends in `Z`; moto's
+    // interpreter writes the same UTC instant as `+00:00`, which Smithy's
+    // RFC 3339 reader refuses. Only the zero offset is rewritten.
+    let normalized;
+    let value = match value.strip_suffix("+00:00") {
+        Some(head) => {
+            normalized = format!("{head}Z");
+            normalized.as_str()
+        }
+        None => value,
+    };
     DateTime::from_str(value, Format::DateTime).map_err(|e| {
         CanaryError::invalid(format!(
             "{field} is not an RFC 3339 instant ({value:?}): {e}"
@@ -40,6 +51,15 @@ mod tests {
     fn round_trips_step_functions_timestamps() {
         let t = parse("since", "2026-11-27T06:30:00.123Z").map_err(|e| e.to_string());
         assert_eq!(t.map(format), Ok("2026-11-27T06:30:00.123Z".to_string()));
+    }
+
+    #[test]
+    fn reads_a_zero_offset_as_utc() {
+        let a = parse("since", "2026-11-27T06:30:00.123456+00:00").map(|t| t.secs());
+        let b = parse("since", "2026-11-27T06:30:00.123456Z").map(|t| t.secs());
+        assert_eq!(a, b);
+        assert!(a.is_ok());
+        assert!(parse("since", "2026-11-27T06:30:00+01:00").is_err());
     }
 
     #[test]

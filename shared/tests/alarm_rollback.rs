@@ -383,3 +383,61 @@ async fn the_lambda_entry_point_answers_the_sample_report() {
         serde_json::from_value(fixture("alarm-rollback-report.json")).unwrap();
     assert_eq!(r, sample);
 }
+
+/// Issue 12 item 4: the alarm fires while a forward step's set-weight is in
+/// flight (weights propagating, no bake yet). alarm-rollback acts at once:
+/// all traffic back, no token to fail (the step's own guard and the next
+/// bake take the execution to its rollback path).
+#[tokio::test]
+async fn an_alarm_during_a_forward_step_rolls_back_at_once() {
+    let changes = Seen::<ChangeResourceRecordSetsInput>::new();
+    let change = r53::change(&changes);
+    let rollback = json!({"target": target(), "slot": "blue", "ttlSeconds": 60});
+    let step = json!({
+        "target": target(),
+        "slot": "green",
+        "percent": 50,
+        "ttlSeconds": 60,
+        "label": "step 2 of 3 (50%)",
+        "alarms": {"names": [ALARM], "insufficientData": "pass"},
+        "since": "2026-11-27T10:15:00Z",
+        "rollback": rollback,
+    });
+    let mut other = step.clone();
+    other["alarms"]["names"] = json!(["payments-5xx"]);
+    let ctx = Mocks::new()
+        .sfn(&[
+            &sfn::list_running(&[WATCHER, BYSTANDER]),
+            &sfn::history(WATCHER, sfn::shifting(&step)),
+            &sfn::history(BYSTANDER, sfn::shifting(&other)),
+        ])
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .instances(&cloudmap::healthy(Slot::Blue, OLD_DEPLOYMENT_ID, 2))
+        .context();
+
+    let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
+
+    let w = action(&r, WATCHER);
+    assert_eq!(
+        (w.action.as_str(), w.bake_ended),
+        ("rolledBack", false),
+        "{w:?}"
+    );
+    assert_eq!(
+        w.weights,
+        Some(Weights {
+            blue: 100,
+            green: 0
+        })
+    );
+    let b = action(&r, BYSTANDER);
+    assert_eq!(b.action, "notWatching");
+    // An unconditional UPSERT: the rollback always wins.
+    assert_eq!(
+        r53::upserts(&changes.only()),
+        vec![
+            (ChangeAction::Upsert, BLUE_SET_ID.into(), 100, 60),
+            (ChangeAction::Upsert, GREEN_SET_ID.into(), 0, 60),
+        ]
+    );
+}

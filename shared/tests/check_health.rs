@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::error::{ClusterNotFoundException, ServerException};
 use aws_sdk_servicediscovery::operation::list_instances::ListInstancesError;
 use aws_sdk_servicediscovery::types::error::ServiceNotFound;
 use aws_smithy_mocks::mock;
+use aws_smithy_types::DateTime;
 use canary_engine::handlers::check_health;
 use canary_engine::model::{
     AlarmGate, CheckReport, CheckRequest, GateReport, InsufficientData, ReadinessReport, Slot,
@@ -149,6 +150,128 @@ async fn unhealthy_instances_are_not_ready() {
 
     assert!(!r.ready);
     assert_eq!((r.healthy_instances, r.unhealthy_instances), (1, 1));
+}
+
+/// Issue 12 item 8: a Cloud Map service without a health check reports
+/// UNKNOWN for every instance (the seed's own slots are such services); its
+/// registered instances count, ECS's STEADY_STATE vouches for the tasks.
+#[tokio::test]
+async fn without_a_health_check_unknown_instances_are_ready() {
+    let insts = (0..2)
+        .map(|i| Inst {
+            id: format!("new-{i}"),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: Some(HealthStatus::UnknownValue),
+        })
+        .collect();
+    let i = cloudmap::instances(Slot::Green, insts);
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        // GetService without HealthCheckConfig / HealthCheckCustomConfig.
+        .cloudmap(&[
+            &i.list,
+            &i.health,
+            &i.operations,
+            &cloudmap::get_service(Slot::Green, 10),
+        ])
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(r.ready, "{r:?}");
+    assert_eq!((r.healthy_instances, r.unhealthy_instances), (2, 0));
+}
+
+/// Issue 12 item 9: healthy instances whose registration Cloud Map is still
+/// processing do not resolve yet: not ready until the operation succeeds.
+#[tokio::test]
+async fn healthy_instances_still_registering_are_not_ready() {
+    use aws_sdk_servicediscovery::operation::list_operations::{
+        ListOperationsInput, ListOperationsOutput,
+    };
+    use aws_sdk_servicediscovery::types::{OperationStatus, OperationSummary};
+    let asked = Seen::<ListOperationsInput>::new();
+    let operations = {
+        let asked = asked.clone();
+        mock!(aws_sdk_servicediscovery::Client::list_operations).then_compute_output(move |req| {
+            asked.push(req);
+            ListOperationsOutput::builder()
+                .operations(
+                    OperationSummary::builder()
+                        .id("op-register-new-1")
+                        .status(OperationStatus::Pending)
+                        .build(),
+                )
+                .build()
+        })
+    };
+    let i = cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2);
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        .cloudmap(&[&operations, &i.list, &i.health, &i.service])
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(!r.ready, "{r:?}");
+    assert!(r.reason.contains("registration"), "{}", r.reason);
+    // Asked about this slot's service's unfinished registrations only.
+    let q = asked.only();
+    let filters: Vec<_> = q
+        .filters()
+        .iter()
+        .map(|f| (f.name().as_str().to_string(), f.values().to_vec()))
+        .collect();
+    assert_eq!(
+        filters,
+        vec![
+            ("SERVICE_ID".to_string(), vec![GREEN_SRV.to_string()]),
+            (
+                "STATUS".to_string(),
+                vec!["SUBMITTED".to_string(), "PENDING".to_string()]
+            ),
+            ("TYPE".to_string(), vec!["REGISTER_INSTANCE".to_string()]),
+        ]
+    );
+}
+
+/// With a (custom) health check, an instance whose status is not known yet
+/// (UNKNOWN, or no entry at all) is not healthy yet.
+#[tokio::test]
+async fn with_a_health_check_unknown_or_missing_status_is_not_ready() {
+    let insts = vec![
+        Inst {
+            id: "new-0".into(),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: Some(HealthStatus::UnknownValue),
+        },
+        Inst {
+            id: "new-1".into(),
+            external_id: Some(DEPLOYMENT_ID.into()),
+            status: None,
+        },
+    ];
+    let ctx = Mocks::new()
+        .ecs(&[&ecs::describe_task_sets(vec![ecs::new_green()])])
+        .instances(&cloudmap::instances(Slot::Green, insts))
+        .context();
+
+    let r = ready_report(
+        check_health::run(&ctx, &readiness(&just_now()))
+            .await
+            .unwrap(),
+    );
+
+    assert!(!r.ready, "{r:?}");
+    assert_eq!((r.healthy_instances, r.unhealthy_instances), (0, 2));
 }
 
 #[tokio::test]
@@ -345,13 +468,26 @@ async fn quiet_alarms_pass_the_gate() {
     let reqs = seen.all();
     assert_eq!(reqs.len(), 2);
     for r in reqs {
+        // From a little before the window start (clock slack between
+        // CloudWatch and the function).
         assert_eq!(
             r.start_date().map(|d| d.secs()),
-            Some(time::parse("since", SINCE).unwrap().secs())
+            Some(
+                time::parse("since", SINCE).unwrap().secs()
+                    - canary_engine::plan::ALARM_CLOCK_SLACK_SECONDS
+            )
         );
         assert_eq!(
             r.history_item_type(),
             Some(&aws_sdk_cloudwatch::types::HistoryItemType::StateUpdate)
+        );
+        // Without AlarmTypes naming CompositeAlarm, DescribeAlarmHistory
+        // returns metric alarms only (CloudWatch API Reference,
+        // DescribeAlarmHistory): a composite gate alarm's flip is unseen.
+        use aws_sdk_cloudwatch::types::AlarmType;
+        assert_eq!(
+            r.alarm_types(),
+            [AlarmType::CompositeAlarm, AlarmType::MetricAlarm].as_slice()
         );
     }
 }
@@ -528,15 +664,147 @@ async fn a_missing_alarm_is_target_not_found() {
     assert!(e.to_string().contains("orders-typo"), "{e}");
 }
 
+// ------------------------------------------------------------------ CloudWatch limits (issue 12 item 13)
+
+/// Throttling that outlasts the gate's own patient retry is `Throttled`, a
+/// name the state machine retries on its own schedule, not `Retryable`
+/// (whose six retries ended in a rollback of a healthy deployment).
 #[tokio::test]
-async fn cloudwatch_throttling_is_retryable() {
+async fn cloudwatch_throttling_that_outlasts_the_patient_retry_is_throttled() {
     let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
         .then_error(|| DescribeAlarmsError::generic(meta("Throttling")));
     let ctx = Mocks::new().cloudwatch(&[&describe]).context();
 
-    assert_eq!(
-        err_type(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await),
-        "Retryable"
+    let e = err(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await);
+
+    assert_eq!(e.error_type(), "Throttled");
+    // 1 call + the patient retries of the test settings (8).
+    assert_eq!(describe.num_calls(), 9);
+}
+
+/// An alarm quiet now whose state last changed before the window cannot
+/// have been in ALARM during it: no DescribeAlarmHistory call at all (no
+/// history rule here, so a call would fail the test). One DescribeAlarms
+/// call covers every alarm.
+#[tokio::test]
+async fn quiet_alarms_unchanged_since_before_the_window_cost_one_call() {
+    let before = DateTime::from_secs(time::parse("since", SINCE).unwrap().secs() - 3600);
+    let mut a = cw::alarm(ALARM, "OK");
+    a.state_updated_timestamp = Some(before);
+    let mut b = cw::alarm(OTHER_ALARM, "INSUFFICIENT_DATA");
+    b.state_updated_timestamp = Some(before);
+    b.state_transitioned_timestamp = Some(before);
+    let describe = cw::describe_alarms(vec![a, b]);
+    let ctx = Mocks::new().cloudwatch(&[&describe]).context();
+
+    let g = gate_report(
+        check_health::run(&ctx, &alarms(&[ALARM, OTHER_ALARM], SINCE))
+            .await
+            .unwrap(),
+    );
+
+    assert!(g.passed);
+    assert_eq!(describe.num_calls(), 1);
+}
+
+/// An alarm whose state changed inside the window still has its history read.
+#[tokio::test]
+async fn an_alarm_changed_inside_the_window_has_its_history_read() {
+    let inside = DateTime::from_secs(time::parse("since", SINCE).unwrap().secs() + 30);
+    let mut a = cw::alarm(ALARM, "OK");
+    a.state_updated_timestamp = Some(inside);
+    let seen = Seen::new();
+    let ctx = Mocks::new()
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![a]),
+            &cw::history(
+                ALARM,
+                vec![
+                    cw::transition(ALARM, "ALARM", "OK"),
+                    cw::transition(ALARM, "OK", "ALARM"),
+                ],
+                &seen,
+            ),
+        ])
+        .context();
+
+    let e = err(check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await);
+
+    assert_eq!(e.error_type(), "AlarmFiring");
+    assert_eq!(seen.all().len(), 1);
+}
+
+/// Twenty deployments' gates at once against an account whose CloudWatch
+/// throttles: the first 40 calls (DescribeAlarms and DescribeAlarmHistory)
+/// are refused with Throttling. Every gate still passes, by its own
+/// patient retry, and none ends `Retryable` / `Throttled`.
+#[tokio::test]
+async fn twenty_concurrent_gates_ride_out_throttling() {
+    use aws_sdk_cloudwatch::operation::describe_alarm_history::{
+        DescribeAlarmHistoryError, DescribeAlarmHistoryOutput,
+    };
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_smithy_mocks::MockResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let refused = Arc::new(AtomicUsize::new(0));
+    let throttle = {
+        let refused = Arc::clone(&refused);
+        move || refused.fetch_add(1, Ordering::SeqCst) < 40
+    };
+    let t1 = throttle.clone();
+    let describe =
+        mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_compute_response(move |_| {
+            if t1() {
+                MockResponse::Error(DescribeAlarmsError::generic(meta("Throttling")))
+            } else {
+                MockResponse::Output(
+                    DescribeAlarmsOutput::builder()
+                        .metric_alarms(cw::alarm(ALARM, "OK"))
+                        .build(),
+                )
+            }
+        });
+    let t2 = throttle.clone();
+    let history = mock!(aws_sdk_cloudwatch::Client::describe_alarm_history).then_compute_response(
+        move |_| {
+            if t2() {
+                MockResponse::Error(DescribeAlarmHistoryError::generic(meta("Throttling")))
+            } else {
+                MockResponse::Output(DescribeAlarmHistoryOutput::builder().build())
+            }
+        },
+    );
+    let ctx = Mocks::new()
+        .cloudwatch(&[&describe, &history])
+        .settings(canary_engine::runtime::Settings {
+            cloudwatch: canary_engine::aws::cloudwatch::Pacing {
+                interval: std::time::Duration::ZERO,
+                throttle_retries: 8,
+                throttle_base: std::time::Duration::from_millis(2),
+                throttle_cap: std::time::Duration::from_millis(20),
+                throttle_budget: std::time::Duration::from_secs(5),
+            },
+            ..settings()
+        })
+        .context();
+
+    let mut gates = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let ctx = ctx.clone();
+        gates.spawn(async move { check_health::run(&ctx, &alarms(&[ALARM], SINCE)).await });
+    }
+    let mut passed = 0;
+    while let Some(joined) = gates.join_next().await {
+        let g = gate_report(joined.unwrap().unwrap());
+        assert!(g.passed);
+        passed += 1;
+    }
+    assert_eq!(passed, 20);
+    assert!(
+        refused.load(Ordering::SeqCst) >= 40 + 40,
+        "every gate made its calls"
     );
 }
 

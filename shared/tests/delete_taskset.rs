@@ -22,6 +22,8 @@ fn request() -> DeleteTaskSetRequest {
         target: target(),
         slot: Slot::Blue,
         task_set: task_set_ref(OLD_TS),
+        first_deployment: false,
+        deployment_id: None,
     }
 }
 
@@ -130,6 +132,8 @@ async fn deleting_the_new_task_set_after_a_rollback() {
         target: target(),
         slot: Slot::Green,
         task_set: task_set_ref(NEW_TS),
+        first_deployment: false,
+        deployment_id: None,
     };
 
     let report = delete_taskset::run(&ctx, &req).await.unwrap();
@@ -314,4 +318,59 @@ async fn the_lambda_entry_point_takes_the_fixture_and_names_errors() {
 
     let diagnostic = delete_taskset::handle(&ctx, event).await.unwrap_err();
     assert_eq!(diagnostic.error_type, "UnsafeDelete");
+}
+
+/// Issue 12 item 2: the service's first task set never became ready. It sits
+/// in blue, which the service template already gave weight 100; the clean-up
+/// deletes it without reading or touching the records.
+#[tokio::test]
+async fn a_failed_first_deployment_deletes_its_task_set_in_the_weighted_slot() {
+    let first = ecs::task_set(NEW_TS, Slot::Blue, "ACTIVE", Some(DEPLOYMENT_ID), 1);
+    let seen = Seen::new();
+    let delete = delete_ok(&seen);
+    let ctx = Mocks::new()
+        .ecs(&[
+            &ecs::describe_task_sets(vec![first.clone()]),
+            &ecs::describe_services(vec![first]),
+            &delete,
+        ])
+        .context();
+    let req = DeleteTaskSetRequest {
+        target: target(),
+        slot: Slot::Blue,
+        task_set: task_set_ref(NEW_TS),
+        first_deployment: true,
+        deployment_id: Some(DEPLOYMENT_ID.into()),
+    };
+
+    let report = delete_taskset::run(&ctx, &req).await.unwrap();
+
+    assert!(report.deleted);
+    assert_eq!(seen.only().task_set(), Some(task_set_arn(NEW_TS).as_str()));
+}
+
+#[tokio::test]
+async fn a_first_deployment_undo_refuses_once_another_task_set_exists() {
+    let first = ecs::task_set(NEW_TS, Slot::Blue, "ACTIVE", Some(DEPLOYMENT_ID), 1);
+    let delete = delete_ok(&Seen::new());
+    let ctx = Mocks::new()
+        .ecs(&[
+            &ecs::describe_task_sets(vec![first.clone()]),
+            &ecs::describe_services(vec![first, ecs::live_blue()]),
+            &delete,
+        ])
+        .context();
+    let req = DeleteTaskSetRequest {
+        target: target(),
+        slot: Slot::Blue,
+        task_set: task_set_ref(NEW_TS),
+        first_deployment: true,
+        deployment_id: Some(DEPLOYMENT_ID.into()),
+    };
+
+    assert_eq!(
+        err_type(delete_taskset::run(&ctx, &req).await),
+        "UnsafeDelete"
+    );
+    assert_eq!(delete.num_calls(), 0);
 }

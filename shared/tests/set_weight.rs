@@ -13,7 +13,8 @@ use aws_sdk_servicediscovery::operation::list_instances::ListInstancesError;
 use aws_sdk_servicediscovery::types::error::ServiceNotFound;
 use aws_smithy_mocks::mock;
 use canary_engine::handlers::set_weight;
-use canary_engine::model::{SetWeightRequest, Slot, Weights};
+use canary_engine::model::{AlarmGate, RollbackPlan, SetWeightRequest, Slot, Weights};
+use canary_engine::time;
 use common::r53::{ChangeAction, RrType};
 use common::*;
 
@@ -26,6 +27,29 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         mark_primary: None,
         wait_insync: None,
         label: Some("step 1 of 3 (10%)".into()),
+        alarms: None,
+        since: None,
+        rollback: None,
+    }
+}
+
+const SINCE: &str = "2026-11-27T10:15:00Z";
+
+/// A forward canary step as the state machine sends it: with its alarm
+/// guard (window from `SINCE`) and the rollback plan alarm-rollback reads.
+fn guarded(percent: u8) -> SetWeightRequest {
+    SetWeightRequest {
+        alarms: Some(AlarmGate {
+            names: vec![ALARM.into()],
+            insufficient_data: Default::default(),
+        }),
+        since: Some(SINCE.into()),
+        rollback: Some(RollbackPlan {
+            target: target(),
+            slot: Slot::Blue,
+            ttl_seconds: Some(60),
+        }),
+        ..request(Slot::Green, percent)
     }
 }
 
@@ -161,13 +185,17 @@ async fn without_wait_insync_it_does_not_poll() {
     assert!(!report.insync);
 }
 
+/// Issue 12 item 5: weights in place say nothing about Route 53's servers
+/// (alarm-rollback wrote them without waiting, or an earlier try's GetChange
+/// polling ran out). A call that must confirm INSYNC writes the same records
+/// again and polls that change, instead of reporting INSYNC unasked.
 #[tokio::test]
-async fn retry_with_the_weights_in_place_writes_nothing() {
+async fn weights_in_place_are_confirmed_insync_by_an_identical_write() {
     // The state after a first call that set green 10 %.
     let seen = Seen::new();
     let change = r53::change(&seen);
     let get_change = r53::get_change(ChangeStatus::Insync);
-    let ctx = healthy_slots(Mocks::new())
+    let ctx = Mocks::new()
         .route53(&[&r53::list(r53::records(90, 10, 60)), &change, &get_change])
         .context();
 
@@ -175,9 +203,21 @@ async fn retry_with_the_weights_in_place_writes_nothing() {
         .await
         .unwrap();
 
-    assert_eq!(change.num_calls(), 0);
-    assert_eq!(get_change.num_calls(), 0);
+    // The same values, so no traffic moves (and no health check is needed).
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Upsert, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Upsert, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
+    assert!(
+        get_change.num_calls() >= 1,
+        "INSYNC reported without GetChange"
+    );
+    assert!(report.insync);
     assert!(!report.changed);
+    assert_eq!(report.change_id.as_deref(), Some(r53::CHANGE_ID));
     assert_eq!(
         report.weights,
         Weights {
@@ -186,6 +226,22 @@ async fn retry_with_the_weights_in_place_writes_nothing() {
         }
     );
     assert_eq!(report.ttl_seconds, 60);
+}
+
+#[tokio::test]
+async fn weights_in_place_without_wait_insync_write_nothing_and_claim_nothing() {
+    let change = r53::change(&Seen::new());
+    let ctx = Mocks::new()
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .context();
+    let mut req = request(Slot::Green, 10);
+    req.wait_insync = Some(false);
+
+    let report = set_weight::run(&ctx, &req).await.unwrap();
+
+    assert_eq!(change.num_calls(), 0);
+    assert!(!report.changed);
+    assert!(!report.insync);
 }
 
 #[tokio::test]
@@ -278,7 +334,11 @@ async fn promote_retried_after_it_succeeded_changes_nothing() {
     let demoted = ecs::task_set(OLD_TS, Slot::Blue, "ACTIVE", Some(OLD_DEPLOYMENT_ID), 5);
     let ctx = Mocks::new()
         .instances(&cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2))
-        .route53(&[&r53::list(r53::records(0, 100, 60)), &change])
+        .route53(&[
+            &r53::list(r53::records(0, 100, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
         .ecs(&[&ecs::describe_task_sets(vec![demoted, promoted]), &primary])
         .context();
     let mut req = request(Slot::Green, 100);
@@ -286,7 +346,9 @@ async fn promote_retried_after_it_succeeded_changes_nothing() {
 
     let report = set_weight::run(&ctx, &req).await.unwrap();
 
-    assert_eq!(change.num_calls(), 0);
+    // Only the identical write that confirms INSYNC.
+    assert_eq!(change.num_calls(), 1);
+    assert!(report.insync);
     assert_eq!(primary.num_calls(), 0);
     assert!(!report.changed);
     assert_eq!(
@@ -628,16 +690,27 @@ async fn a_change_never_insync_is_retryable_and_the_retry_confirms_it() {
     assert_eq!(e.error_type(), "Retryable");
     assert!(e.to_string().contains("not INSYNC"), "{e}");
 
-    // The retry sees the weights written and does not write again.
-    let change = r53::change(&Seen::new());
+    // The retry sees the weights written and confirms them INSYNC by
+    // GetChange (an identical write), not by assumption.
+    let seen = Seen::new();
+    let change = r53::change(&seen);
+    let get_change = r53::get_change(ChangeStatus::Insync);
     let ctx = healthy_slots(Mocks::new())
-        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change, &get_change])
         .context();
     let report = set_weight::run(&ctx, &request(Slot::Green, 10))
         .await
         .unwrap();
     assert!(!report.changed);
-    assert_eq!(change.num_calls(), 0);
+    assert!(report.insync);
+    assert!(get_change.num_calls() >= 1);
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Upsert, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Upsert, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -651,7 +724,11 @@ async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
             Slot::Blue,
             cloudmap::of_task_set(OLD_DEPLOYMENT_ID, "blue", 0, 2),
         ))
-        .route53(&[&r53::list(r53::records(100, 0, 60)), &change])
+        .route53(&[
+            &r53::list(r53::records(100, 0, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
         .context();
 
     let report = set_weight::run(&ctx, &request(Slot::Blue, 100))
@@ -659,7 +736,9 @@ async fn retry_with_the_weights_in_place_needs_no_healthy_instances() {
         .unwrap();
 
     assert!(!report.changed);
-    assert_eq!(change.num_calls(), 0);
+    assert!(report.insync);
+    // Only the identical write that confirms INSYNC.
+    assert_eq!(change.num_calls(), 1);
 }
 
 #[tokio::test]
@@ -685,4 +764,99 @@ async fn the_lambda_entry_point_takes_the_fixture_and_names_errors() {
     bad["percent"] = serde_json::json!("ten");
     let diagnostic = set_weight::handle(&ctx, event(bad)).await.unwrap_err();
     assert_eq!(diagnostic.error_type, "InvalidInput");
+}
+
+// ------------------------------------------------------------------ guarded steps (issue 12 item 4)
+
+/// A forward step writes DELETE (the records as read) + CREATE (the new
+/// weights) in one batch: Route 53 applies it only if nobody wrote between.
+#[tokio::test]
+async fn a_guarded_step_writes_only_if_the_records_are_as_read() {
+    let seen = Seen::new();
+    let change = r53::change(&seen);
+    let history = Seen::new();
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[
+            &r53::list(r53::records(100, 0, 60)),
+            &change,
+            &r53::get_change(ChangeStatus::Insync),
+        ])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(ALARM, Vec::new(), &history),
+        ])
+        .context();
+
+    let report = set_weight::run(&ctx, &guarded(10)).await.unwrap();
+
+    assert_eq!(
+        r53::upserts(&seen.only()),
+        vec![
+            (ChangeAction::Delete, BLUE_SET_ID.into(), 100, 60),
+            (ChangeAction::Delete, GREEN_SET_ID.into(), 0, 60),
+            (ChangeAction::Create, BLUE_SET_ID.into(), 90, 60),
+            (ChangeAction::Create, GREEN_SET_ID.into(), 10, 60),
+        ]
+    );
+    assert!(report.changed && report.insync);
+    // The window is read from the given start, before the request.
+    let h = history.all();
+    assert!(!h.is_empty());
+    assert!(h
+        .iter()
+        .all(|r| r.start_date().map(|d| d.secs())
+            <= Some(time::parse("since", SINCE).unwrap().secs())));
+}
+
+/// An alarm that went to ALARM and back since the window start (while the
+/// previous change propagated, or before this retry): nothing is written.
+#[tokio::test]
+async fn a_guarded_step_sees_an_alarm_that_flipped_in_its_window_and_writes_nothing() {
+    let change = r53::change(&Seen::new());
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(
+                ALARM,
+                vec![
+                    cw::transition(ALARM, "ALARM", "OK"),
+                    cw::transition(ALARM, "OK", "ALARM"),
+                ],
+                &Seen::new(),
+            ),
+        ])
+        .context();
+
+    let e = err(set_weight::run(&ctx, &guarded(50)).await);
+
+    assert_eq!(e.error_type(), "AlarmFiring");
+    assert!(e.to_string().contains(ALARM), "{e}");
+    assert_eq!(change.num_calls(), 0);
+}
+
+/// alarm-rollback's UPSERT landed between the step's read and its write:
+/// Route 53 refuses the whole batch, the step reports WeightsChanged.
+#[tokio::test]
+async fn a_guarded_step_overtaken_by_a_rollback_is_weights_changed() {
+    let change = mock!(aws_sdk_route53::Client::change_resource_record_sets).then_error(|| {
+        ChangeResourceRecordSetsError::InvalidChangeBatch(
+            aws_sdk_route53::types::error::InvalidChangeBatch::builder()
+                .message("Tried to delete resource record set [name='orders.shop.internal.', type='CNAME', set-identifier='orders-blue'] but the values provided do not match the current values")
+                .meta(meta("InvalidChangeBatch"))
+                .build(),
+        )
+    });
+    let ctx = healthy_slots(Mocks::new())
+        .route53(&[&r53::list(r53::records(90, 10, 60)), &change])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(ALARM, Vec::new(), &Seen::new()),
+        ])
+        .context();
+
+    let e = err(set_weight::run(&ctx, &guarded(50)).await);
+
+    assert_eq!(e.error_type(), "WeightsChanged");
+    assert_eq!(change.num_calls(), 1);
 }

@@ -116,4 +116,5 @@ def test_alarm_event_rolls_back_within_a_second_and_leaves_other_deployments_alo
     assert d_b["status"] == "SUCCEEDED", (d_b.get("error"), d_b.get("cause"))
     assert [x["end"] for x in W.bakes(W.history(world, arn_b))] == ["TaskTimedOut", "TaskTimedOut"]
     changes = assert_invariants(aws)
-    assert W.weight_changes(changes, b) == [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}]
+    # The two steps, then the promotion's identical write that confirms INSYNC (issue 12 item 5).
+    assert W.weight_changes(changes, b) == [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}, {"blue": 0, "green": 100}]

@@ -45,6 +45,7 @@ def test_three_step_canary_promotes_green(aws, world):
         {"blue": 90, "green": 10},
         {"blue": 50, "green": 50},
         {"blue": 0, "green": 100},
+        {"blue": 0, "green": 100},  # the promotion confirms INSYNC by an identical write (issue 12 item 5)
     ]
     assert W.weights(world, svc) == {"blue": 0, "green": 100}
     assert_promoted(world, svc, name, "green", image, old["id"])
@@ -67,7 +68,8 @@ def test_blue_green_single_step(aws, world):
     assert d["status"] == "SUCCEEDED", (d.get("error"), d.get("cause"))
     assert W.story(events) == W.canary_story(1)
     changes = assert_invariants(aws, svc)
-    assert W.weight_changes(changes, svc) == [{"blue": 0, "green": 100}]
+    # The step, then the promotion's identical write that confirms INSYNC (issue 12 item 5).
+    assert W.weight_changes(changes, svc) == [{"blue": 0, "green": 100}, {"blue": 0, "green": 100}]
     assert_promoted(world, svc, name, "green", image, old["id"])
 
 
@@ -90,6 +92,7 @@ def test_next_deployment_goes_back_to_blue(aws, world):
     assert W.weight_changes(aws.route53_changes(since=mark), svc) == [
         {"blue": 50, "green": 50},
         {"blue": 100, "green": 0},
+        {"blue": 100, "green": 0},  # the promotion confirms INSYNC by an identical write (issue 12 item 5)
     ]
     assert W.weights(world, svc) == {"blue": 100, "green": 0}
     assert_promoted(world, svc, f"{svc.name}-v3", "blue", v3, green["id"])

@@ -52,6 +52,7 @@ def test_second_deployment_of_the_same_service_is_refused(aws, world):
         {"blue": 90, "green": 10},
         {"blue": 50, "green": 50},
         {"blue": 0, "green": 100},
+        {"blue": 0, "green": 100},  # the promotion confirms INSYNC by an identical write (issue 12 item 5)
     ]
     sets = W.task_sets(world, svc)
     assert [(t["externalId"], t["status"], W.slot_of(svc, t)) for t in sets] == [(first, "PRIMARY", "green")]

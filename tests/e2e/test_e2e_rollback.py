@@ -135,3 +135,44 @@ def test_new_task_set_never_healthy_is_cleaned_up_without_touching_traffic(aws, 
     assert [(t["id"], t["status"], W.slot_of(svc, t)) for t in sets] == [(old["id"], "PRIMARY", "blue")]
     assert W.instances(world, svc, "green") == []
     assert len(function_calls(aws, "DeleteTaskSet", "ecs")) == 1
+
+
+def test_failed_first_deployment_deletes_its_task_set_and_leaves_the_weights(aws, world):
+    """Issue 12 item 2. A service without a task set (its template created
+    the records blue 100 / green 0): the first task set goes to blue, the
+    slot that already has all the weight, and never becomes healthy. The
+    execution ends NewTaskSetNotReady with the task set deleted (not
+    UnsafeDelete / CleanupFailed) and no record written."""
+    svc = service(world)
+    ecs = world.c("ecs")
+    initial = W.primary(world, svc)
+    ecs.delete_task_set(cluster=svc.cluster, service=svc.name, taskSet=initial["taskSetArn"], force=True)
+    assert W.task_sets(world, svc) == []
+    before = W.weights(world, svc)
+    assert before == BACK
+    aws.set_unhealthy(next=True)
+    req = svc.request(f"{W.IMAGE_REPO}:v2", ready_timeout=3, ready_poll=1)
+    # No task set to copy from: the first deployment names its task definition.
+    del req["image"]
+    req["taskDefinition"] = initial["taskDefinition"]
+    req["target"]["network"] = {"subnets": [world.subnet_id], "securityGroups": [world.sg_id], "launchType": "FARGATE"}
+    name = f"{svc.name}-first"
+
+    d, events = run(world, req, name)
+
+    assert d["status"] == "FAILED"
+    assert d["error"] == "NewTaskSetNotReady", d.get("cause")
+    assert "blue" in d["cause"] and "was deleted" in d["cause"], d["cause"]
+    assert W.story(events) == [
+        "Create task set in idle slot",
+        "Check new task set readiness",
+        "New task set not ready",
+        "Delete new task set",
+        "Deployment failed",
+    ]
+    # The task set it created is gone, the service is as before: no task set.
+    assert W.task_sets(world, svc) == []
+    assert len(function_calls(aws, "DeleteTaskSet", "ecs")) == 1
+    # Weights untouched: no function changed a record.
+    assert function_calls(aws, "ChangeResourceRecordSets") == []
+    assert W.weights(world, svc) == before

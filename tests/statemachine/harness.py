@@ -436,6 +436,7 @@ class FakeFunctions:
             "ttlSeconds": p.get("ttlSeconds") or 60,
             "changed": changed,
             "insync": True,
+            "requestedAt": f"2026-11-27T09:{self._changes:02d}:59Z",
             "changedAt": f"2026-11-27T10:{self._changes:02d}:00Z",
         }
         if p.get("markPrimary"):
@@ -475,6 +476,7 @@ class FakeFunctions:
         return {
             "passed": True,
             "since": p["since"],
+            "observedAt": f"2026-11-27T10:59:{step or 0:02d}Z",
             "checkedAt": "2026-11-27T11:00:00Z",
             "alarms": [{"name": ALARM, "state": "OK", "firedInWindow": False, "reason": "quiet"}],
             "insufficientData": [],

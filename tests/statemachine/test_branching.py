@@ -88,17 +88,29 @@ def test_success_payloads(sfn):
         "waitingSince": "2026-11-27T10:00:00Z",
         "timeoutSeconds": 600,
     }
+    rollback = {"target": h.TARGET, "slot": "blue", "ttlSeconds": 60}
     for k, percent in enumerate(STEPS, start=1):
         shift_call, bake_call, gate_call = calls[2 + 3 * (k - 1) : 5 + 3 * (k - 1)]
         assert shift_call.state == "Shift traffic"
+        # The alarm window of step k starts before its weight change is
+        # requested: at the canary's start (step 1), then at the previous
+        # gate's observedAt (what the fake gate answered), issue 12 item 4.
+        since = shift_call.payload["since"]
+        if k == 1:
+            assert since.startswith("20") and "T" in since, since
+        else:
+            assert since == f"2026-11-27T10:59:{k - 1:02d}Z"
         assert shift_call.payload == {
             "target": h.TARGET,
             "slot": "green",
             "percent": percent,
             "ttlSeconds": 60,
             "label": label(k),
+            "alarms": alarms,
+            "since": since,
+            "rollback": rollback,
         }
-        changed_at = f"2026-11-27T10:{k:02d}:00Z"  # what the fake set-weight answered
+        changed_at = since
         token = bake_call.payload.pop("taskToken")
         assert isinstance(token, str) and token
         assert bake_call.state == "Bake"
@@ -219,7 +231,14 @@ def assert_rolled_back(out):
         "label": "rollback",
     }
     assert delete_new.state == "Delete new task set"
-    assert delete_new.payload == {"target": h.TARGET, "slot": "green", "taskSet": h.NEW_TASK_SET}
+    assert delete_new.payload == {
+        "target": h.TARGET,
+        "slot": "green",
+        "taskSet": h.NEW_TASK_SET,
+        # Not a first deployment: delete-taskset checks the weights.
+        "firstDeployment": False,
+        "deploymentId": out.calls[0].payload["deploymentId"],
+    }
     assert out.record.waits[-1] == ("Drain new task set", 70)
 
 

@@ -23,7 +23,7 @@ def apply_all() -> None:
             ecs_errors,
             ecs_primary_task_set,
             ecs_scheduler,
-            route53_conditional,
+            route53_change_batch,
             sfn_callbacks,
             sfn_execution,
             sfn_history,
@@ -41,5 +41,5 @@ def apply_all() -> None:
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
         dns_state.apply()
-        route53_conditional.apply()
+        route53_change_batch.apply()
         _applied = True

@@ -9,7 +9,7 @@ use aws_sdk_servicediscovery::types::HealthStatus;
 use aws_sdk_servicediscovery::Client;
 
 use super::{classify, error_code};
-use crate::plan::cloudmap_service_id;
+use crate::plan::{cloudmap_service_id, counts_as_healthy, HealthCheckKind, InstanceStatus};
 use crate::{CanaryError, Result};
 
 /// The attribute ECS sets on every instance of a task set.
@@ -91,8 +91,10 @@ pub async fn slot_service(sd: &Client, registry_arn: &str) -> Result<SlotService
 }
 
 /// Health of the slot's instances; with `external_id`, only the instances of
-/// that task set. An instance without a health status (a service without
-/// health checks) is served by DNS, so it counts as healthy; `UNKNOWN` does not.
+/// that task set. What counts as healthy depends on the service's kind of
+/// health check ([`plan::counts_as_healthy`]): without one, Cloud Map reports
+/// `UNKNOWN` for every instance and a registered instance counts; with one,
+/// only `HEALTHY` does.
 pub async fn slot_health(
     sd: &Client,
     registry_arn: &str,
@@ -132,6 +134,14 @@ pub async fn slot_health(
         return Ok(Health::default());
     }
 
+    let kind = health_check_kind(sd, registry_arn).await?;
+    if kind == HealthCheckKind::None {
+        // Every status would be UNKNOWN: nothing more to read.
+        return Ok(Health {
+            healthy: u32::try_from(instances.len()).unwrap_or(u32::MAX),
+            unhealthy: 0,
+        });
+    }
     let pages: Vec<_> = sd
         .get_instances_health_status()
         .service_id(id)
@@ -148,10 +158,96 @@ pub async fn slot_health(
 
     let mut h = Health::default();
     for iid in &instances {
-        match status.get(iid) {
-            Some(HealthStatus::Healthy) | None => h.healthy += 1,
-            Some(_) => h.unhealthy += 1,
+        let s = match status.get(iid) {
+            Some(HealthStatus::Healthy) => InstanceStatus::Healthy,
+            Some(HealthStatus::Unhealthy) => InstanceStatus::Unhealthy,
+            // UNKNOWN (`UnknownValue`), or a status this SDK does not know.
+            Some(_) => InstanceStatus::Unknown,
+            None => InstanceStatus::Missing,
+        };
+        if counts_as_healthy(kind, s) {
+            h.healthy += 1;
+        } else {
+            h.unhealthy += 1;
         }
     }
     Ok(h)
+}
+
+/// RegisterInstance operations of the slot's service not finished yet
+/// (SUBMITTED or PENDING). ListOperations filters by service, status and
+/// type on the server (AWS Cloud Map API Reference, ListOperations,
+/// OperationFilter); its summaries carry only id and status, so the status is
+/// checked again here (a server that ignores the filters, like moto, then
+/// still answers right for finished operations).
+pub async fn pending_registrations(sd: &Client, registry_arn: &str) -> Result<u32> {
+    use aws_sdk_servicediscovery::types::{
+        FilterCondition, OperationFilter, OperationFilterName, OperationStatus,
+    };
+    let id = cloudmap_service_id(registry_arn)?;
+    let filter = |name: OperationFilterName, values: &[&str], condition: FilterCondition| {
+        OperationFilter::builder()
+            .name(name)
+            .set_values(Some(values.iter().map(|v| (*v).to_string()).collect()))
+            .condition(condition)
+            .build()
+            .map_err(|e| CanaryError::invalid(e.to_string()))
+    };
+    let pages: Vec<_> = sd
+        .list_operations()
+        .filters(filter(
+            OperationFilterName::ServiceId,
+            &[id],
+            FilterCondition::Eq,
+        )?)
+        .filters(filter(
+            OperationFilterName::Status,
+            &["SUBMITTED", "PENDING"],
+            FilterCondition::In,
+        )?)
+        .filters(filter(
+            OperationFilterName::Type,
+            &["REGISTER_INSTANCE"],
+            FilterCondition::Eq,
+        )?)
+        .into_paginator()
+        .send()
+        .collect::<std::result::Result<_, _>>()
+        .await
+        .map_err(|e| classify("servicediscovery:ListOperations", e))?;
+    let pending = pages
+        .iter()
+        .flat_map(|p| p.operations())
+        .filter(|o| {
+            matches!(
+                o.status(),
+                Some(OperationStatus::Submitted | OperationStatus::Pending)
+            )
+        })
+        .count();
+    Ok(u32::try_from(pending).unwrap_or(u32::MAX))
+}
+
+/// The kind of health check of a slot's Cloud Map service (GetService).
+pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<HealthCheckKind> {
+    let id = cloudmap_service_id(registry_arn)?;
+    let out = sd
+        .get_service()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("ServiceNotFound") => CanaryError::TargetNotFound(format!(
+                "Cloud Map service {registry_arn} does not exist"
+            )),
+            _ => classify("servicediscovery:GetService", e),
+        })?;
+    let svc = out.service();
+    Ok(if svc.and_then(|s| s.health_check_config()).is_some() {
+        HealthCheckKind::Route53
+    } else if svc.and_then(|s| s.health_check_custom_config()).is_some() {
+        HealthCheckKind::Custom
+    } else {
+        HealthCheckKind::None
+    })
 }

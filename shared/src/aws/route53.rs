@@ -120,6 +120,16 @@ pub async fn read_records(r53: &Client, target: &Target) -> Result<RecordPair> {
 }
 
 fn upsert(target: &Target, slot: Slot, weight: u8, ttl: u32) -> Result<Change> {
+    change(ChangeAction::Upsert, target, slot, weight, ttl)
+}
+
+fn change(
+    action: ChangeAction,
+    target: &Target,
+    slot: Slot,
+    weight: u8,
+    ttl: u32,
+) -> Result<Change> {
     let cfg = target.slots.get(slot);
     let build_err = |e: aws_sdk_route53::error::BuildError| CanaryError::invalid(e.to_string());
     let record = ResourceRecordSet::builder()
@@ -137,7 +147,7 @@ fn upsert(target: &Target, slot: Slot, weight: u8, ttl: u32) -> Result<Change> {
         .build()
         .map_err(build_err)?;
     Change::builder()
-        .action(ChangeAction::Upsert)
+        .action(action)
         .resource_record_set(record)
         .build()
         .map_err(build_err)
@@ -181,6 +191,85 @@ pub async fn write_weights(
         .map(|c| c.id().to_string())
         .unwrap_or_default();
     info!(change_id = %id, blue = w.blue, green = w.green, ttl, "weights written");
+    Ok(id)
+}
+
+/// Writes both weights only if both records are still exactly `from`: one
+/// batch that DELETEs each record with the values read and CREATEs it with
+/// the new ones. Route 53 processes a batch as a transaction (all changes or
+/// none) and a DELETE must match the record's current values, else the
+/// whole batch fails with `InvalidChangeBatch` (Route 53 API Reference,
+/// ChangeResourceRecordSets). That is a compare-and-swap: if anyone (the
+/// alarm-rollback function's UPSERT) wrote in between, nothing is written
+/// and the answer is `WeightsChanged`.
+pub async fn write_weights_if(
+    r53: &Client,
+    target: &Target,
+    from: RecordPair,
+    w: Weights,
+    ttl: u32,
+    comment: &str,
+) -> Result<String> {
+    if w.blue == 0 && w.green == 0 {
+        return Err(CanaryError::invalid(
+            "refusing to write an all-zero weight group",
+        ));
+    }
+    let batch = ChangeBatch::builder()
+        .comment(comment)
+        .changes(change(
+            ChangeAction::Delete,
+            target,
+            Slot::Blue,
+            from.weights.blue,
+            from.ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Delete,
+            target,
+            Slot::Green,
+            from.weights.green,
+            from.ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Create,
+            target,
+            Slot::Blue,
+            w.blue,
+            ttl,
+        )?)
+        .changes(change(
+            ChangeAction::Create,
+            target,
+            Slot::Green,
+            w.green,
+            ttl,
+        )?)
+        .build()
+        .map_err(|e| CanaryError::invalid(e.to_string()))?;
+    let out = r53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id(target))
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("NoSuchHostedZone") => CanaryError::TargetNotFound(format!(
+                "hosted zone {} does not exist",
+                zone_id(target)
+            )),
+            Some("InvalidChangeBatch") => CanaryError::WeightsChanged(format!(
+                "the records of {} changed after they were read (blue {} / green {}, TTL {}); \
+                 nothing was written",
+                target.record_name, from.weights.blue, from.weights.green, from.ttl
+            )),
+            _ => classify("route53:ChangeResourceRecordSets", e),
+        })?;
+    let id = out
+        .change_info()
+        .map(|c| c.id().to_string())
+        .unwrap_or_default();
+    info!(change_id = %id, blue = w.blue, green = w.green, ttl, "weights written (conditional)");
     Ok(id)
 }
 

@@ -8,7 +8,7 @@ use aws_sdk_sfn::Client;
 use tracing::debug;
 
 use super::{classify, error_code};
-use crate::model::CheckRequest;
+use crate::model::{CheckRequest, SetWeightRequest};
 use crate::{CanaryError, Result};
 
 /// Running executions of the state machine.
@@ -49,6 +49,21 @@ pub struct OpenBake {
     pub state_name: Option<String>,
 }
 
+/// What an execution is doing that an alarm event can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenActivity {
+    /// Baking: waiting for its task token.
+    Bake(Box<OpenBake>),
+    /// A forward canary step's set-weight call is in flight (it carries its
+    /// alarm guard and rollback plan). There is no token to fail: the call's
+    /// own guard (alarm check + conditional write) makes it fail or be
+    /// overwritten, and the bake after it sees the alarm.
+    Shift {
+        request: Box<SetWeightRequest>,
+        state_name: Option<String>,
+    },
+}
+
 /// Events that may follow a bake's `TaskScheduled` while it still waits for
 /// its token: the invocation was started and submitted, nothing more.
 fn still_waiting(t: &HistoryEventType) -> bool {
@@ -59,9 +74,18 @@ fn still_waiting(t: &HistoryEventType) -> bool {
 }
 
 /// The execution's open bake, if its newest activity is a bake waiting for
-/// its token. Reads the history newest first and stops at the first event
-/// that is not part of that wait.
+/// its token.
 pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenBake>> {
+    Ok(match open_activity(sfn, execution_arn).await? {
+        Some(OpenActivity::Bake(b)) => Some(*b),
+        _ => None,
+    })
+}
+
+/// The execution's open activity: a bake waiting for its token, or a
+/// guarded forward step's set-weight call in flight. Reads the history
+/// newest first and stops at the first event that is not part of that wait.
+pub async fn open_activity(sfn: &Client, execution_arn: &str) -> Result<Option<OpenActivity>> {
     let out = sfn
         .get_execution_history()
         .execution_arn(execution_arn)
@@ -80,29 +104,28 @@ pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenB
     // here rather than trust the service to.
     let mut events: Vec<&HistoryEvent> = out.events().iter().collect();
     events.sort_by_key(|e| std::cmp::Reverse(e.id()));
+    Ok(activity_of(&events, execution_arn))
+}
+
+/// [`open_activity`] over events sorted newest first.
+pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<OpenActivity> {
     for (i, ev) in events.iter().enumerate() {
         let t = ev.r#type();
         if still_waiting(t) {
             continue;
         }
         if *t != HistoryEventType::TaskScheduled {
-            debug!(execution = execution_arn, event = t.as_str(), "not baking");
-            return Ok(None);
+            debug!(
+                execution = execution_arn,
+                event = t.as_str(),
+                "not baking or shifting"
+            );
+            return None;
         }
         let params = ev
             .task_scheduled_event_details()
             .map(|d| d.parameters())
             .unwrap_or_default();
-        let Some(request) = bake_request(params) else {
-            return Ok(None);
-        };
-        let CheckRequest::Alarms {
-            task_token: Some(token),
-            ..
-        } = &request
-        else {
-            return Ok(None);
-        };
         let state_name = events
             .get(i + 1..)
             .unwrap_or_default()
@@ -111,13 +134,35 @@ pub async fn open_bake(sfn: &Client, execution_arn: &str) -> Result<Option<OpenB
                 e.state_entered_event_details()
                     .map(|d| d.name().to_string())
             });
-        return Ok(Some(OpenBake {
-            task_token: token.clone(),
-            request: request.clone(),
+        if let Some(request) = bake_request(params) {
+            let CheckRequest::Alarms {
+                task_token: Some(token),
+                ..
+            } = &request
+            else {
+                return None;
+            };
+            return Some(OpenActivity::Bake(Box::new(OpenBake {
+                task_token: token.clone(),
+                request: request.clone(),
+                state_name,
+            })));
+        }
+        return shift_request(params).map(|request| OpenActivity::Shift {
+            request: Box::new(request),
             state_name,
-        }));
+        });
     }
-    Ok(None)
+    None
+}
+
+/// The set-weight request inside a `lambda:invoke` task's parameters, if it
+/// is a guarded forward step (alarms and a rollback plan).
+pub fn shift_request(parameters: &str) -> Option<SetWeightRequest> {
+    let v: serde_json::Value = serde_json::from_str(parameters).ok()?;
+    let payload = v.get("Payload").cloned().unwrap_or(v);
+    let r = serde_json::from_value::<SetWeightRequest>(payload).ok()?;
+    (r.alarms.is_some() && r.rollback.is_some()).then_some(r)
 }
 
 /// The check-health request inside a `lambda:invoke.waitForTaskToken` task's

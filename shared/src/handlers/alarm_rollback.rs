@@ -1,5 +1,6 @@
 //! `alarm-rollback`: receives a `CloudWatch Alarm State Change` event and,
-//! for every running deployment that is baking and watches that alarm, moves
+//! for every running deployment that is baking or shifting traffic (a
+//! forward step's set-weight in flight) and watches that alarm, moves
 //! all traffic back at once (the same [`traffic::shift`] as every rollback)
 //! and fails the bake's task token so the execution takes its rollback path
 //! now instead of at the end of the bake.
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 
 use super::{respond, traffic};
 use crate::aws::sfn;
-use crate::model::{AlarmRollbackReport, CheckRequest, ExecutionAction};
+use crate::model::{AlarmRollbackReport, CheckRequest, ExecutionAction, SetWeightRequest};
 use crate::runtime::Context;
 use crate::{CanaryError, Result};
 
@@ -93,16 +94,22 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
         bake_ended: false,
         error: None,
     };
-    let bake = match sfn::open_bake(&ctx.clients.sfn, &execution_arn).await {
-        Ok(Some(b)) => b,
+    let activity = match sfn::open_activity(&ctx.clients.sfn, &execution_arn).await {
+        Ok(Some(a)) => a,
         Ok(None) => {
-            info!(execution = %execution_arn, "not baking; its next gate check sees the alarm");
+            info!(execution = %execution_arn, "not baking nor shifting; its next gate check sees the alarm");
             return action;
         }
         Err(e) => {
             action.action = "failed".into();
             action.error = Some(e.to_string());
             return action;
+        }
+    };
+    let bake = match activity {
+        sfn::OpenActivity::Bake(b) => b,
+        sfn::OpenActivity::Shift { request, .. } => {
+            return act_on_shift(ctx, ev, action, &request).await;
         }
     };
     let CheckRequest::Alarms {
@@ -124,7 +131,17 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
         ev.alarm_name, ev.reason
     );
     if let Some(plan) = rollback {
-        match traffic::shift(ctx, &plan.target, plan.slot, 100, plan.ttl_seconds, false).await {
+        match traffic::shift(
+            ctx,
+            &plan.target,
+            plan.slot,
+            100,
+            plan.ttl_seconds,
+            false,
+            None,
+        )
+        .await
+        {
             Ok(w) => {
                 info!(execution = %execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back");
                 cause.push_str(&format!(
@@ -147,6 +164,50 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
     match sfn::fail_task(&ctx.clients.sfn, &bake.task_token, "AlarmFiring", &cause).await {
         Ok(ended) => action.bake_ended = ended,
         Err(e) => {
+            action.action = "failed".into();
+            action.error = Some(e.to_string());
+        }
+    }
+    action
+}
+
+/// An execution whose forward step (set-weight) is in flight when a watched
+/// alarm fires: move all traffic back now. The step cannot land after this
+/// write (see [`traffic`]'s module comment): it fails `AlarmFiring` or
+/// `WeightsChanged`, or it landed before and is overwritten here; the
+/// execution then takes its rollback path at the bake's first look at the
+/// alarms.
+async fn act_on_shift(
+    ctx: &Context,
+    ev: &AlarmEvent,
+    mut action: ExecutionAction,
+    request: &SetWeightRequest,
+) -> ExecutionAction {
+    let (Some(alarms), Some(plan)) = (&request.alarms, &request.rollback) else {
+        return action;
+    };
+    if !alarms.names.contains(&ev.alarm_name) {
+        action.action = "notWatching".into();
+        return action;
+    }
+    match traffic::shift(
+        ctx,
+        &plan.target,
+        plan.slot,
+        100,
+        plan.ttl_seconds,
+        false,
+        None,
+    )
+    .await
+    {
+        Ok(w) => {
+            info!(execution = %action.execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back during a step");
+            action.weights = Some(w.weights);
+            action.action = "rolledBack".into();
+        }
+        Err(e) => {
+            warn!(execution = %action.execution_arn, error_type = e.error_type(), error = %e, "immediate rollback failed");
             action.action = "failed".into();
             action.error = Some(e.to_string());
         }

@@ -99,6 +99,11 @@ async fn check_readiness(
         info.view.external_id.as_deref(),
     )
     .await?;
+    let pending_registrations = cloudmap::pending_registrations(
+        &ctx.clients.cloudmap,
+        &target.slots.get(slot).registry_arn,
+    )
+    .await?;
     let inputs = ReadinessInputs {
         stability_status: info.stability_status.clone(),
         desired: info.desired,
@@ -106,6 +111,7 @@ async fn check_readiness(
         pending: info.pending,
         healthy_instances: health.healthy,
         unhealthy_instances: health.unhealthy,
+        pending_registrations,
     };
     let (ready, reason) = readiness(&inputs);
     let waited = time::seconds_between(since, time::now());
@@ -139,10 +145,18 @@ async fn check_alarms(
 ) -> Result<GateReport> {
     plan::validate_alarms(gate)?;
     let since_t = time::parse("since", since)?;
+    // Taken before anything is read: the next window starts here.
+    let observed_at = time::format(time::now());
     let observed = if gate.names.is_empty() {
         Vec::new()
     } else {
-        cloudwatch::observe(&ctx.clients.cloudwatch, &gate.names, since_t).await?
+        cloudwatch::observe_paced(
+            &ctx.clients.cloudwatch,
+            ctx.settings.cloudwatch,
+            &gate.names,
+            since_t,
+        )
+        .await?
     };
     let verdict = gate_verdict(&observed, gate.insufficient_data);
     info!(
@@ -160,6 +174,7 @@ async fn check_alarms(
     Ok(GateReport {
         passed: true,
         since: since.to_string(),
+        observed_at,
         checked_at: time::format(time::now()),
         alarms: verdict.reports,
         insufficient_data: verdict.insufficient_data,

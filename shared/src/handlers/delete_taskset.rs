@@ -22,7 +22,8 @@ pub async fn handle(
 }
 
 /// Refuses to delete the PRIMARY task set or one whose slot still has
-/// weight; a task set that is already gone is a success (a retry).
+/// weight ([`plan::may_delete`]; a failed first deployment's own task set is
+/// the one exception); a task set that is already gone is a success (a retry).
 pub async fn run(ctx: &Context, req: &DeleteTaskSetRequest) -> Result<DeleteReport> {
     plan::validate_target(&req.target)?;
     let t = &req.target;
@@ -41,23 +42,44 @@ pub async fn run(ctx: &Context, req: &DeleteTaskSetRequest) -> Result<DeleteRepo
             info.view.id, req.slot
         )));
     }
-    if info.view.status == "PRIMARY" {
-        return Err(CanaryError::UnsafeDelete(format!(
-            "task set {} is PRIMARY; promote another task set first",
-            info.view.id
-        )));
-    }
-    let records = route53::read_records(&ctx.clients.route53, t).await?;
-    let weight = records.weights.get(req.slot);
-    if weight > 0 {
-        return Err(CanaryError::UnsafeDelete(format!(
-            "the {} slot still has weight {weight} (blue {} / green {}); move its traffic away first",
-            req.slot, records.weights.blue, records.weights.green
-        )));
-    }
+    let first = match (req.first_deployment, req.deployment_id.as_deref()) {
+        (false, _) => None,
+        (true, Some(id)) => Some(id),
+        (true, None) => {
+            return Err(CanaryError::invalid(
+                "firstDeployment needs deploymentId (the deployment that created the task set)",
+            ))
+        }
+    };
+    let (weights, others) = match first {
+        // Only the service's task sets matter for a first deployment's undo.
+        Some(_) => {
+            let service = ecs::describe_service(&ctx.clients.ecs, &t.cluster, &t.service).await?;
+            let others: Vec<_> = service
+                .task_sets
+                .into_iter()
+                .map(|ts| ts.view)
+                .filter(|v| v.id != info.view.id)
+                .collect();
+            (None, others)
+        }
+        // A PRIMARY task set is refused whatever the weights are.
+        None if info.view.status == "PRIMARY" => (None, Vec::new()),
+        None => {
+            let records = route53::read_records(&ctx.clients.route53, t).await?;
+            (Some(records.weights), Vec::new())
+        }
+    };
+    plan::may_delete(&plan::DeleteInputs {
+        task_set: &info.view,
+        slot: req.slot,
+        weights,
+        first_deployment_id: first,
+        other_task_sets: &others,
+    })?;
     let deleted =
         ecs::delete_task_set(&ctx.clients.ecs, &t.cluster, &t.service, &info.view.arn).await?;
-    info!(task_set = %info.view.id, slot = %req.slot, deleted, "task set deleted");
+    info!(task_set = %info.view.id, slot = %req.slot, deleted, first_deployment = first.is_some(), "task set deleted");
     Ok(DeleteReport {
         task_set_id: info.view.id,
         deleted,

@@ -28,6 +28,18 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         plan::validate_ttl("ttlSeconds", ttl)?;
     }
     let t = &req.target;
+    let guard = match (&req.alarms, &req.since) {
+        (Some(alarms), Some(since)) => {
+            plan::validate_alarms(alarms)?;
+            Some(traffic::ForwardGuard { alarms, since })
+        }
+        (None, None) => None,
+        _ => {
+            return Err(CanaryError::invalid(
+                "alarms and since go together (the forward step's alarm guard)",
+            ))
+        }
+    };
 
     // Check the task set to promote before anything changes: a definite "no"
     // (gone, or in the other slot) refuses the call. An ECS read that merely
@@ -68,6 +80,7 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         req.percent,
         req.ttl_seconds,
         req.wait_insync.unwrap_or(true),
+        guard,
     )
     .await?;
 

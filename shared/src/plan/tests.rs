@@ -187,6 +187,40 @@ fn defaults_fill_the_strategy_and_drain_covers_both_ttls() {
     assert_eq!((s.ttl_seconds, s.drain_seconds), (30, 0));
 }
 
+/// Issue 12 item 14: resolvers that cached the records under the old, longer
+/// TTL still hold the old slot after a TTL change; the drain covers them.
+#[test]
+fn drain_covers_the_longest_ttl_any_client_may_hold() {
+    // (records' TTL now, strategy.ttlSeconds, Cloud Map TTL) -> drain
+    let cases = [
+        (60, Some(5), 15, 60 + 15 + DRAIN_MARGIN_SECONDS),
+        (5, Some(60), 15, 60 + 15 + DRAIN_MARGIN_SECONDS),
+        (30, None, 10, 30 + 10 + DRAIN_MARGIN_SECONDS),
+        (300, Some(1), 0, 300 + DRAIN_MARGIN_SECONDS),
+    ];
+    for (record_ttl, ttl, cloudmap_ttl, want) in cases {
+        let s = complete_strategy(
+            &StrategyInput {
+                ttl_seconds: ttl,
+                ..Default::default()
+            },
+            record_ttl,
+            cloudmap_ttl,
+        );
+        assert_eq!(
+            s.drain_seconds, want,
+            "records TTL {record_ttl}, ttlSeconds {ttl:?}, Cloud Map TTL {cloudmap_ttl}"
+        );
+    }
+    let terms = DrainTerms {
+        cname_ttls: vec![60, 5],
+        cloudmap_ttl: 15,
+        margin: DRAIN_MARGIN_SECONDS,
+    };
+    assert_eq!(terms.seconds(), 85);
+    assert!(terms.explain().contains("60"), "{}", terms.explain());
+}
+
 #[test]
 fn one_task_set_with_all_weight_deploys_to_the_other_slot() {
     let t = target();
@@ -353,7 +387,20 @@ fn ready_inputs() -> ReadinessInputs {
         pending: 0,
         healthy_instances: 2,
         unhealthy_instances: 0,
+        pending_registrations: 0,
     }
+}
+
+/// Issue 12 item 9: registered is not resolvable. While Cloud Map still
+/// processes a RegisterInstance of the slot, its name does not answer with
+/// the new instances yet: not ready, whatever the health says.
+#[test]
+fn pending_registrations_are_not_ready() {
+    let mut r = ready_inputs();
+    r.pending_registrations = 1;
+    let (ready, reason) = readiness(&r);
+    assert!(!ready);
+    assert!(reason.contains("registration"), "{reason}");
 }
 
 #[test]
@@ -864,4 +911,133 @@ fn lock_values_round_trip() {
         lock_record_name("orders.shop.internal."),
         "_ecs-dns-canary-lock.orders.shop.internal"
     );
+}
+
+/// Issue 12 item 2: a failed first deployment's task set sits in the slot the
+/// service template already gave weight 100; its clean-up deletes it without
+/// touching the weights, and nothing else passes for such an undo.
+#[test]
+fn may_delete_table() {
+    let w = |blue, green| Some(Weights { blue, green });
+    let first = ts("ecs-svc/9", Slot::Blue, "ACTIVE", Some("d-first"));
+    let first_primary = ts("ecs-svc/9", Slot::Blue, "PRIMARY", Some("d-first"));
+    let old = ts("ecs-svc/1", Slot::Blue, "ACTIVE", Some("d0"));
+    let old_primary = ts("ecs-svc/1", Slot::Blue, "PRIMARY", Some("d0"));
+    let rival = ts("ecs-svc/2", Slot::Green, "ACTIVE", Some("d2"));
+    let draining = ts("ecs-svc/3", Slot::Green, "DRAINING", Some("d3"));
+    let none: [TaskSetView; 0] = [];
+    // (task set, weights, first deployment id, other task sets) -> Ok?
+    type Case<'a> = (
+        &'a TaskSetView,
+        Option<Weights>,
+        Option<&'a str>,
+        &'a [TaskSetView],
+        bool,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (&old, w(0, 100), None, &none, true),
+        (&old, w(10, 90), None, &none, false),
+        (&old_primary, w(0, 100), None, &none, false),
+        (&old, None, None, &none, false),
+        // The first deployment's undo: weight 100 from the template, ACTIVE or PRIMARY.
+        (&first, None, Some("d-first"), &none, true),
+        (&first_primary, None, Some("d-first"), &none, true),
+        (
+            &first,
+            None,
+            Some("d-first"),
+            std::slice::from_ref(&draining),
+            true,
+        ),
+        // ...but never another deployment's task set, nor one with company.
+        (&old, None, Some("d-first"), &none, false),
+        (
+            &first,
+            None,
+            Some("d-first"),
+            std::slice::from_ref(&rival),
+            false,
+        ),
+        // Without the undo flag the first deployment's task set is refused as before.
+        (&first, w(100, 0), None, &none, false),
+    ];
+    for (i, (task_set, weights, first_deployment_id, others, ok)) in cases.into_iter().enumerate() {
+        let got = may_delete(&DeleteInputs {
+            task_set,
+            slot: Slot::Blue,
+            weights,
+            first_deployment_id,
+            other_task_sets: others,
+        });
+        assert_eq!(got.is_ok(), ok, "case {i}: {got:?}");
+        if let Err(e) = got {
+            assert_eq!(e.error_type(), "UnsafeDelete", "case {i}");
+        }
+    }
+}
+
+/// Issue 12 item 8: what "healthy" means for each kind of Cloud Map service.
+#[test]
+fn counts_as_healthy_table() {
+    use HealthCheckKind as K;
+    use InstanceStatus as S;
+    let cases = [
+        (K::None, S::Unknown, true),
+        (K::None, S::Missing, true),
+        (K::None, S::Healthy, true),
+        (K::Custom, S::Healthy, true),
+        (K::Custom, S::Unknown, false),
+        (K::Custom, S::Missing, false),
+        (K::Custom, S::Unhealthy, false),
+        (K::Route53, S::Healthy, true),
+        (K::Route53, S::Unknown, false),
+        (K::Route53, S::Missing, false),
+        (K::Route53, S::Unhealthy, false),
+    ];
+    for (kind, status, want) in cases {
+        assert_eq!(counts_as_healthy(kind, status), want, "{kind:?} {status:?}");
+    }
+}
+
+/// Issue 12 item 13: the gate reads an alarm's history only when its state
+/// changed inside the window.
+#[test]
+fn needs_history_table() {
+    let from = 1_000;
+    // (state now, last state change, needs history)
+    let cases = [
+        ("OK", Some(999), false),
+        ("INSUFFICIENT_DATA", Some(10), false),
+        ("OK", Some(1_000), true),
+        ("OK", Some(1_500), true),
+        ("OK", None, true),
+        // In ALARM now fails the gate whatever the history says.
+        ("ALARM", None, false),
+        ("ALARM", Some(1_500), false),
+    ];
+    for (state, changed, want) in cases {
+        assert_eq!(
+            needs_history(state, changed, from),
+            want,
+            "{state} {changed:?}"
+        );
+    }
+}
+
+#[test]
+fn backoff_is_full_jitter_under_a_growing_capped_ceiling() {
+    use std::time::Duration;
+    let (base, cap) = (Duration::from_millis(250), Duration::from_secs(5));
+    for attempt in 0..12 {
+        let ceiling = (base * 2u32.pow(attempt.min(10))).min(cap);
+        for random in [0, 1, 7_919, u64::MAX] {
+            let d = backoff(attempt, base, cap, random);
+            assert!(d < ceiling, "attempt {attempt}: {d:?} >= {ceiling:?}");
+        }
+    }
+    assert_eq!(backoff(3, Duration::ZERO, cap, 5), Duration::ZERO);
+    assert!(is_throttling(Some("Throttling")));
+    assert!(is_throttling(Some("ThrottlingException")));
+    assert!(!is_throttling(Some("ValidationError")));
+    assert!(!is_throttling(None));
 }

@@ -136,6 +136,14 @@ pub fn settings() -> Settings {
         insync_poll: Duration::from_millis(1),
         insync_timeout: Duration::from_millis(200),
         state_machine_arn: Some(STATE_MACHINE_ARN.into()),
+        // No spacing, throttling waits of at most a few ms.
+        cloudwatch: canary_engine::aws::cloudwatch::Pacing {
+            interval: Duration::ZERO,
+            throttle_retries: 8,
+            throttle_base: Duration::from_millis(1),
+            throttle_cap: Duration::from_millis(4),
+            throttle_budget: Duration::from_millis(500),
+        },
     }
 }
 
@@ -172,7 +180,7 @@ impl Mocks {
 
     /// Both Cloud Map rules of one slot's instances.
     pub fn instances(self, i: &Instances) -> Self {
-        self.cloudmap(&[&i.list, &i.health])
+        self.cloudmap(&[&i.list, &i.health, &i.service, &i.operations])
     }
 
     pub fn cloudwatch(mut self, rules: &[&Rule]) -> Self {
@@ -388,6 +396,11 @@ pub mod r53 {
 pub struct Instances {
     pub list: Rule,
     pub health: Rule,
+    /// GetService: the slot's service with `HealthCheckCustomConfig` (as ECS
+    /// service discovery sets it up), so the statuses above count.
+    pub service: Rule,
+    /// ListOperations: no registration in progress.
+    pub operations: Rule,
 }
 
 pub mod cloudmap {
@@ -461,7 +474,34 @@ pub mod cloudmap {
                     .set_status(Some(status))
                     .build()
             });
-        Instances { list, health }
+        let service = mock!(Client::get_service)
+            .match_requests(move |r| r.id() == Some(id))
+            .then_output(move || {
+                GetServiceOutput::builder()
+                    .service(
+                        aws_sdk_servicediscovery::types::Service::builder()
+                            .id(id)
+                            .arn(registry_arn(slot))
+                            .name(format!("orders-{slot}"))
+                            .namespace_id(NAMESPACE_ID)
+                            .health_check_custom_config(
+                                aws_sdk_servicediscovery::types::HealthCheckCustomConfig::builder()
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+        let operations = mock!(Client::list_operations).then_output(|| {
+            aws_sdk_servicediscovery::operation::list_operations::ListOperationsOutput::builder()
+                .build()
+        });
+        Instances {
+            list,
+            health,
+            service,
+            operations,
+        }
     }
 
     /// A slot whose service has `healthy` healthy instances of `external_id`.
@@ -865,6 +905,41 @@ pub mod sfn {
                 .state_entered_event_details(
                     StateEnteredEventDetails::builder()
                         .name("Bake")
+                        .input("{}")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        ]
+    }
+
+    /// The newest events of an execution whose forward step is in flight:
+    /// the "Shift traffic" task's TaskScheduled carries set-weight's payload.
+    pub fn shifting(payload: &serde_json::Value) -> Vec<HistoryEvent> {
+        let parameters = serde_json::json!({
+            "FunctionName": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:set-weight"),
+            "Payload": payload,
+        })
+        .to_string();
+        vec![
+            event(17, HistoryEventType::TaskStarted).build().unwrap(),
+            event(16, HistoryEventType::TaskScheduled)
+                .task_scheduled_event_details(
+                    TaskScheduledEventDetails::builder()
+                        .resource_type("lambda")
+                        .resource("invoke")
+                        .region(REGION)
+                        .parameters(parameters)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+            event(15, HistoryEventType::TaskStateEntered)
+                .state_entered_event_details(
+                    StateEnteredEventDetails::builder()
+                        .name("Shift traffic")
                         .input("{}")
                         .build()
                         .unwrap(),
