@@ -40,6 +40,10 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
-        dns_state.apply()
+        # route53_change_batch first: dns_state wraps whatever applies a
+        # change batch (change id, propagation delay, DNS view rebuild);
+        # applied after it, the batch patch's DELETE path bypassed that
+        # wrapper and GetChange answered NoSuchChange for moto's fixed id.
         route53_change_batch.apply()
+        dns_state.apply()
         _applied = True
