@@ -40,6 +40,9 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
-        dns_state.apply()
+        # route53_change_batch replaces ChangeResourceRecordSets outright; dns_state
+        # wraps whatever is there (change ids, PENDING, DNS view): so the batch first,
+        # else GetChange answers NoSuchChange for every change.
         route53_change_batch.apply()
+        dns_state.apply()
         _applied = True
