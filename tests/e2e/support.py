@@ -9,8 +9,8 @@ from pathlib import Path
 import world as W
 from localaws import LocalAws
 
-# The workspace's debug build, in CARGO_TARGET_DIR when set (as cargo puts it).
-CLI = Path(os.environ.get("CARGO_TARGET_DIR") or W.REPO / "target") / "debug" / "ecs-dns-canary"
+# Where `cargo build` put the CLI: CARGO_TARGET_DIR when set (a shared target dir), else target/.
+CLI = W.REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "debug" / "ecs-dns-canary"
 
 
 def service(w: W.World, index: int = 0) -> W.Service:
@@ -56,7 +56,7 @@ def diagnostics(aws: LocalAws, w: W.World) -> str:
             out.append("  " + " > ".join(W.entered(events)))
         for c in aws.route53_changes():
             out.append(f"route53 #{c['seq']} {c['timeIso']} {c['caller']}: "
-                       f"{[(x.get('setIdentifier') or x.get('name'), x.get('weight')) for x in c['changes']]}")
+                       f"{[(x.get('name'), x.get('type'), x.get('setIdentifier'), x.get('weight')) for x in c['changes']]}")
         out.append(f"alarm events: {json.dumps(aws.alarm_events().get('deliveries'), default=str)[:3000]}")
     except Exception as e:  # noqa: BLE001 - diagnostics must not hide the failure
         out.append(f"(diagnostics failed: {e})")

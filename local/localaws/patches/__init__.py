@@ -40,10 +40,9 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
-        # route53_change_batch first: dns_state wraps whatever applies a
-        # change batch (change id, propagation delay, DNS view rebuild);
-        # applied after it, the batch patch's DELETE path bypassed that
-        # wrapper and GetChange answered NoSuchChange for moto's fixed id.
+        # route53_change_batch replaces ChangeResourceRecordSets outright; dns_state
+        # wraps whatever is there (change ids, PENDING, DNS view): so the batch first,
+        # else GetChange answers NoSuchChange for every change.
         route53_change_batch.apply()
         dns_state.apply()
         _applied = True
