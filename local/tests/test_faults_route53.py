@@ -173,3 +173,27 @@ def test_route53_create_and_delete_are_conditional_and_batches_atomic(aws: Local
     # UPSERT stays unconditional (the weight changes use it).
     w.set_weights(100, 0, r53)
     w.set_weights(90, 10, r53)
+
+
+def test_a_batch_with_delete_gets_its_own_change_id_and_propagation(aws: LocalAws) -> None:
+    """A compare-and-swap batch (DELETE + CREATE, what the engine writes) goes
+    through the DNS state like any change: its own change id, PENDING for the
+    propagation delay, then INSYNC. Guards the patch order in
+    patches/__init__.py: with route53_change_batch applied after dns_state,
+    the swap answered INSYNC at once under moto's fixed id and GetChange
+    said NoSuchChange (every engine weight change failed)."""
+    w = build(aws)
+    r53 = no_retry_client(aws, "route53")
+    first = r53.change_resource_record_sets(HostedZoneId=w.zone_id, ChangeBatch={"Changes": [_txt("CREATE", '"v=1"')]})
+    aws.route53_propagation(1.0)
+    swapped = r53.change_resource_record_sets(
+        HostedZoneId=w.zone_id, ChangeBatch={"Changes": [_txt("DELETE", '"v=1"'), _txt("CREATE", '"v=2"')]}
+    )["ChangeInfo"]
+    assert swapped["Id"] != first["ChangeInfo"]["Id"]
+    assert swapped["Status"] == "PENDING"
+    assert r53.get_change(Id=swapped["Id"])["ChangeInfo"]["Status"] == "PENDING"
+    deadline = time.monotonic() + 10
+    while r53.get_change(Id=swapped["Id"])["ChangeInfo"]["Status"] != "INSYNC":
+        assert time.monotonic() < deadline, "the swap never became INSYNC"
+        time.sleep(0.1)
+    assert [c["changeId"] for c in aws.route53_changes()][-1] == swapped["Id"].rsplit("/", 1)[-1]
