@@ -295,8 +295,12 @@ def run_one(aws: Any, w: Any, sc: Scenario, rep: int, live_version: str, hard_s:
     arn = None
     status = None
     try:
-        # The alarm must have judged the clients' own traffic (OK) first.
-        while alarm_state(cw, alarm) != "OK":
+        # Warm-up: the caches are filled and the alarm has judged at least one
+        # period of the clients' own data (OK) before the deployment starts.
+        # (A fresh alarm with missing = notBreaching is OK at its first tick
+        # without any data; the warm-up is what makes it the clients' data.)
+        warmup = sc.period + 10
+        while alarm_state(cw, alarm) != "OK" or time.time() < t_start + warmup:
             if time.time() > t_start + 2 * sc.period + 40:
                 raise RuntimeError(f"{alarm} not OK {2 * sc.period + 40} s after the clients started")
             time.sleep(1)
@@ -378,6 +382,8 @@ def run_one(aws: Any, w: Any, sc: Scenario, rep: int, live_version: str, hard_s:
     failed = clientlog.failed_requests(recs, t_deploy, t_end + 1, bad_versions)
     out["failed"] = _failures(failed, deletes, t_deploy)
     out["failedByMode"] = {m: len([r for r in failed if r["mode"] == m]) for m in by_mode}
+    # The same count over the warm-up (clients running, no deployment yet): the rig's own failures.
+    out["failedBeforeDeployment"] = _failures(clientlog.failed_requests(recs, group.started, t_deploy, bad_versions), deletes, t_deploy)["count"]
     # ---- per kind
     if sc.kind == "share":
         out["share"] = _share(recs, wchanges, new_slot, tag, sc.ttl)
@@ -649,6 +655,7 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
             modes.update(r["failed"]["byMode"])
             near.update(r["failed"]["nearDelete"])
         f["cost"].append({"deployment": label, "n": len(rs), "failed": summary([r["failed"]["count"] for r in rs], 0),
+                          "failedBeforeDeployment": summary([r.get("failedBeforeDeployment", 0) for r in rs], 0),
                           "requests": summary([r["requests"] for r in rs], 0),
                           "runsWithFailures": sum(1 for r in rs if r["failed"]["count"]),
                           "byKind": dict(kinds), "byMode": dict(modes), "nearDelete": dict(near),
@@ -691,6 +698,7 @@ def table_rows(c: dict[str, Any]) -> list[tuple[str, str, tuple[str, str, str], 
                      st(b["bad"], 0), "", ""))
     for k in f.get("cost", []):
         why = f"; {k['byKind']} {k['nearDelete']}" if k["byKind"] else ""
+        why += f"; during the warm-up before it: {st(k['failedBeforeDeployment'], 0)[2]} at most"
         rows.append((f"failed client requests (n={k['n']})", f"{k['deployment']} ({st(k['requests'], 0)[0]} requests/run){why}",
                      st(k["failed"], 0), "0", k["failed"]["max"] == 0))
     fid = f.get("fidelity") or {}
