@@ -67,6 +67,7 @@ LOG_DIR = RESULTS_DIR / "clients"
 # client failures.
 DNS_TIMEOUT_S = 2.0
 _TAGS = itertools.count(1)
+_PROFILE = ["full"]
 
 
 @dataclass
@@ -152,7 +153,8 @@ def client_world(name: str, scs: list[Scenario], resolvers: int, propagation: bo
     """A local AWS (functions: cargo lambda watch, debug builds) with one
     service per scenario, alarm evaluation on at CloudWatch's 10 s tick,
     and, when `propagation`, the realistic DNS delays."""
-    with LocalAws(run_dir=RESULTS_DIR / "run" / f"clients-{name}", resolvers=resolvers, warm=warm) as aws:
+    run_dir = RESULTS_DIR / "run" / (f"clients-{name}" if _PROFILE[0] == "full" else f"clients-{_PROFILE[0]}-{name}")
+    with LocalAws(run_dir=run_dir, resolvers=resolvers, warm=warm) as aws:
         aws.alarm_evaluation(enabled=True, tick_seconds=10)
         w = world.build(aws, services=tuple(s.service for s in scs))
         if propagation:
@@ -353,8 +355,9 @@ def run_one(aws: Any, w: Any, sc: Scenario, rep: int, live_version: str, hard_s:
             with contextlib.suppress(Exception):
                 sfn.stop_execution(executionArn=arn, error="Benchmark", cause="cleanup")
     t_end = group.stopped
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{'prop' if sc.propagation else 'noprop'}-{sc.service}-r{rep}.jsonl"
+    log_dir = LOG_DIR if _PROFILE[0] == "full" else LOG_DIR / _PROFILE[0]  # a smoke run keeps the full run's logs
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{'prop' if sc.propagation else 'noprop'}-{sc.service}-r{rep}.jsonl"
     with open(log_path, "w", encoding="utf-8") as f:
         for r in recs:
             f.write(json.dumps(r, separators=(",", ":")) + "\n")
@@ -505,6 +508,7 @@ def _share(recs: list[dict[str, Any]], wchanges: list[dict[str, Any]], new_slot:
 
 def run(profile: str = "full", reps: int | None = None, parallel: bool = True) -> dict[str, Any]:
     p = PROFILES[profile]
+    _PROFILE[0] = profile
     n_reps = reps or p.reps
     plan = scenarios(p)
     started = time.time()
@@ -653,7 +657,8 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
                            "detectionS": summary([r["blast"]["detectionS"] for r in rs if r["blast"]["detectionS"] is not None], 1),
                            "alarmToWeightsBackS": summary([r["weightsBackS"] for r in rs], 2)})
     for label, pick in (("successful canary", lambda r: r["scenario"] == "share"),
-                        ("rollback (bad canary)", lambda r: r["scenario"] != "share")):
+                        ("rollback (bad canary), no propagation", lambda r: r["scenario"] != "share" and not r["propagation"]),
+                        ("rollback (bad canary), realistic propagation", lambda r: r["scenario"] != "share" and r["propagation"])):
         rs = [r for r in runs if pick(r)]
         if not rs:
             continue
@@ -702,7 +707,8 @@ def table_rows(c: dict[str, Any]) -> list[tuple[str, str, tuple[str, str, str], 
             s = t[m]
             extra = f", never safe {s['neverSafe']}" if s.get("neverSafe") else ""
             rows.append((f"time to safety, s (n={s['n']})",
-                         f"TTL {t['ttl']} s, {prop}, {m}: alarm -> 99 % on old{extra}; bound TTL+60 = {t['boundDocumentedS']:.0f}, TTL+INSYNC = {st(t['boundMeasuredInsyncS'], 1)[0]}",
+                         f"TTL {t['ttl']} s, {prop}, {m}: alarm -> 99 % on old{extra}; bound TTL+60 = {t['boundDocumentedS']:.0f}, "
+                         f"TTL+INSYNC = {st(t['boundMeasuredInsyncS'], 1)[0]} (exceeded in {s['overMeasuredBound']} of {s['n']})",
                          st(s, 1), f"<= {t['boundDocumentedS']:.0f}", s["n"] > 0 and s["overDocumentedBound"] == 0 and not s.get("neverSafe")))
     for b in f.get("blast", []):
         rows.append((f"blast radius, 5xx (n={b['n']})",
