@@ -97,7 +97,8 @@ PROFILES = {
     "full": Profile(3, [1, 5, 30, 60], [False, True], [10, 25, 50], [10, 30], [10, 25, 50, 100], 30, 24, 4, 28 * 60),
     "quick": Profile(1, [1, 5, 30, 60], [False, True], [10, 25, 50], [10, 30], [10, 25, 50, 100], 30, 24, 4, 12 * 60),
     # bench/test_bench_smoke.py: every figure once, in under 2 minutes.
-    "smoke": Profile(1, [1], [False], [50], [10], [50, 100], 6, 4, 4, 150, share_clients_per_resolver=2, tts_clients=2,
+    # bake 20 s: the engine refuses a bake shorter than the alarm's detection (BakeTooShort).
+    "smoke": Profile(1, [1], [False], [50], [10], [50, 100], 20, 4, 4, 150, share_clients_per_resolver=2, tts_clients=2,
                      blast_clients=2, max_connection_age=5.0, warm=False, tts_bad_later=False),
 }
 
@@ -438,6 +439,18 @@ def run_one(aws: Any, w: Any, sc: Scenario, rep: int, live_version: str, hard_s:
     return out
 
 
+def _binaries() -> dict[str, str]:
+    import datetime
+    import os
+
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
+    out = {}
+    for f in ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback"):
+        with contextlib.suppress(OSError):
+            out[f] = datetime.datetime.fromtimestamp((target / f).stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
+    return out
+
+
 def _last_on(rs: list[dict[str, Any]], version: str, since: float) -> float | None:
     ts = [r["t"] for r in rs if r["t"] >= since and r.get("version") == version]
     return round(max(ts) - since, 3) if ts else None
@@ -526,6 +539,9 @@ def run(profile: str = "full", reps: int | None = None, parallel: bool = True) -
             "scenarios": {k: [s.__dict__ for s in v] for k, v in plan.items()},
             "concurrent": parallel,
         },
+        # Which engine ran: cargo lambda watch runs target/debug/<function> as
+        # last built in the (shared) target dir.
+        "functionBinaries": _binaries(),
         "runs": [],
         "errors": [],
     }
