@@ -92,6 +92,7 @@ class Profile:
     warm: bool = True  # warm the functions before the world is built (off in the smoke: start-up time)
     tts_bad_later: bool = True  # see Scenario.bad_later (off in the smoke: time)
     share_watches_alarm: bool = True  # off in the smoke: a 6-s bake is then allowed (BakeTooShort)
+    one_phase: bool = False  # every scenario of a world at once (the smoke: 3 small ones)
 
 
 PROFILES = {
@@ -100,7 +101,8 @@ PROFILES = {
     # bench/test_bench_smoke.py: every figure once, in under 2 minutes.
     # The smoke's share deployment watches no alarm: the engine refuses a bake
     # shorter than an alarm's detection (BakeTooShort: 20 s for a 10-s period).
-    "smoke": Profile(1, [1], [False], [50], [10], [50, 100], 6, 4, 4, 150, share_watches_alarm=False, share_clients_per_resolver=2, tts_clients=2,
+    "smoke": Profile(1, [1], [False], [50], [10], [50, 100], 6, 4, 4, 150, share_watches_alarm=False, one_phase=True,
+                     share_clients_per_resolver=2, tts_clients=2,
                      blast_clients=2, max_connection_age=5.0, warm=False, tts_bad_later=False),
 }
 
@@ -570,7 +572,7 @@ def run(profile: str = "full", reps: int | None = None, parallel: bool = True) -
 
     def phases(world_key: str) -> list[list[Scenario]]:
         scs = plan[world_key]
-        if world_key == "prop":
+        if world_key == "prop" or p.one_phase:
             return [scs]
         return [[s for s in scs if s.kind == "tts"], [s for s in scs if s.kind != "tts"]]
 

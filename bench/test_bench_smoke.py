@@ -1,8 +1,8 @@
 """Checks that the benchmark machinery runs (one repetition of everything).
 No timing is asserted: only that each section produces its figures.
 
-Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py (about 4 min:
-1.5 for the control-plane sections, 2.5 for the clients section)
+Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py (about 3 min:
+1.5 for the control-plane sections, 1.5 for the clients section)
 Without release binaries (target/release/<function>) the size and init
 sections are skipped and the local-AWS sections use cargo lambda watch."""
 
