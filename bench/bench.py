@@ -5,7 +5,9 @@
 - deployment zip size of each function,
 - orchestration overhead of a 3-step canary with every wait 0,
 - rollback reaction (alarm event delivered -> both weights back),
-- cost per deployment (state transitions, Lambda invocations, AWS calls).
+- cost per deployment (state transitions, Lambda invocations, AWS calls),
+- what clients see (`clients`, bench/clients.py): share per step, time to
+  safety, blast radius, failed requests, from the clients' request log.
 
 Figures are medians with min and max; targets are checked and printed, never
 asserted (these machines are noisy). See bench/README.md."""
@@ -27,7 +29,7 @@ import init_time  # noqa: E402
 import size  # noqa: E402
 from common import BENCH, FUNCTIONS, RELEASE_DIR, RESULTS_DIR, baseline_python, machine  # noqa: E402
 
-SECTIONS = ("size", "init", "orchestration", "rollback", "cost")
+SECTIONS = ("size", "init", "orchestration", "rollback", "cost", "clients")
 
 
 def release_binaries_present() -> bool:
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "localReps": args.local_reps,
             "lambdaServices": lambdas,
             "sections": sorted(sections),
+            "clientsProfile": args.clients_profile,
         },
         "skipped": {},
         "errors": {},
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             traceback.print_exc()
         print(f"bench: {name} done in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
 
-    if args.build:
+    needs_release = sections & {"size", "init"} or ("release" in lambdas and sections & {"orchestration", "rollback", "cost"})
+    if args.build and needs_release:
         step("build", size.build)
     have_release = release_binaries_present()
     if not have_release:
@@ -95,6 +99,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 return out
 
             step(f"local-{service}", one)
+    if "clients" in sections:
+        import clients
+
+        # Always the debug functions under cargo lambda watch (--lambda-services
+        # does not apply): the section measures clients, not the functions.
+        step("clients", lambda: clients.run(args.clients_profile, reps=args.clients_reps))
     doc["finishedAt"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return doc
 
@@ -211,6 +221,13 @@ def table(doc: dict[str, Any]) -> str:
             (f"${price:.5f}", "", ""),
         )
         break  # the counts do not depend on the Lambda service; both are in the JSON
+    if doc.get("clients"):
+        import clients
+
+        c = doc["clients"]
+        lines.append(f"| clients section | profile {c['profile']}, {c['lambdaService']}, {c['wallS']:.0f} s wall | | | | | |")
+        for figure, subject, stats, target, met in clients.table_rows(c):
+            row(figure, subject, stats, target, met)
     for name, why in doc.get("skipped", {}).items():
         lines.append(f"| skipped | {name}: {why} | | | | | |")
     for name, err in doc.get("errors", {}).items():
@@ -229,9 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS_DIR / "bench.json"))
     p.add_argument("--save", action="store_true", help="also write bench/results/<date>.json (the committed copy)")
     p.add_argument("--quick", action="store_true", help="1 repetition everywhere (smoke test)")
+    p.add_argument("--clients-profile", default=None, choices=["full", "quick", "smoke"], help="clients section: full (3 repetitions, <= 30 min), quick (1), smoke (the test's: < 2 min)")
+    p.add_argument("--clients-reps", type=int, default=None, help="clients section: repetitions (default: the profile's)")
     args = p.parse_args(argv)
     if args.quick:
         args.reps, args.local_reps = 1, 1
+    if args.clients_profile is None:
+        args.clients_profile = "quick" if args.quick else "full"
 
     doc = run(args)
     text = table(doc)
@@ -246,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: saved {saved.relative_to(BENCH.parent)}", file=sys.stderr)
     print(text)
     print(f"\nJSON: {out}", file=sys.stderr)
-    return 1 if doc["errors"] else 0
+    return 1 if doc["errors"] or (doc.get("clients") or {}).get("errors") else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Checks that the benchmark machinery runs (one repetition of everything).
 No timing is asserted: only that each section produces its figures.
 
-Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py
+Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py (about 3 min:
+1.5 for the control-plane sections, 1.5 for the clients section)
 Without release binaries (target/release/<function>) the size and init
 sections are skipped and the local-AWS sections use cargo lambda watch."""
 
@@ -32,7 +33,8 @@ def test_runtime_api_runs_the_python_baseline_loop() -> None:
 def test_bench_quick(tmp_path: Path) -> None:
     have_release = bench.release_binaries_present()
     out = tmp_path / "bench.json"
-    args = ["--quick", "--no-build", "--out", str(out), "--lambda-services", "release" if have_release else "cargo"]
+    args = ["--quick", "--no-build", "--out", str(out), "--lambda-services", "release" if have_release else "cargo",
+            "--sections", "size,init,orchestration,rollback,cost"]  # the clients section has its own smoke below
     code = bench.main(args)
     doc = json.loads(out.read_text())
     assert doc["errors"] == {}, doc["errors"]
@@ -51,3 +53,43 @@ def test_bench_quick(tmp_path: Path) -> None:
     else:
         assert "size" in doc["skipped"] and "init" in doc["skipped"]
     assert "| figure |" in doc["table"]
+
+
+def test_bench_clients_smoke(tmp_path: Path) -> None:
+    """The clients section (bench/clients.py) on its smallest profile: one
+    local AWS (cargo lambda watch, debug builds), a successful canary at
+    50 % seen through 4 unbound caches, a rollback with TTL 1 s in both
+    client modes, one blast-radius run; every figure comes out of the
+    clients' log. Asserts what must hold whatever the machine's load:
+    the canary's own version was seen, both modes reached safety after the
+    alarm, the blast radius counted the canary's 5xx, and no request of a
+    successful canary failed (the issue's goal: a deployment costs clients
+    nothing)."""
+    out = tmp_path / "bench.json"
+    code = bench.main(["--sections", "clients", "--clients-profile", "smoke", "--no-build", "--out", str(out)])
+    doc = json.loads(out.read_text())
+    c = doc["clients"]
+    assert c["errors"] == [], c["errors"]
+    assert code == 0
+    f = c["figures"]
+    share = {s["weight"]: s for s in f["share"]}
+    assert set(share) == {50, 100}, share
+    assert share[100]["sharePct"]["median"] == 100.0
+    assert 0 < share[50]["sharePct"]["median"] < 100 and share[50]["drawsPerRun"]["median"] > 0
+    # one cache = one draw per TTL: every (cache, second) answered one version
+    assert share[50]["pure"]["median"] >= 0.9
+    (tts,) = f["tts"]
+    assert tts["ttl"] == 1 and tts["propagation"] is False
+    for mode in ("new-connection", "keep-alive"):
+        assert tts[mode]["n"] == 1 and tts[mode]["neverSafe"] == 0, tts
+    run = next(r for r in c["runs"] if r["scenario"] == "tts1")
+    # the canary served new-connection clients before its alarm, and they left it after
+    assert run["tts"]["new-connection"]["shareOnNewBeforeAlarm"] > 0, run["tts"]
+    assert run["weightsBackS"] >= 0 and run["bound"]["documentedS"] == 61
+    (blast,) = f["blast"]
+    assert blast["bad"]["median"] > 0 and blast["served"]["median"] >= blast["bad"]["median"]
+    # what a deployment cost clients, counted for both kinds of deployment
+    kinds = {k["deployment"]: k for k in f["cost"]}
+    assert set(kinds) == {"successful canary", "rollback (bad canary), no propagation"}, kinds
+    assert all(k["failed"]["n"] == k["n"] for k in kinds.values())
+    assert "| time to safety, s" in doc["table"] and "| blast radius" in doc["table"]
