@@ -56,6 +56,20 @@ def test_create_task_set_registers_instances_with_ecs_attributes(aws: LocalAws) 
     assert (described["runningCount"], described["computedDesiredCount"]) == (2, 2)
 
 
+def test_create_task_set_with_the_same_client_token_is_one_task_set(aws: LocalAws) -> None:
+    # ECS API Reference, CreateTaskSet clientToken: a retry (e.g. after a lost
+    # answer) returns the task set the first call made and starts nothing.
+    w = build(aws, desired_count=2)
+    first = w.create_task_set("green", "dep-tok", client_token="tok-1")
+    again = w.create_task_set("green", "dep-tok", client_token="tok-1")
+    assert again["taskSetArn"] == first["taskSetArn"]
+    sets = aws.client("ecs").describe_services(cluster="c1", services=["svc"])["services"][0]["taskSets"]
+    assert [t["taskSetArn"] for t in sets] == [first["taskSetArn"]]
+    assert len(aws.client("servicediscovery").list_instances(ServiceId=w.green["Id"])["Instances"]) == 2
+    other = w.create_task_set("blue", "dep-other", client_token="tok-2")
+    assert other["taskSetArn"] != first["taskSetArn"]
+
+
 def test_next_task_set_can_stay_unhealthy(aws: LocalAws) -> None:
     w = build(aws)
     aws.set_unhealthy(next=True)

@@ -25,9 +25,13 @@ class World:
     service: str = "svc"
     record: str = "my-cname.ns-1"
 
-    def create_task_set(self, slot: str, external_id: str, scale: float = 100.0) -> dict[str, Any]:
+    def create_task_set(
+        self, slot: str, external_id: str, scale: float = 100.0, client_token: str | None = None
+    ) -> dict[str, Any]:
         registry = self.blue if slot == "blue" else self.green
+        extra = {"clientToken": client_token} if client_token else {}
         return self.aws.client("ecs").create_task_set(
+            **extra,
             cluster=self.cluster,
             service=self.service,
             taskDefinition=self.task_def,

@@ -486,12 +486,25 @@ def _check_create(svc: Any, launch_type: Any, capacity_provider_strategy: Any) -
         )
 
 
+# task set ARN -> the clientToken it was created with (CreateTaskSet idempotency).
+_CLIENT_TOKENS: dict[str, str] = {}
+
+
 def _patched_create_task_set(self: Any, service: str, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
     try:
         cluster_name = self._get_cluster(cluster_str).name
         svc = self.services.get(f"{cluster_name}:{service.split('/')[-1]}")
     except Exception:  # noqa: BLE001 - the original call raises the proper error
         svc = None
+    # ECS API Reference, CreateTaskSet `clientToken`: "An identifier that you
+    # provide to ensure the idempotency of the request". A retry with the
+    # token of a task set the service still has answers that task set and
+    # starts nothing (moto 5.2.5 ignores the token and made a second one).
+    token = kwargs.get("client_token")
+    if token and svc is not None:
+        for existing in svc.task_sets:
+            if _CLIENT_TOKENS.get(existing.task_set_arn) == token and existing.status != "DRAINING":
+                return existing
     _check_create(svc, kwargs.get("launch_type"), kwargs.get("capacity_provider_strategy"))
     before = list(svc.task_sets) if svc is not None else []
     try:
@@ -500,6 +513,8 @@ def _patched_create_task_set(self: Any, service: str, cluster_str: str, *args: A
         if svc is not None:
             svc.task_sets[:] = [ts for ts in svc.task_sets if any(ts is b for b in before)]
         raise
+    if token:
+        _CLIENT_TOKENS[task_set.task_set_arn] = token
     with STATE.lock:
         record = _new_record(self, task_set, _plan_for(task_set))
         STATE.task_set_instances[task_set.task_set_arn] = record
@@ -710,6 +725,7 @@ def reset() -> None:
     """aws.reset(): tasks stop, images and realism settings back to defaults."""
     stop_all(wait=False, timeout=2.0)
     STOPPED_TASKS.clear()
+    _CLIENT_TOKENS.clear()
     task_servers.IMAGES.clear()
     _reset_realism()
 
