@@ -540,8 +540,9 @@ pub struct WeightReport {
     pub primary_task_set: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// The exact drain, when the request asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The exact drain, when the request asked for it (written as null
+    /// otherwise: the state machine's ResultSelector picks it).
+    #[serde(default)]
     pub drain: Option<DrainReport>,
 }
 
