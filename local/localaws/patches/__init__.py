@@ -40,6 +40,10 @@ def apply_all() -> None:
         ecs_errors.apply()
         ecs_scheduler.apply()
         ecs_primary_task_set.apply()
-        dns_state.apply()
+        # The transaction patch first, so dns_state's wrapper (change ids,
+        # propagation, GetChange) wraps it: applied the other way round, a
+        # batch with a DELETE (the engine's conditional weight write) got
+        # moto's own change id and GetChange answered NoSuchChange.
         route53_change_batch.apply()
+        dns_state.apply()
         _applied = True
