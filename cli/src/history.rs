@@ -872,7 +872,10 @@ mod tests {
             }
             *out = serde_json::Value::String(o.to_string());
         }
-        assert!(bound && drain, "fixture lacks create's or the promotion's answer");
+        assert!(
+            bound && drain,
+            "fixture lacks create's or the promotion's answer"
+        );
         let events = crate::fixtures::load_body(v.to_string()).await?;
         let lines = texts(&story(&events).0);
         assert!(
@@ -881,8 +884,10 @@ mod tests {
             "{lines:#?}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("[Promote new task set] promoted")
-                && l.ends_with("; drain until 2026-11-27T10:20:30Z (25 s)")),
+            lines
+                .iter()
+                .any(|l| l.starts_with("[Promote new task set] promoted")
+                    && l.ends_with("; drain until 2026-11-27T10:20:30Z (25 s)")),
             "{lines:#?}"
         );
         Ok(())

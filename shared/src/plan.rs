@@ -522,10 +522,7 @@ pub fn rollback_bound(
                 None => format!("{} unknown", d.alarm),
             })
             .collect();
-        statement.push_str(&format!(
-            "; bad version -> decision: {}",
-            terms.join(", ")
-        ));
+        statement.push_str(&format!("; bad version -> decision: {}", terms.join(", ")));
     }
     RollbackBound {
         seconds,

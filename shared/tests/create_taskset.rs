@@ -1298,7 +1298,10 @@ async fn a_rollback_bound_over_the_maximum_is_refused_before_any_write() {
     let mut req = request();
     req.request.strategy.deployment_ttl_seconds = Some(60);
 
-    let err = create_taskset::run(&aws.context(), &req).await.err().unwrap();
+    let err = create_taskset::run(&aws.context(), &req)
+        .await
+        .err()
+        .unwrap();
 
     assert_eq!(err.error_type(), "TargetMisconfigured");
     let msg = err.to_string();
@@ -1323,7 +1326,10 @@ async fn a_rollback_bound_over_the_maximum_is_refused_before_any_write() {
         .statement
         .starts_with("a rollback reaches every client within 120 s of its decision"));
     assert_eq!(
-        (d.strategy.deployment_ttl_seconds, d.strategy.original_ttl_seconds),
+        (
+            d.strategy.deployment_ttl_seconds,
+            d.strategy.original_ttl_seconds
+        ),
         (60, 300)
     );
 }

@@ -915,7 +915,11 @@ async fn the_promotion_restores_the_ttl_and_answers_the_exact_drain() {
         let until = time::parse("until", &drain.until).unwrap().secs();
         let changed = time::parse("changedAt", &report.changed_at).unwrap().secs();
         assert_eq!(until - changed, i64::from(want));
-        assert!(drain.explain.contains("Cloud Map TTL 10s"), "{}", drain.explain);
+        assert!(
+            drain.explain.contains("Cloud Map TTL 10s"),
+            "{}",
+            drain.explain
+        );
         assert!(!drain.until.contains('.'), "whole seconds: {}", drain.until);
     }
 }

@@ -1150,13 +1150,23 @@ fn exact_drain_counts_each_ttl_from_when_it_was_in_force() {
     let cases = [
         // Old slot, short canary: answers from before the first shift (TTL
         // 300, until t=1010) outlive the canary: 1010 + 300 + 15 + 10 = 1335.
-        (true, Some((1000, 1010, true)), (1100, 1120, true), 1335 - 1120),
+        (
+            true,
+            Some((1000, 1010, true)),
+            (1100, 1120, true),
+            1335 - 1120,
+        ),
         // Old slot, long canary: the 300 s answers expired long ago; only
         // the deployment TTL counts: 5 + 15 + 10.
         (true, Some((1000, 1010, true)), (2000, 2030, true), 30),
         // First shift not confirmed INSYNC: 60 s documented propagation from
         // its request (1000 + 60 + 300 + 25 = 1385).
-        (true, Some((1000, 1010, false)), (1100, 1120, true), 1385 - 1120),
+        (
+            true,
+            Some((1000, 1010, false)),
+            (1100, 1120, true),
+            1385 - 1120,
+        ),
         // First shift unknown: the original TTL counts up to this change.
         (true, None, (2000, 2030, true), 300 + 25),
         // New slot after a rollback: only the deployment TTL.
@@ -1199,9 +1209,18 @@ fn drain_override_lengthens_only_unless_unsafe() {
         d.strategy.drain_override_seconds = minimum;
         d.strategy.unsafe_short_drain = unsafe_short;
         let x = exact_drain(&d, 1000, 1000, true);
-        assert_eq!(x.seconds(), want, "{minimum:?} {unsafe_short}: {}", x.explain());
+        assert_eq!(
+            x.seconds(),
+            want,
+            "{minimum:?} {unsafe_short}: {}",
+            x.explain()
+        );
         if minimum.is_some() {
-            assert!(x.explain().contains("strategy.drainSeconds"), "{}", x.explain());
+            assert!(
+                x.explain().contains("strategy.drainSeconds"),
+                "{}",
+                x.explain()
+            );
         }
     }
 }
