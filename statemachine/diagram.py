@@ -87,6 +87,9 @@ def node(name: str, state: dict, asl_states: dict) -> str:
     if typ == "Choice":
         return f'{nid}{{"{text(name)}"}}'
     if typ == "Wait":
+        if "TimestampPath" in state or "Timestamp" in state:
+            until = state.get("TimestampPath", state.get("Timestamp"))
+            return f'{nid}(["{text(name)}<br/><i>until {text(short_path(str(until)))}</i>"])'
         seconds = state.get("SecondsPath", state.get("Seconds"))
         return f'{nid}(["{text(name)}<br/><i>{text(short_path(str(seconds)))}</i>"])'
     if typ == "Pass":

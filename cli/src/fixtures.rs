@@ -24,7 +24,11 @@ pub fn http_ok(body: String) -> HttpResponse {
 
 /// The fixture's events, as `all_events` returns them.
 pub async fn load(name: &str) -> Result<Vec<Event>, String> {
-    let body = fixture_text(name)?;
+    load_body(fixture_text(name)?).await
+}
+
+/// Events from a GetExecutionHistory response body.
+pub async fn load_body(body: String) -> Result<Vec<Event>, String> {
     let rule =
         mock!(Client::get_execution_history).then_http_response(move || http_ok(body.clone()));
     let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, [&rule]);

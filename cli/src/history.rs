@@ -498,6 +498,11 @@ impl Tracker {
                         d.strategy.bake_seconds
                     )
                 };
+                // Issue 13: how long a rollback takes to reach clients.
+                let text = match &d.rollback_bound {
+                    Some(b) => format!("{text}; {}", b.statement),
+                    None => text,
+                };
                 let what = What::Planned {
                     live_slot: d.live_slot,
                     new_slot: d.new_slot,
@@ -573,6 +578,11 @@ impl Tracker {
                             .unwrap_or_default()
                     ),
                     _ => format!("weights {split}{unchanged}"),
+                };
+                // The exact drain's instant (the explanation is in the history).
+                let text = match &w.drain {
+                    Some(d) => format!("{text}; drain until {} ({} s)", d.until, d.seconds),
+                    None => text,
                 };
                 let what = What::Weights {
                     blue: w.weights.blue,
@@ -827,6 +837,60 @@ mod tests {
                 None => n.text.clone(),
             })
             .collect()
+    }
+
+    /// Issue 13: the plan's rollback bound and the exact drain's instant
+    /// are narrated where create's and set-weight's answers are.
+    #[tokio::test]
+    async fn the_rollback_bound_and_the_drain_are_narrated() -> Result<(), String> {
+        let text = crate::fixtures::fixture_text("history-success.json")?;
+        let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let events = v["events"].as_array_mut().ok_or("no events")?;
+        let (mut bound, mut drain) = (false, false);
+        for e in events.iter_mut() {
+            let Some(out) = e.pointer_mut("/taskSucceededEventDetails/output") else {
+                continue;
+            };
+            let mut o: serde_json::Value =
+                serde_json::from_str(out.as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
+            if o["Payload"].get("newTaskSet").is_some() && !bound {
+                o["Payload"]["rollbackBound"] = serde_json::json!({
+                    "seconds": 65, "propagationSeconds": 60, "propagationSource": "documented",
+                    "ttlSeconds": 5, "detection": [{"alarm": "web-5xx", "seconds": 70}],
+                    "statement": "a rollback reaches every client within 65 s of its decision \
+                        (Route 53 propagation 60 s documented + CNAME TTL 5 s); bad version -> \
+                        decision: web-5xx 70 s"
+                });
+                bound = true;
+            } else if o["Payload"].get("primaryTaskSet").is_some() && !drain {
+                o["Payload"]["drain"] = serde_json::json!({
+                    "until": "2026-11-27T10:20:30Z", "seconds": 25, "explain": "x"
+                });
+                drain = true;
+            } else {
+                continue;
+            }
+            *out = serde_json::Value::String(o.to_string());
+        }
+        assert!(
+            bound && drain,
+            "fixture lacks create's or the promotion's answer"
+        );
+        let events = crate::fixtures::load_body(v.to_string()).await?;
+        let lines = texts(&story(&events).0);
+        assert!(
+            lines.iter().any(|l| l.starts_with("[Create task set in idle slot]")
+                && l.ends_with("; a rollback reaches every client within 65 s of its decision (Route 53 propagation 60 s documented + CNAME TTL 5 s); bad version -> decision: web-5xx 70 s")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("[Promote new task set] promoted")
+                    && l.ends_with("; drain until 2026-11-27T10:20:30Z (25 s)")),
+            "{lines:#?}"
+        );
+        Ok(())
     }
 
     #[tokio::test]

@@ -234,6 +234,26 @@ def test_route53_propagation_get_change_pending_until_dns_changes(aws: LocalAws,
     assert err.value.response["Error"]["Code"] == "NoSuchChange"
 
 
+def test_a_conditional_batch_has_a_change_id_get_change_knows(aws: LocalAws, world: DnsWorld) -> None:
+    """DELETE + CREATE in one batch (the engine's compare-and-swap weight
+    write, here also changing the TTL) goes through the propagation model
+    like an UPSERT: its change id is GetChange's, and DNS follows it."""
+    world.set_weights(100, 0)
+
+    def rr(slot: str, weight: int, ttl: int) -> dict[str, Any]:
+        return {"Name": "app.ns-1", "Type": "CNAME", "SetIdentifier": slot, "Weight": weight, "TTL": ttl,
+                "ResourceRecords": [{"Value": f"service-{slot}.ns-2"}]}
+
+    changes = [{"Action": "DELETE", "ResourceRecordSet": rr("blue", 100, world.cname_ttl)},
+               {"Action": "DELETE", "ResourceRecordSet": rr("green", 0, world.cname_ttl)},
+               {"Action": "CREATE", "ResourceRecordSet": rr("blue", 0, 1)},
+               {"Action": "CREATE", "ResourceRecordSet": rr("green", 100, 1)}]
+    info = world.r53.change_resource_record_sets(HostedZoneId=world.zone, ChangeBatch={"Changes": changes})["ChangeInfo"]
+    assert world.r53.get_change(Id=info["Id"])["ChangeInfo"]["Status"] == "INSYNC"
+    assert aws.route53_changes()[-1]["changeId"] == info["Id"].rsplit("/", 1)[-1]
+    assert shares(aws.dns_authority(), 10) == Counter({"green": 10})
+
+
 def test_route53_changes_to_one_zone_become_visible_in_order(aws: LocalAws, world: DnsWorld) -> None:
     aws.route53_propagation(0.3, spread=1.0)
     world.set_weights(50, 50)

@@ -131,12 +131,26 @@ pub struct StrategyInput {
     pub ready_timeout_seconds: Option<u32>,
     /// Seconds between readiness checks. Default 15.
     pub ready_poll_seconds: Option<u32>,
-    /// Override of the drain wait before the old task set is deleted.
-    /// Default: CNAME TTL + Cloud Map TTL + 10 s.
+    /// A drain counted from the final weight change's INSYNC that may only
+    /// lengthen the exact drain (see `unsafeShortDrain`). Default: none, the
+    /// exact drain decides.
     pub drain_seconds: Option<u32>,
-    /// TTL to write on both weighted records (1..=300). Default: keep the
-    /// records' current TTL.
+    /// Let `drainSeconds` shorten the exact drain. Default false.
+    #[serde(default)]
+    pub unsafe_short_drain: Option<bool>,
+    /// TTL the weighted records keep after a successful promotion
+    /// (1..=300). Default: the TTL they had before the deployment. A
+    /// rollback always restores the TTL they had before.
     pub ttl_seconds: Option<u32>,
+    /// TTL both weighted records carry from the first weight shift until the
+    /// final weights (1..=300). Default 5 (or the records' TTL if shorter).
+    #[serde(default)]
+    pub deployment_ttl_seconds: Option<u32>,
+    /// Refuse the deployment when a rollback could take longer than this to
+    /// reach every client (Route 53 propagation + the deployment TTL).
+    /// Default 90.
+    #[serde(default)]
+    pub max_rollback_seconds: Option<u32>,
     /// Accept a bake shorter than a gate alarm can see a regression in
     /// (Period x EvaluationPeriods + evaluation delay). Default false: such a
     /// deployment is refused with `BakeTooShort`.
@@ -152,8 +166,28 @@ pub struct Strategy {
     pub bake_seconds: u32,
     pub ready_timeout_seconds: u32,
     pub ready_poll_seconds: u32,
+    /// The longest the drain can be, counted from the final change's INSYNC
+    /// (every TTL ever in force + Cloud Map TTL + margin, or the override).
+    /// The wait itself is the exact drain set-weight computes.
     pub drain_seconds: u32,
+    /// TTL written with the promotion's (or a first deployment's) weights.
     pub ttl_seconds: u32,
+    /// TTL written with every canary step's weights (0 in older histories).
+    #[serde(default)]
+    pub deployment_ttl_seconds: u32,
+    /// The records' TTL before the deployment; a rollback restores it.
+    #[serde(default)]
+    pub original_ttl_seconds: u32,
+    /// The longest TTL of the slots' Cloud Map A records.
+    #[serde(default)]
+    pub cloudmap_ttl_seconds: u32,
+    /// `strategy.drainSeconds` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_override_seconds: Option<u32>,
+    #[serde(default)]
+    pub unsafe_short_drain: bool,
+    #[serde(default)]
+    pub max_rollback_seconds: u32,
 }
 
 /// What `INSUFFICIENT_DATA` means for the alarm gate.
@@ -239,6 +273,39 @@ pub struct Deployment {
     pub first_deployment: bool,
     /// When the new task set was created (RFC 3339); readiness deadline base.
     pub created_at: String,
+    /// How long a rollback takes to reach every client once decided, and
+    /// how long the alarms take to decide (absent in older histories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_bound: Option<RollbackBound>,
+}
+
+/// "A rollback reaches every client within `seconds` s of its decision":
+/// Route 53 propagation + the CNAME TTL in force during the deployment. The
+/// Cloud Map TTL is not a term: once a client's CNAME answer expires its
+/// next lookup names the old slot, whatever it cached for the new one's A
+/// records (that TTL delays the deletion of a task set, not the return).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackBound {
+    pub seconds: u32,
+    pub propagation_seconds: u32,
+    /// `documented` (Route 53's 60 s) or `measured` (an INSYNC time seen).
+    pub propagation_source: String,
+    pub ttl_seconds: u32,
+    /// Per gate alarm: seconds from a regression to ALARM (Period x
+    /// EvaluationPeriods + evaluation interval; `None`: not computable).
+    #[serde(default)]
+    pub detection: Vec<AlarmDetection>,
+    /// The sentence the console and the CLI show.
+    pub statement: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlarmDetection {
+    pub alarm: String,
+    #[serde(default)]
+    pub seconds: Option<u32>,
 }
 
 // ---------------------------------------------------------------- check-health
@@ -383,6 +450,52 @@ pub struct SetWeightRequest {
     /// this call is in flight (read from the execution history).
     #[serde(default)]
     pub rollback: Option<RollbackPlan>,
+    /// Given with the final weights (promotion, rollback): compute when the
+    /// slot losing its traffic may be deleted (the answer's `drain`).
+    #[serde(default)]
+    pub drain: Option<DrainRequest>,
+}
+
+/// What set-weight needs to compute the exact drain of `slot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrainRequest {
+    /// The slot that loses its traffic with this change.
+    pub slot: Slot,
+    /// True for the slot that served before the deployment (answers given
+    /// before the first shift carry the original TTL).
+    pub served_before: bool,
+    /// True when the promotion may have written its TTL before a rollback
+    /// (the new slot then also had weight under `strategy.ttlSeconds`).
+    #[serde(default)]
+    pub promotion_tried: bool,
+    pub strategy: Strategy,
+    /// The first canary step's change (absent: not known, the original TTL
+    /// is counted up to this change).
+    #[serde(default)]
+    pub first_shift: Option<ShiftTimes>,
+}
+
+/// When a weight change was requested and when it was seen INSYNC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftTimes {
+    #[serde(default)]
+    pub requested_at: String,
+    pub changed_at: String,
+    pub insync: bool,
+}
+
+/// The instant a task set that lost its traffic may be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainReport {
+    /// RFC 3339, whole seconds (the drain Wait's TimestampPath).
+    pub until: String,
+    /// Seconds from this change's end to `until`.
+    pub seconds: u32,
+    /// How it was derived, term by term.
+    pub explain: String,
 }
 
 /// Route 53 weights of both records.
@@ -427,6 +540,10 @@ pub struct WeightReport {
     pub primary_task_set: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The exact drain, when the request asked for it (written as null
+    /// otherwise: the state machine's ResultSelector picks it).
+    #[serde(default)]
+    pub drain: Option<DrainReport>,
 }
 
 // ---------------------------------------------------------------- delete-taskset

@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, InsufficientData, Slot, Slots,
-    Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
+    AlarmDetection, AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, DrainRequest,
+    InsufficientData, RollbackBound, Slot, Slots, Strategy, StrategyInput, Target, TaskSetNetwork,
+    Weights,
 };
 use crate::{CanaryError, Result};
 
@@ -20,6 +21,16 @@ pub const DRAIN_MARGIN_SECONDS: u32 = 10;
 /// The highest CNAME TTL we write: the TTL bounds how fast a rollback reaches
 /// clients, and 300 s (the seed article's value) is already a 5-minute rollback.
 pub const MAX_TTL_SECONDS: u32 = 300;
+/// The TTL both weighted records carry from the first weight shift to the
+/// final weights: a rollback reaches a client at most this long after
+/// Route 53 has propagated it.
+pub const DEFAULT_DEPLOYMENT_TTL_SECONDS: u32 = 5;
+/// The refused-above bound on "decision -> every client" (issue 13).
+pub const DEFAULT_MAX_ROLLBACK_SECONDS: u32 = 90;
+/// Route 53 propagates a change to all its authoritative servers "within 60
+/// seconds" (Route 53 FAQ; Developer Guide, "Checking the status of your
+/// change": GetChange turns INSYNC when every server has it).
+pub const ROUTE53_PROPAGATION_SECONDS: u32 = 60;
 /// Bakes, timeouts and drains longer than a day are almost surely a typo.
 pub const MAX_WAIT_SECONDS: u32 = 86_400;
 pub const MAX_ALARMS: usize = 100;
@@ -391,8 +402,20 @@ pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
     if let Some(v) = s.drain_seconds {
         validate_wait("drainSeconds", v, 0)?;
     }
+    if s.unsafe_short_drain == Some(true) && s.drain_seconds.is_none() {
+        return Err(CanaryError::invalid(
+            "strategy.unsafeShortDrain needs strategy.drainSeconds (the drain to use instead of \
+             the exact one)",
+        ));
+    }
     if let Some(v) = s.ttl_seconds {
         validate_ttl("strategy.ttlSeconds", v)?;
+    }
+    if let Some(v) = s.deployment_ttl_seconds {
+        validate_ttl("strategy.deploymentTtlSeconds", v)?;
+    }
+    if let Some(v) = s.max_rollback_seconds {
+        validate_wait("maxRollbackSeconds", v, 1)?;
     }
     Ok(())
 }
@@ -422,14 +445,30 @@ pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
 
 /// Fills the strategy's defaults. `record_ttl` is the weighted records'
 /// current TTL, `cloudmap_ttl` the longest TTL of the slots' Cloud Map records.
+///
+/// TTLs: the canary steps write `deploymentTtlSeconds` (default 5 s, never
+/// longer than the records' TTL unless asked for); the promotion (and a
+/// first deployment) writes `ttlSeconds` (default: the records' TTL, so a
+/// user who sets it changes the TTL for good, as before); a rollback writes
+/// the records' TTL before the deployment back.
 pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) -> Strategy {
     let ttl = s.ttl_seconds.unwrap_or(record_ttl);
-    // Clients may hold answers given under the records' TTL before this
-    // deployment changes it, as well as under the new one.
-    let drain = DrainTerms {
-        cname_ttls: vec![record_ttl, ttl],
+    let deployment_ttl = s
+        .deployment_ttl_seconds
+        .unwrap_or_else(|| DEFAULT_DEPLOYMENT_TTL_SECONDS.min(record_ttl.max(1)));
+    // The longest a drain can be after the final change is INSYNC: clients
+    // may hold answers given under any TTL the records had.
+    let bound = DrainTerms {
+        cname_ttls: vec![record_ttl, deployment_ttl, ttl],
         cloudmap_ttl,
         margin: DRAIN_MARGIN_SECONDS,
+    }
+    .seconds();
+    let unsafe_short = s.unsafe_short_drain.unwrap_or(false);
+    let drain_seconds = match s.drain_seconds {
+        Some(d) if unsafe_short => d,
+        Some(d) => d.max(bound),
+        None => bound,
     };
     Strategy {
         steps: s.steps.clone().unwrap_or_else(|| DEFAULT_STEPS.to_vec()),
@@ -443,9 +482,70 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
                     .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
             )
         }),
-        drain_seconds: s.drain_seconds.unwrap_or_else(|| drain.seconds()),
+        drain_seconds,
         ttl_seconds: ttl,
+        deployment_ttl_seconds: deployment_ttl,
+        original_ttl_seconds: record_ttl,
+        cloudmap_ttl_seconds: cloudmap_ttl,
+        drain_override_seconds: s.drain_seconds,
+        unsafe_short_drain: unsafe_short,
+        max_rollback_seconds: s
+            .max_rollback_seconds
+            .unwrap_or(DEFAULT_MAX_ROLLBACK_SECONDS),
     }
+}
+
+// ------------------------------------------------------------------ rollback bound
+
+/// "Decision -> every client": Route 53 propagation (`measured` INSYNC
+/// seconds when known, else the documented 60 s) plus the CNAME TTL in force
+/// during the deployment. Alarm detection is reported per alarm, apart.
+pub fn rollback_bound(
+    deployment_ttl: u32,
+    measured_insync: Option<u32>,
+    detection: Vec<AlarmDetection>,
+) -> RollbackBound {
+    let (propagation, source) = match measured_insync {
+        Some(m) => (m, "measured"),
+        None => (ROUTE53_PROPAGATION_SECONDS, "documented"),
+    };
+    let seconds = propagation.saturating_add(deployment_ttl);
+    let mut statement = format!(
+        "a rollback reaches every client within {seconds} s of its decision (Route 53 \
+         propagation {propagation} s {source} + CNAME TTL {deployment_ttl} s)"
+    );
+    if !detection.is_empty() {
+        let terms: Vec<String> = detection
+            .iter()
+            .map(|d| match d.seconds {
+                Some(s) => format!("{} {s} s", d.alarm),
+                None => format!("{} unknown", d.alarm),
+            })
+            .collect();
+        statement.push_str(&format!("; bad version -> decision: {}", terms.join(", ")));
+    }
+    RollbackBound {
+        seconds,
+        propagation_seconds: propagation,
+        propagation_source: source.to_string(),
+        ttl_seconds: deployment_ttl,
+        detection,
+        statement,
+    }
+}
+
+/// Refuses a deployment whose decision -> clients bound exceeds
+/// `strategy.maxRollbackSeconds`, naming each term and the setting to change.
+pub fn check_rollback_bound(bound: &RollbackBound, max: u32) -> Result<()> {
+    if bound.seconds <= max {
+        return Ok(());
+    }
+    Err(CanaryError::TargetMisconfigured(format!(
+        "a rollback could take {}s to reach every client (Route 53 propagation {}s {} + CNAME \
+         TTL during the deployment {}s), more than strategy.maxRollbackSeconds {max}s; lower \
+         strategy.deploymentTtlSeconds or raise strategy.maxRollbackSeconds",
+        bound.seconds, bound.propagation_seconds, bound.propagation_source, bound.ttl_seconds
+    )))
 }
 
 /// How many readiness checks a wait of `timeout` polled every `poll` runs at
@@ -519,6 +619,175 @@ pub fn drain_seconds(cname_ttl: u32, cloudmap_ttl: u32) -> u32 {
         margin: DRAIN_MARGIN_SECONDS,
     }
     .seconds()
+}
+
+/// A span during which DNS answers naming a slot were given under one TTL:
+/// answers may have been given until `end` (epoch seconds), each held `ttl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub end: i64,
+    pub ttl: u32,
+    /// What the span is, for the explanation.
+    pub what: String,
+}
+
+/// The end of a change's span: its INSYNC instant when GetChange said so,
+/// else the request plus Route 53's documented propagation bound (or the
+/// call's end, if later).
+pub fn change_end(requested: i64, ended: i64, insync: bool) -> i64 {
+    if insync {
+        ended
+    } else {
+        ended.max(requested.saturating_add(i64::from(ROUTE53_PROPAGATION_SECONDS)))
+    }
+}
+
+/// The exact drain: the instant no client can still hold an answer that
+/// leads to the slot. Every span's end + its TTL (a resolver may have
+/// cached the CNAME until then), the latest of them, + the slot's Cloud Map
+/// TTL (an A record fetched just before the CNAME expired) + margin.
+/// `minimum` (strategy.drainSeconds, counted from `change_end`) may only
+/// lengthen it unless `unsafe_short`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactDrain {
+    pub exposures: Vec<Exposure>,
+    pub cloudmap_ttl: u32,
+    pub margin: u32,
+    /// The end of the change that took the slot's last traffic.
+    pub change_end: i64,
+    pub minimum: Option<u32>,
+    pub unsafe_short: bool,
+}
+
+impl ExactDrain {
+    fn computed(&self) -> i64 {
+        let latest = self
+            .exposures
+            .iter()
+            .map(|e| e.end.saturating_add(i64::from(e.ttl)))
+            .max()
+            .unwrap_or(self.change_end);
+        latest
+            .max(self.change_end)
+            .saturating_add(i64::from(self.cloudmap_ttl))
+            .saturating_add(i64::from(self.margin))
+    }
+
+    /// Epoch seconds the task set may be deleted at.
+    pub fn until(&self) -> i64 {
+        let computed = self.computed();
+        match self.minimum {
+            Some(m) if self.unsafe_short => self.change_end.saturating_add(i64::from(m)),
+            Some(m) => computed.max(self.change_end.saturating_add(i64::from(m))),
+            None => computed,
+        }
+    }
+
+    /// Seconds from the change's end to [`ExactDrain::until`].
+    pub fn seconds(&self) -> u32 {
+        u32::try_from(self.until().saturating_sub(self.change_end).max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// How the instant was derived, term by term (relative to the change's end).
+    pub fn explain(&self) -> String {
+        let rel = |t: i64| t.saturating_sub(self.change_end);
+        let spans: Vec<String> = self
+            .exposures
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} until {:+}s held {}s -> {:+}s",
+                    e.what,
+                    rel(e.end),
+                    e.ttl,
+                    rel(e.end.saturating_add(i64::from(e.ttl)))
+                )
+            })
+            .collect();
+        let mut out = format!(
+            "delete {}s after the change was INSYNC: latest of [{}] + Cloud Map TTL {}s + margin \
+             {}s = {:+}s",
+            self.seconds(),
+            spans.join("; "),
+            self.cloudmap_ttl,
+            self.margin,
+            rel(self.computed())
+        );
+        match self.minimum {
+            Some(m) if self.unsafe_short => out.push_str(&format!(
+                "; strategy.drainSeconds {m}s used instead (unsafeShortDrain)"
+            )),
+            Some(m) => out.push_str(&format!(
+                "; strategy.drainSeconds {m}s may only lengthen it"
+            )),
+            None => {}
+        }
+        out
+    }
+}
+
+/// The exact drain of the slot losing its traffic with a change that
+/// requested at `requested` and ended at `ended` (`insync`).
+///
+/// - The slot that served before the deployment had weight under the
+///   original TTL until the first shift was INSYNC (answers before the first
+///   shift), then under the deployment TTL until this change.
+/// - The new slot only ever had weight under the deployment TTL (the first
+///   shift writes weights and TTL in one batch), and under `ttlSeconds` too
+///   if the promotion wrote before a rollback.
+pub fn exact_drain(d: &DrainRequest, requested: i64, ended: i64, insync: bool) -> ExactDrain {
+    let s = &d.strategy;
+    let end = change_end(requested, ended, insync);
+    // Older plans had no deployment TTL: every step wrote ttlSeconds.
+    let deployment_ttl = if s.deployment_ttl_seconds == 0 {
+        s.ttl_seconds
+    } else {
+        s.deployment_ttl_seconds
+    };
+    let original = if s.original_ttl_seconds == 0 {
+        s.ttl_seconds
+    } else {
+        s.original_ttl_seconds
+    };
+    let mut exposures = Vec::new();
+    if d.served_before {
+        let first_end = d
+            .first_shift
+            .as_ref()
+            .and_then(|f| {
+                let req = crate::time::parse("firstShift.requestedAt", &f.requested_at)
+                    .or_else(|_| crate::time::parse("firstShift.changedAt", &f.changed_at))
+                    .ok()?;
+                let chg = crate::time::parse("firstShift.changedAt", &f.changed_at).ok()?;
+                Some(change_end(req.secs(), chg.secs(), f.insync))
+            })
+            .unwrap_or(end);
+        exposures.push(Exposure {
+            end: first_end.min(end),
+            ttl: original,
+            what: "answers before the first shift (original TTL)".into(),
+        });
+    }
+    exposures.push(Exposure {
+        end,
+        ttl: deployment_ttl,
+        what: "answers during the canary (deployment TTL)".into(),
+    });
+    if !d.served_before && d.promotion_tried {
+        exposures.push(Exposure {
+            end,
+            ttl: s.ttl_seconds,
+            what: "answers after the promotion's write (ttlSeconds)".into(),
+        });
+    }
+    ExactDrain {
+        exposures,
+        cloudmap_ttl: s.cloudmap_ttl_seconds,
+        margin: DRAIN_MARGIN_SECONDS,
+        change_end: end,
+        minimum: s.drain_override_seconds,
+        unsafe_short: s.unsafe_short_drain,
+    }
 }
 
 // ------------------------------------------------------------------ slots

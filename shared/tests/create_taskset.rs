@@ -269,8 +269,14 @@ fn default_strategy(ttl: u32) -> Strategy {
         ready_timeout_seconds: 600,
         ready_poll_seconds: 15,
         // CNAME TTL + Cloud Map TTL (10) + 10 s margin.
-        drain_seconds: ttl + 20,
+        drain_seconds: ttl.max(5) + 20,
         ttl_seconds: ttl,
+        deployment_ttl_seconds: ttl.min(5),
+        original_ttl_seconds: ttl,
+        cloudmap_ttl_seconds: 10,
+        drain_override_seconds: None,
+        unsafe_short_drain: false,
+        max_rollback_seconds: 90,
     }
 }
 
@@ -442,6 +448,7 @@ async fn a_ttl_in_the_strategy_replaces_the_records_ttl() {
     // the drain covers them (issue 12 item 14).
     let want = Strategy {
         drain_seconds: 3600 + 10 + 10,
+        original_ttl_seconds: 3600,
         ..default_strategy(30)
     };
     assert_eq!(d.strategy, want);
@@ -1281,4 +1288,48 @@ async fn the_lock_of_a_crashed_deployment_expires_after_the_grace() {
         .await
         .unwrap();
     assert_eq!(aws.create.num_calls(), 1);
+}
+
+/// Issue 13 item 4: a deployment whose rollback could take longer than
+/// strategy.maxRollbackSeconds to reach clients is refused before any write.
+#[tokio::test]
+async fn a_rollback_bound_over_the_maximum_is_refused_before_any_write() {
+    let aws = Aws::with_records(vec![ecs::live_blue()], r53::records(100, 0, 300));
+    let mut req = request();
+    req.request.strategy.deployment_ttl_seconds = Some(60);
+
+    let err = create_taskset::run(&aws.context(), &req)
+        .await
+        .err()
+        .unwrap();
+
+    assert_eq!(err.error_type(), "TargetMisconfigured");
+    let msg = err.to_string();
+    for term in [
+        "120s",
+        "propagation 60s",
+        "TTL during the deployment 60s",
+        "strategy.maxRollbackSeconds 90s",
+        "strategy.deploymentTtlSeconds",
+    ] {
+        assert!(msg.contains(term), "{term} missing: {msg}");
+    }
+    aws.nothing_written();
+
+    // Raising the maximum lets the same deployment through, with the bound stated.
+    let aws = Aws::with_records(vec![ecs::live_blue()], r53::records(100, 0, 300));
+    req.request.strategy.max_rollback_seconds = Some(120);
+    let d = create_taskset::run(&aws.context(), &req).await.unwrap();
+    let bound = d.rollback_bound.unwrap();
+    assert_eq!(bound.seconds, 120);
+    assert!(bound
+        .statement
+        .starts_with("a rollback reaches every client within 120 s of its decision"));
+    assert_eq!(
+        (
+            d.strategy.deployment_ttl_seconds,
+            d.strategy.original_ttl_seconds
+        ),
+        (60, 300)
+    );
 }

@@ -165,7 +165,7 @@ fn check_health_bake_carries_token_and_rollback_plan() {
     let plan = rollback.as_ref().unwrap();
     assert_eq!(plan.slot, d.live_slot);
     assert_eq!(plan.target, d.target);
-    assert_eq!(plan.ttl_seconds, Some(d.strategy.ttl_seconds));
+    assert_eq!(plan.ttl_seconds, Some(d.strategy.original_ttl_seconds));
     // The alarm-rollback function finds it inside the TaskScheduled parameters.
     let parameters = serde_json::json!({
         "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:check-health",

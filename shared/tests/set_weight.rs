@@ -30,6 +30,7 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         alarms: None,
         since: None,
         rollback: None,
+        drain: None,
     }
 }
 
@@ -859,4 +860,83 @@ async fn a_guarded_step_overtaken_by_a_rollback_is_weights_changed() {
 
     assert_eq!(e.error_type(), "WeightsChanged");
     assert_eq!(change.num_calls(), 1);
+}
+
+// ------------------------------------------------------------------ issue 13
+
+fn strategy_300_to_5() -> canary_engine::model::Strategy {
+    canary_engine::plan::complete_strategy(&Default::default(), 300, 10)
+}
+
+/// The promotion writes the final weights with the original TTL back and
+/// answers the exact drain of the old slot, with how it was derived.
+#[tokio::test]
+async fn the_promotion_restores_the_ttl_and_answers_the_exact_drain() {
+    use canary_engine::model::{DrainRequest, ShiftTimes};
+    // (first shift known long ago, want seconds after the change):
+    // long ago -> only the deployment TTL: 5 + 10 + 10; unknown -> the
+    // original 300 counts up to this change: 300 + 10 + 10.
+    for (first_shift, want) in [(true, 25), (false, 320)] {
+        let seen = Seen::<ChangeResourceRecordSetsInput>::new();
+        let change = r53::change(&seen);
+        let ctx = healthy_slots(Mocks::new())
+            .route53(&[
+                &r53::list(r53::records(50, 50, 5)),
+                &change,
+                &r53::get_change(ChangeStatus::Insync),
+            ])
+            .context();
+        let mut req = request(Slot::Green, 100);
+        req.ttl_seconds = Some(300);
+        req.drain = Some(DrainRequest {
+            slot: Slot::Blue,
+            served_before: true,
+            promotion_tried: false,
+            strategy: strategy_300_to_5(),
+            first_shift: first_shift.then(|| ShiftTimes {
+                requested_at: "2026-11-27T10:00:00Z".into(),
+                changed_at: "2026-11-27T10:00:20Z".into(),
+                insync: true,
+            }),
+        });
+
+        let report = set_weight::run(&ctx, &req).await.unwrap();
+
+        assert_eq!(
+            r53::upserts(&seen.only()),
+            vec![
+                (ChangeAction::Upsert, BLUE_SET_ID.into(), 0, 300),
+                (ChangeAction::Upsert, GREEN_SET_ID.into(), 100, 300),
+            ],
+            "final weights and the original TTL in one batch"
+        );
+        let drain = report.drain.unwrap();
+        assert_eq!(drain.seconds, want, "{}", drain.explain);
+        let until = time::parse("until", &drain.until).unwrap().secs();
+        let changed = time::parse("changedAt", &report.changed_at).unwrap().secs();
+        assert_eq!(until - changed, i64::from(want));
+        assert!(
+            drain.explain.contains("Cloud Map TTL 10s"),
+            "{}",
+            drain.explain
+        );
+        assert!(!drain.until.contains('.'), "whole seconds: {}", drain.until);
+    }
+}
+
+/// A drain is only for the slot that loses all its traffic.
+#[tokio::test]
+async fn a_drain_for_the_slot_that_keeps_traffic_is_refused() {
+    use canary_engine::model::DrainRequest;
+    let ctx = Mocks::new().context();
+    let mut req = request(Slot::Green, 100);
+    req.drain = Some(DrainRequest {
+        slot: Slot::Green,
+        served_before: false,
+        promotion_tried: false,
+        strategy: strategy_300_to_5(),
+        first_shift: None,
+    });
+    let err = set_weight::run(&ctx, &req).await.err().unwrap();
+    assert_eq!(err.error_type(), "InvalidInput");
 }

@@ -464,6 +464,8 @@ def story(events: list[dict]) -> list[str]:
         det = e.get("stateEnteredEventDetails")
         if not det or e["type"] == "ChoiceStateEntered" or det["name"] == "Wait for new task set":
             continue
+        if det["name"] == "Remember first shift":  # bookkeeping Pass of step 1 (issue 13)
+            continue
         if det["name"] == _READINESS and out and out[-1] == _READINESS:
             continue
         out.append(det["name"])

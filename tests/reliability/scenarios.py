@@ -1,6 +1,7 @@
 """The two deployments the fault matrix is built on, and how one is run.
 
-- `canary`: steps 50 % then 100 %, 1 s bakes, no drain; ends SUCCEEDED.
+- `canary`: steps 50 % then 100 %, 1 s bakes, no drain (`drainSeconds: 0`
+  with `unsafeShortDrain`, since issue 13's exact drain is otherwise kept); ends SUCCEEDED.
 - `rollback`: the same, but the first gate alarm goes to ALARM as soon as
   the first bake waits for its token; the alarm-rollback function moves the
   weights back, fails the bake's token, the execution rolls back and ends
@@ -21,12 +22,12 @@ import rig
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "canary": {
-        "strategy": {"steps": [50, 100], "bake": 1, "ready_poll": 1, "drain": 0, "ready_timeout": 60},
+        "strategy": {"steps": [50, 100], "bake": 1, "ready_poll": 1, "drain": 0, "unsafeShortDrain": True, "ready_timeout": 60},
         "alarm_at_first_bake": False,
         "expect": "SUCCEEDED",
     },
     "rollback": {
-        "strategy": {"steps": [50, 100], "bake": 5, "ready_poll": 1, "drain": 0, "ready_timeout": 60},
+        "strategy": {"steps": [50, 100], "bake": 5, "ready_poll": 1, "drain": 0, "unsafeShortDrain": True, "ready_timeout": 60},
         "alarm_at_first_bake": True,
         "expect": "RolledBackOnAlarm",
     },

@@ -167,6 +167,16 @@ def _patch_interpreter():
 
     wait_function.WaitFunction._wait_interval = no_wait
 
+    # A TimestampPath Wait is recorded by its instant (the string), not by
+    # the seconds from the test's clock to it.
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp
+
+    def until(self, env):
+        self.string.eval(env=env)
+        return env.stack.pop()
+
+    timestamp.Timestamp._get_wait_seconds = until
+
     class _NoSleep:
         @staticmethod
         def sleep(seconds):
@@ -352,6 +362,11 @@ def deployment_for(req: dict, deployment_id: str, first: bool = False) -> dict:
             "readyPollSeconds": s.get("readyPollSeconds", 15),
             "drainSeconds": s.get("drainSeconds", 70),
             "ttlSeconds": s.get("ttlSeconds", 60),
+            "deploymentTtlSeconds": s.get("deploymentTtlSeconds", 5),
+            "originalTtlSeconds": 60,
+            "cloudmapTtlSeconds": 10,
+            "unsafeShortDrain": False,
+            "maxRollbackSeconds": 90,
         },
         "alarms": {"names": req.get("alarms", {}).get("names", []), "insufficientData": "pass"},
         "liveSlot": "blue",
@@ -439,6 +454,13 @@ class FakeFunctions:
             "requestedAt": f"2026-11-27T09:{self._changes:02d}:59Z",
             "changedAt": f"2026-11-27T10:{self._changes:02d}:00Z",
         }
+        if p.get("drain"):
+            # The exact drain's instant: the drain Wait's TimestampPath.
+            report["drain"] = {
+                "until": f"2026-11-27T10:{self._changes:02d}:30Z",
+                "seconds": 30,
+                "explain": f"delete 30s after the change was INSYNC ({p['drain']['slot']})",
+            }
         if p.get("markPrimary"):
             report["primaryTaskSet"] = p["markPrimary"]["id"]
         if p.get("label"):

@@ -67,7 +67,11 @@ def test_success(sfn, steps):
     assert out.status == "SUCCEEDED", out.cause
     assert out.call_summary() == START + [c for p in steps for c in step(p)] + PROMOTE
     assert out.record.token_timeouts == [300] * len(steps), "each bake waits bakeSeconds (TimeoutSecondsPath)"
-    assert out.record.waits == [("Drain old task set", 70)]
+    # The drain waits until the instant the promotion's set-weight computed
+    # (the exact drain), not a fixed number of seconds (issue 13 item 2).
+    until = out.output["weights"]["drain"]["until"]
+    assert until == f"2026-11-27T10:{len(steps) + 1:02d}:30Z"
+    assert out.record.waits == [("Drain old task set", until)]
     assert out.record.retry_sleeps == []
     assert out.output["weights"]["green"] == 100 and out.output["weights"]["blue"] == 0
     assert out.output["step"] == {"number": len(steps), "count": len(steps), "percent": 100, "label": label(len(steps), steps)}
@@ -88,6 +92,7 @@ def test_success_payloads(sfn):
         "waitingSince": "2026-11-27T10:00:00Z",
         "timeoutSeconds": 600,
     }
+    # A rollback restores the records' original TTL (issue 13 item 1).
     rollback = {"target": h.TARGET, "slot": "blue", "ttlSeconds": 60}
     for k, percent in enumerate(STEPS, start=1):
         shift_call, bake_call, gate_call = calls[2 + 3 * (k - 1) : 5 + 3 * (k - 1)]
@@ -104,7 +109,8 @@ def test_success_payloads(sfn):
             "target": h.TARGET,
             "slot": "green",
             "percent": percent,
-            "ttlSeconds": 60,
+            # Every canary step carries the deployment TTL (issue 13 item 1).
+            "ttlSeconds": 5,
             "label": label(k),
             "alarms": alarms,
             "since": since,
@@ -132,6 +138,19 @@ def test_success_payloads(sfn):
         "ttlSeconds": 60,
         "markPrimary": h.NEW_TASK_SET,
         "label": "promote",
+        # The old slot's exact drain: it served before the deployment, and
+        # answers given before the first shift was INSYNC carry the
+        # original TTL (issue 13 item 2).
+        "drain": {
+            "slot": "blue",
+            "servedBefore": True,
+            "strategy": h.deployment_for(req, out.name)["strategy"],
+            "firstShift": {
+                "requestedAt": "2026-11-27T09:01:59Z",
+                "changedAt": "2026-11-27T10:01:00Z",
+                "insync": True,
+            },
+        },
     }
     assert delete_old.state == "Delete old task set"
     assert delete_old.payload == {"target": h.TARGET, "slot": "blue", "taskSet": h.OLD_TASK_SET}
@@ -151,6 +170,8 @@ def test_console_story(sfn):
         "More steps?",
         "Prepare next step",
         "Shift traffic",
+        "First shift?",
+        "Remember first shift",
         "Bake this step?",
         "Bake",
         "Check alarms",
@@ -188,7 +209,11 @@ def test_readiness_polls_until_ready(sfn):
     out = sfn.run(h.request(readyPollSeconds=5), FakeFunctions(not_ready_polls=2))
     assert out.status == "SUCCEEDED", out.cause
     assert out.call_summary()[:4] == [(CREATE,), (CHECK, "readiness"), (CHECK, "readiness"), (CHECK, "readiness")]
-    assert out.record.waits == [("Wait for new task set", 5), ("Wait for new task set", 5), ("Drain old task set", 70)]
+    assert out.record.waits == [
+        ("Wait for new task set", 5),
+        ("Wait for new task set", 5),
+        ("Drain old task set", "2026-11-27T10:04:30Z"),
+    ]
 
 
 def test_transitions_do_not_grow_with_bake_length(sfn):
@@ -218,7 +243,7 @@ def test_first_deployment(sfn):
 # ------------------------------------------------------------------ alarms
 
 
-def assert_rolled_back(out):
+def assert_rolled_back(out, promotion_tried=False):
     """The rollback calls: live slot 100% with the old task set PRIMARY, drain, delete the new one."""
     rollback, delete_new = out.calls[-2:]
     assert rollback.state == "Roll back traffic"
@@ -229,6 +254,12 @@ def assert_rolled_back(out):
         "ttlSeconds": 60,
         "markPrimary": h.OLD_TASK_SET,
         "label": "rollback",
+        "drain": {
+            "slot": "green",
+            "servedBefore": False,
+            "promotionTried": promotion_tried,
+            "strategy": h.deployment_for(h.request(), out.name)["strategy"],
+        },
     }
     assert delete_new.state == "Delete new task set"
     assert delete_new.payload == {
@@ -239,7 +270,16 @@ def assert_rolled_back(out):
         "firstDeployment": False,
         "deploymentId": out.calls[0].payload["deploymentId"],
     }
-    assert out.record.waits[-1] == ("Drain new task set", 70)
+    # The drain waits until the instant the rollback's set-weight answered.
+    import json
+
+    after_rollback = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in out.history
+        if e.get("stateExitedEventDetails", {}).get("name") == "Roll back traffic"
+    ]
+    until = after_rollback[-1]["weights"]["drain"]["until"]
+    assert out.record.waits[-1] == ("Drain new task set", until)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -345,7 +385,9 @@ def test_permanent_failure(sfn, function, when, first, error, calls, fragment):
     assert "aws error: AccessDenied" in out.cause, "the function's message reaches the cause"
     assert out.call_summary() == calls, "AwsError is not retried; the path is exact"
     if calls[-2:] == ROLLBACK:
-        assert_rolled_back(out)
+        # After a failed promotion the new slot may have had weight under
+        # ttlSeconds too: its drain is told so (issue 13 item 2).
+        assert_rolled_back(out, promotion_tried=error == "RolledBackOnError" and "promoting" in fragment)
     assert out.record.retry_sleeps == []
 
 

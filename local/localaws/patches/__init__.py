@@ -28,12 +28,14 @@ def apply_all() -> None:
             sfn_execution,
             sfn_history,
             sfn_lambda_invoke,
+            sfn_wait_timestamp,
         )
 
         sfn_execution.apply()
         sfn_lambda_invoke.apply()
         sfn_callbacks.apply()
         sfn_history.apply()
+        sfn_wait_timestamp.apply()
         cloudwatch_history.apply()
         alarm_events.apply()
         cloudwatch_eval.apply()

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::{parse, respond};
 use crate::aws::{cloudmap, cloudwatch, ecs, route53};
-use crate::model::{CreateTaskSetRequest, Deployment, Slot, Target, TaskSetRef};
+use crate::model::{AlarmDetection, CreateTaskSetRequest, Deployment, Slot, Target, TaskSetRef};
 use crate::plan::{self, complete_strategy, decide_slots, SlotDecision, MAX_TTL_SECONDS};
 use crate::runtime::Context;
 use crate::{time, CanaryError, Result};
@@ -72,6 +72,14 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         )));
     }
     let strategy = complete_strategy(&r.strategy, records.ttl, cloudmap_ttl);
+    // Decision -> every client, refused above strategy.maxRollbackSeconds
+    // before anything is written. (No INSYNC time is measured yet at create:
+    // the documented propagation bound counts.)
+    plan::check_rollback_bound(
+        &plan::rollback_bound(strategy.deployment_ttl_seconds, None, Vec::new()),
+        strategy.max_rollback_seconds,
+    )?;
+    let mut detection = Vec::new();
 
     if !r.alarms.names.is_empty() {
         // Refuse to start while a gate alarm is already firing: the first
@@ -82,12 +90,22 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             return Err(CanaryError::AlarmFiring(format!("not starting: {failure}")));
         }
         let windows = cloudwatch::alarm_windows(&c.cloudwatch, &r.alarms.names).await?;
+        detection = windows
+            .iter()
+            .map(|(name, w)| AlarmDetection {
+                alarm: name.clone(),
+                seconds: plan::alarm_horizon_seconds(w),
+            })
+            .collect();
         plan::check_bake(
             strategy.bake_seconds,
             &windows,
             r.strategy.allow_short_bake.unwrap_or(false),
         )?;
     }
+
+    let bound = plan::rollback_bound(strategy.deployment_ttl_seconds, None, detection);
+    info!(seconds = bound.seconds, statement = %bound.statement, "rollback bound");
 
     let views: Vec<_> = service.task_sets.iter().map(|ts| ts.view.clone()).collect();
     let to_ref = |v: &plan::TaskSetView| TaskSetRef {
@@ -111,6 +129,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         new_task_set: new,
         task_definition_arn,
         created_at,
+        rollback_bound: Some(bound.clone()),
     };
 
     // Where the new task set goes and what it copies: the live task set's

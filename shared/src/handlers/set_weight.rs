@@ -5,10 +5,10 @@ use tracing::info;
 
 use super::{parse, respond, traffic};
 use crate::aws::ecs;
-use crate::model::{SetWeightRequest, WeightReport};
+use crate::model::{DrainReport, SetWeightRequest, WeightReport};
 use crate::plan::{self, slot_of};
 use crate::runtime::Context;
-use crate::{CanaryError, Result};
+use crate::{time, CanaryError, Result};
 
 pub async fn handle(
     ctx: &Context,
@@ -26,6 +26,14 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
     plan::weights_for(req.slot, req.percent)?;
     if let Some(ttl) = req.ttl_seconds {
         plan::validate_ttl("ttlSeconds", ttl)?;
+    }
+    if let Some(d) = &req.drain {
+        if d.slot == req.slot || req.percent != 100 {
+            return Err(CanaryError::invalid(format!(
+                "drain is for the slot that loses all its traffic: {} gets {}%",
+                req.slot, req.percent
+            )));
+        }
     }
     let t = &req.target;
     let guard = match (&req.alarms, &req.since) {
@@ -98,6 +106,19 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         report.primary_task_set = Some(info.view.arn);
     }
     report.label = req.label.clone();
+    if let Some(d) = &req.drain {
+        let requested = time::parse("requestedAt", &report.requested_at)?.secs();
+        let ended = time::parse("changedAt", &report.changed_at)?.secs();
+        let drain = plan::exact_drain(d, requested, ended, report.insync);
+        let until = time::format(aws_smithy_types::DateTime::from_secs(drain.until()));
+        let explain = drain.explain();
+        info!(slot = %d.slot, %until, seconds = drain.seconds(), %explain, "drain computed");
+        report.drain = Some(DrainReport {
+            until,
+            seconds: drain.seconds(),
+            explain,
+        });
+    }
     info!(
         slot = %req.slot,
         percent = req.percent,

@@ -98,6 +98,7 @@ pub async fn shift(
             changed_at: time::format(time::now()),
             primary_task_set: None,
             label: None,
+            drain: None,
         });
     }
 
@@ -175,5 +176,6 @@ pub async fn shift(
         changed_at: time::format(time::now()),
         primary_task_set: None,
         label: None,
+        drain: None,
     })
 }

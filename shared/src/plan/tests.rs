@@ -184,7 +184,22 @@ fn defaults_fill_the_strategy_and_drain_covers_both_ttls() {
         10,
         15,
     );
-    assert_eq!((s.ttl_seconds, s.drain_seconds), (30, 0));
+    // drainSeconds may only lengthen the drain (issue 13)...
+    assert_eq!(
+        (s.ttl_seconds, s.drain_seconds),
+        (30, 30 + 15 + DRAIN_MARGIN_SECONDS)
+    );
+    // ...unless unsafeShortDrain says otherwise.
+    let s = complete_strategy(
+        &StrategyInput {
+            drain_seconds: Some(0),
+            unsafe_short_drain: Some(true),
+            ..Default::default()
+        },
+        10,
+        15,
+    );
+    assert_eq!((s.drain_seconds, s.unsafe_short_drain), (0, true));
 }
 
 /// Issue 12 item 14: resolvers that cached the records under the old, longer
@@ -1040,4 +1055,217 @@ fn backoff_is_full_jitter_under_a_growing_capped_ceiling() {
     assert!(is_throttling(Some("ThrottlingException")));
     assert!(!is_throttling(Some("ValidationError")));
     assert!(!is_throttling(None));
+}
+
+// ------------------------------------------------------------------ issue 13
+
+/// Item 1: the deployment TTL and how ttlSeconds combines with it.
+#[test]
+fn deployment_ttl_defaults_and_combinations() {
+    // (records' TTL, ttlSeconds, deploymentTtlSeconds) -> (step TTL, promotion TTL, rollback TTL)
+    let cases = [
+        (300, None, None, (5, 300, 300)),
+        (60, Some(30), None, (5, 30, 60)),
+        (3, None, None, (3, 3, 3)),
+        (300, None, Some(20), (20, 300, 300)),
+        (10, Some(120), Some(30), (30, 120, 10)),
+    ];
+    for (record_ttl, ttl, dttl, want) in cases {
+        let s = complete_strategy(
+            &StrategyInput {
+                ttl_seconds: ttl,
+                deployment_ttl_seconds: dttl,
+                ..Default::default()
+            },
+            record_ttl,
+            15,
+        );
+        assert_eq!(
+            (
+                s.deployment_ttl_seconds,
+                s.ttl_seconds,
+                s.original_ttl_seconds
+            ),
+            want,
+            "records {record_ttl}, ttlSeconds {ttl:?}, deploymentTtlSeconds {dttl:?}"
+        );
+        assert_eq!(s.max_rollback_seconds, DEFAULT_MAX_ROLLBACK_SECONDS);
+    }
+}
+
+#[test]
+fn new_strategy_fields_are_validated() {
+    let bad = [
+        StrategyInput {
+            deployment_ttl_seconds: Some(0),
+            ..Default::default()
+        },
+        StrategyInput {
+            deployment_ttl_seconds: Some(301),
+            ..Default::default()
+        },
+        StrategyInput {
+            unsafe_short_drain: Some(true),
+            ..Default::default()
+        },
+        StrategyInput {
+            max_rollback_seconds: Some(0),
+            ..Default::default()
+        },
+    ];
+    for s in bad {
+        assert!(validate_strategy(&s).is_err(), "{s:?}");
+    }
+    assert!(validate_strategy(&StrategyInput {
+        unsafe_short_drain: Some(true),
+        drain_seconds: Some(1),
+        ..Default::default()
+    })
+    .is_ok());
+}
+
+fn drain_request(served_before: bool, first_shift: Option<(i64, i64, bool)>) -> DrainRequest {
+    let mut strategy = complete_strategy(&StrategyInput::default(), 300, 15);
+    strategy.deployment_ttl_seconds = 5;
+    DrainRequest {
+        slot: Slot::Blue,
+        served_before,
+        promotion_tried: false,
+        strategy,
+        first_shift: first_shift.map(|(r, c, insync)| crate::model::ShiftTimes {
+            requested_at: crate::time::format(aws_smithy_types::DateTime::from_secs(r)),
+            changed_at: crate::time::format(aws_smithy_types::DateTime::from_secs(c)),
+            insync,
+        }),
+    }
+}
+
+/// Item 2: the exact drain, counted from the instants the slot last had
+/// weight and the TTL in force then. Records TTL 300, deployment TTL 5,
+/// Cloud Map TTL 15, margin 10; times are epoch seconds.
+#[test]
+fn exact_drain_counts_each_ttl_from_when_it_was_in_force() {
+    // (served before, first shift (requested, insync at, insync?), this change
+    //  (requested, ended, insync?)) -> seconds after this change's end
+    let cases = [
+        // Old slot, short canary: answers from before the first shift (TTL
+        // 300, until t=1010) outlive the canary: 1010 + 300 + 15 + 10 = 1335.
+        (
+            true,
+            Some((1000, 1010, true)),
+            (1100, 1120, true),
+            1335 - 1120,
+        ),
+        // Old slot, long canary: the 300 s answers expired long ago; only
+        // the deployment TTL counts: 5 + 15 + 10.
+        (true, Some((1000, 1010, true)), (2000, 2030, true), 30),
+        // First shift not confirmed INSYNC: 60 s documented propagation from
+        // its request (1000 + 60 + 300 + 25 = 1385).
+        (
+            true,
+            Some((1000, 1010, false)),
+            (1100, 1120, true),
+            1385 - 1120,
+        ),
+        // First shift unknown: the original TTL counts up to this change.
+        (true, None, (2000, 2030, true), 300 + 25),
+        // New slot after a rollback: only the deployment TTL.
+        (false, Some((1000, 1010, true)), (1100, 1120, true), 30),
+        // This change not INSYNC: end = its request + 60 s.
+        (false, None, (1100, 1120, false), 1160 - 1120 + 30),
+    ];
+    for (served, first, (req, end, insync), want) in cases {
+        let d = exact_drain(&drain_request(served, first), req, end, insync);
+        assert_eq!(
+            d.until() - end,
+            want,
+            "served {served} first {first:?} change {req}..{end} insync {insync}: {}",
+            d.explain()
+        );
+        assert!(d.explain().contains("Cloud Map TTL 15s"), "{}", d.explain());
+    }
+}
+
+#[test]
+fn new_slot_drain_covers_the_promotion_ttl_when_promotion_was_tried() {
+    let mut d = drain_request(false, None);
+    d.promotion_tried = true;
+    let x = exact_drain(&d, 1000, 1000, true);
+    assert_eq!(x.seconds(), 300 + 15 + DRAIN_MARGIN_SECONDS);
+}
+
+#[test]
+fn drain_override_lengthens_only_unless_unsafe() {
+    // (override, unsafe) -> seconds after the change (exact: 30)
+    let cases = [
+        (None, false, 30),
+        (Some(10), false, 30),
+        (Some(100), false, 100),
+        (Some(10), true, 10),
+        (Some(0), true, 0),
+    ];
+    for (minimum, unsafe_short, want) in cases {
+        let mut d = drain_request(false, None);
+        d.strategy.drain_override_seconds = minimum;
+        d.strategy.unsafe_short_drain = unsafe_short;
+        let x = exact_drain(&d, 1000, 1000, true);
+        assert_eq!(
+            x.seconds(),
+            want,
+            "{minimum:?} {unsafe_short}: {}",
+            x.explain()
+        );
+        if minimum.is_some() {
+            assert!(
+                x.explain().contains("strategy.drainSeconds"),
+                "{}",
+                x.explain()
+            );
+        }
+    }
+}
+
+/// Items 3 and 4: the bound, its statement, and the guard.
+#[test]
+fn rollback_bound_terms_and_guard() {
+    let detection = vec![AlarmDetection {
+        alarm: "errors".into(),
+        seconds: Some(70),
+    }];
+    // (deployment TTL, measured INSYNC) -> (bound, source)
+    let cases = [
+        (5, None, 65, "documented"),
+        (300, None, 360, "documented"),
+        (5, Some(3), 8, "measured"),
+    ];
+    for (ttl, measured, want, source) in cases {
+        let b = rollback_bound(ttl, measured, detection.clone());
+        assert_eq!((b.seconds, b.propagation_source.as_str()), (want, source));
+        assert!(
+            b.statement.starts_with(&format!(
+                "a rollback reaches every client within {want} s of its decision"
+            )),
+            "{}",
+            b.statement
+        );
+        assert!(b.statement.contains("errors 70 s"), "{}", b.statement);
+    }
+    assert!(check_rollback_bound(&rollback_bound(5, None, vec![]), 90).is_ok());
+    assert!(check_rollback_bound(&rollback_bound(30, None, vec![]), 90).is_ok());
+    let err = check_rollback_bound(&rollback_bound(300, None, vec![]), 90)
+        .err()
+        .map(|e| (e.error_type(), e.to_string()));
+    let Some((kind, msg)) = err else {
+        panic!("a 360 s bound passed a 90 s guard")
+    };
+    assert_eq!(kind, "TargetMisconfigured");
+    for term in [
+        "360s",
+        "propagation 60s",
+        "TTL during the deployment 300s",
+        "strategy.maxRollbackSeconds",
+        "strategy.deploymentTtlSeconds",
+    ] {
+        assert!(msg.contains(term), "{term} missing from {msg}");
+    }
 }
