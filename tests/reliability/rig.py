@@ -66,7 +66,13 @@ class Lane:
 
     def start(self) -> Lane:
         self.aws.start()
+        world.apply_realism(self.aws)  # issue 12: real AWS behaviours on in every test
         return self
+
+    def exact(self, timing: bool) -> None:
+        """timing=False: no delays (reproducible call counts, for calls.json
+        and the fault matrix's nth-call faults); True: the realistic delays."""
+        world.apply_realism(self.aws, timing=timing)
 
     def close(self, keep_logs: bool = False) -> None:
         """Stops the local AWS (every process it started) and removes its run
