@@ -76,6 +76,7 @@ class LocalAwsApp:
         started = time.time()
         fault: dict[str, Any] | None = None
         response: tuple[int, list[tuple[str, str]], bytes] | None = None
+        rule = None
 
         if info.service == "route53" and not ROUTE53_LIMIT.allow(info.caller):
             response = errors.for_kind(info, "throttle")
@@ -84,10 +85,13 @@ class LocalAwsApp:
             response = errors.for_kind(info, "throttle")
             fault = {"kind": "throttle", "reason": "cloudwatch-rate-limit"}
         else:
-            rule = FAULTS.check(info)
+            # The path (REST: zone id, record) and body (JSON/CBOR/query: cluster, service, names) for `resource` rules.
+            text = path + "?" + environ.get("QUERY_STRING", "") + body.decode("utf-8", "replace")
+            rule = FAULTS.check(info, text)
             if rule is not None:
-                response = errors.for_kind(info, rule.kind, rule.code, rule.status, rule.message)
                 fault = {"kind": rule.kind, "rule": rule.id}
+                if rule.kind not in errors.APPLIED_KINDS:
+                    response = errors.for_kind(info, rule.kind, rule.code, rule.status, rule.message)
 
         change_entry = None
         if response is None:
@@ -100,6 +104,11 @@ class LocalAwsApp:
                 if is_change and response[0] == 200:
                     change_entry = route53_recorder.record_change(path, body, info.caller)
 
+        if fault is not None and fault["kind"] in errors.APPLIED_KINDS and response is not None:
+            # Applied: moto ran the call (and the change log has it); the answer is lost.
+            fault["appliedStatus"] = response[0]
+            response = errors.for_kind(info, fault["kind"], rule.code if rule else None, rule.status if rule else None,
+                                       rule.message if rule else None)
         status, headers, resp_body = response
         entry = self._log(info, status, started, fault)
         if change_entry is not None:

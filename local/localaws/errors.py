@@ -22,7 +22,14 @@ import cbor2
 
 from .identify import RequestInfo, service_model
 
-KINDS = ("throttle", "5xx", "permanent")
+KINDS = ("throttle", "5xx", "permanent", "applied-5xx")
+# "applied-5xx": the call is applied (moto runs it), then the client gets a
+# 500 InternalFailure instead of the answer: the ambiguous failure of a real
+# service (the request reached AWS, the answer was lost: a 5xx after the
+# write, a timeout, a dropped connection). The AWS SDKs' retry guidance
+# (AWS SDKs and Tools Reference Guide, "Retry behavior") retries such an
+# error, so the retried write must be idempotent.
+APPLIED_KINDS = ("applied-5xx",)
 
 THROTTLE_CODES = {
     "route53": "Throttling",
@@ -40,7 +47,7 @@ def default_error(info: RequestInfo, kind: str, status: int | None = None) -> tu
     if kind == "throttle":
         code = THROTTLE_CODES.get(info.service, "ThrottlingException")
         return code, status or 400, "Rate exceeded", "Sender"
-    if kind == "5xx":
+    if kind in ("5xx", "applied-5xx"):
         st = status or 500
         code = "ServiceUnavailable" if st == 503 else "InternalFailure"
         return code, st, "injected server error", "Receiver"

@@ -8,7 +8,12 @@ calls it matches:
 - `first=N, last=M`: matching calls N..M (inclusive, counted from the rule);
 - `seconds=T`: every matching call for T seconds from now;
 - `caller`: `function` (default: calls from the Lambda functions, whose
-  User-Agent carries `app/localaws-fn`), `any`, `rust`, `python`, `harness`.
+  User-Agent carries `app/localaws-fn`), `any`, `rust`, `python`, `harness`;
+- `resource`: only calls whose path or body contains this string (a
+  cluster/service name, a hosted zone id, a record name, a task set id):
+  scopes a rule to one service's resources while other deployments run.
+
+Kind `applied-5xx` applies the call, then answers 500 (the answer is lost).
 
 The Rust SDK retries throttling and 5xx errors itself (3 attempts in its
 standard mode), so a single failed call is usually invisible to a function:
@@ -42,12 +47,15 @@ class FaultRule:
     code: str | None = None
     status: int | None = None
     message: str | None = None
+    resource: str | None = None
     created: float = field(default_factory=time.time)
     seen: int = 0
     fired: list[int] = field(default_factory=list)  # call seqs it failed (filled by the app)
 
-    def matches(self, info: RequestInfo) -> bool:
+    def matches(self, info: RequestInfo, text: str = "") -> bool:
         if self.service != "*" and info.service != self.service:
+            return False
+        if self.resource and self.resource not in text:
             return False
         if self.operation != "*" and info.operation.lower() != self.operation.lower():
             return False
@@ -81,6 +89,7 @@ class FaultRule:
             "last": self.last,
             "until": self.until,
             "caller": self.caller,
+            "resource": self.resource,
             "code": self.code,
             "status": self.status,
             "seen": self.seen,
@@ -130,17 +139,19 @@ class FaultBook:
                 code=spec.get("code"),
                 status=int(spec["status"]) if spec.get("status") is not None else None,
                 message=spec.get("message"),
+                resource=str(spec["resource"]) if spec.get("resource") else None,
             )
             self._rules.append(rule)
             return rule
 
-    def check(self, info: RequestInfo) -> FaultRule | None:
-        """The rule that fails this call, if any. Every matching rule counts
-        the call, so concurrent rules keep their own numbering."""
+    def check(self, info: RequestInfo, text: str = "") -> FaultRule | None:
+        """The rule that fails this call, if any (`text`: the request's path
+        and body, for `resource`). Every matching rule counts the call, so
+        concurrent rules keep their own numbering."""
         hit = None
         with self._lock:
             for rule in self._rules:
-                if rule.matches(info) and rule.should_fail() and hit is None:
+                if rule.matches(info, text) and rule.should_fail() and hit is None:
                     hit = rule
         return hit
 

@@ -165,7 +165,8 @@ def test_route53_create_and_delete_are_conditional_and_batches_atomic(aws: Local
     with pytest.raises(ClientError) as e:
         change(_txt("DELETE", '"owner=z at=0"'), _txt("CREATE", '"owner=b at=2"'))
     assert e.value.response["Error"]["Code"] == "InvalidChangeBatch"
-    assert "not found" in e.value.response["Error"]["Message"]
+    # Route 53's wording for an existing record whose values differ.
+    assert "do not match the current values" in e.value.response["Error"]["Message"]
     assert lock_value() == ['"owner=a at=1"']
     # With the value read: swapped in one batch.
     change(_txt("DELETE", '"owner=a at=1"'), _txt("CREATE", '"owner=b at=2"'))

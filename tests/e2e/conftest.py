@@ -91,6 +91,7 @@ def world(aws, request):
     base = _service_base(request.node.name)
     names = [base] if count == 1 else [f"{base}-{chr(ord('a') + i)}" for i in range(count)]
     aws.reset()
+    W.apply_realism(aws)  # issue 12: real AWS behaviours on in every test
     w = W.build(aws, services=tuple(names))
     yield w
     stopped = W.stop_running(w)

@@ -25,7 +25,11 @@ def assert_invariants(aws: LocalAws, svc: W.Service | None = None) -> list[dict]
     never all-zero, never weight on a slot with 0 healthy instances at that
     moment. Returns the log."""
     changes = aws.route53_changes()
-    bad = W.route53_violations(changes, svc.record_name if svc else None)
+    # The harness's own writes (the seed's blue 100 / green 0, made while the
+    # blue tasks are still starting: task start time is on) are the world's
+    # setup, not a deployment's: every other writer is checked.
+    checked = [c for c in changes if c.get("caller") != "harness"]
+    bad = W.route53_violations(checked, svc.record_name if svc else None)
     assert not bad, "traffic invariant broken:\n" + "\n".join(bad)
     return changes
 

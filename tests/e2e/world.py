@@ -314,6 +314,21 @@ def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10, cloudmap
             cloudmap_ttl=cloudmap_ttl,
         )
 
+    # The seed is deployed before anyone uses it: with task start time and
+    # ECS read lag on, wait (bounded) until each initial task set is visible
+    # and its tasks are registered in Cloud Map, as a real seed would be.
+    import time as _time
+
+    deadline = _time.monotonic() + 60
+    for svc in out.values():
+        sid = svc.blue_arn.rsplit("/", 1)[-1]
+        while _time.monotonic() < deadline:
+            s = ecs.describe_services(cluster=svc.cluster, services=[svc.name])["services"][0]
+            if s.get("taskSets") and len(sd.list_instances(ServiceId=sid)["Instances"]) >= replicas:
+                break
+            _time.sleep(0.1)
+        else:
+            raise TimeoutError(f"{svc.name}: the seed's task set did not start within 60 s")
     return World(
         aws=aws,
         cluster=cluster,
@@ -739,3 +754,56 @@ def task_stops(aws, key: str = "stoppedAt") -> dict[str, float]:
     connection; ``stopRequestedAt``: the API call that stopped it), for every
     task stopped since the last reset (``aws.stopped_tasks()``)."""
     return {t["task"]: t[key] for t in aws.stopped_tasks() if t.get(key)}
+# ------------------------------------------------------------------ realism
+# Issue 12 ("Done when"): the e2e and reliability suites run with the real
+# AWS behaviours on, at small but non-zero values so they stay quick. Each
+# value is a local AWS setting (local/README.md, "Realistic mode" and
+# "Timing settings"); TEST_REALISM=0 in the environment turns them off.
+REALISM = {
+    # ECS Developer Guide, task lifecycle: PROVISIONING/PENDING before RUNNING (task set STABILIZING).
+    "task_start_seconds": 0.6,
+    # ECS API Reference: eventual consistency; a new task set is MISSING for a while.
+    "read_lag_ms": 300,
+    # Cloud Map API Reference, GetInstancesHealthStatus: UNKNOWN without a health check configuration.
+    "unknown_health": True,
+    # Route 53 API Reference, GetChange: PENDING until every DNS server has the change.
+    "route53_seconds": 0.3,
+    "route53_spread": 0.4,
+    # Cloud Map API Reference, RegisterInstance: asynchronous, DNS records later.
+    "cloudmap_dns_seconds": 0.3,
+    # CloudWatch service quotas: DescribeAlarms 9/s, DescribeAlarmHistory 20/s per account and Region.
+    "describe_alarms_per_s": 9.0,
+    "describe_alarm_history_per_s": 20.0,
+}
+
+
+def realism_on() -> bool:
+    import os
+
+    return os.environ.get("TEST_REALISM", "1") != "0"
+
+
+def apply_realism(aws, timing: bool = True) -> dict:
+    """Switches the realistic behaviours on (after a start or `aws.reset()`,
+    which puts the fast defaults back). `timing=False`: no delays (a run
+    whose call counts must be reproducible, e.g. the fault matrix's
+    calls.json), but UNKNOWN health and the CloudWatch rate limit stay on."""
+    r = REALISM
+    on = realism_on()
+    t = on and timing
+    aws.ecs_realism(
+        task_start_seconds=r["task_start_seconds"] if t else 0,
+        read_lag_ms=r["read_lag_ms"] if t else 0,
+        unknown_health=True if on else None,
+    )
+    aws.route53_propagation(r["route53_seconds"] if t else 0, spread=r["route53_spread"] if t else 0)
+    aws.cloudmap_dns_delay(r["cloudmap_dns_seconds"] if t else 0)
+    if on:
+        # Only the functions' calls count against the limit (the harness's reads are not the engine's).
+        aws.cloudwatch_rate_limit(
+            enabled=True,
+            describe_alarms=r["describe_alarms_per_s"],
+            describe_alarm_history=r["describe_alarm_history_per_s"],
+            caller="function",
+        )
+    return {"realism": on, "timing": t}

@@ -524,6 +524,9 @@ STAR_RESOURCE_ACTIONS = {
     # narrowed to alarm ARNs (CloudWatch API Reference, DescribeAlarms).
     "cloudwatch:DescribeAlarms",
     "cloudwatch:DescribeAlarmHistory",
+    # No resource type (Service Authorization Reference, AWS Cloud Map):
+    # check-health's readiness waits for pending RegisterInstance operations.
+    "servicediscovery:ListOperations",
 }
 TRANSFORMED = ROOT / "infra" / ".build" / "template.cfn.json"
 

@@ -228,7 +228,10 @@ def _write_table(seen: dict[str, tuple[str, str]]) -> None:
     if bugs:
         lines += ["", "## Known engine / state machine bugs (tests xfail strict)", ""]
         lines += [f"- `{b.id}`: {b.bug}" for b in bugs]
-    (HERE / "inputs.md").write_text("\n".join(lines) + "\n")
+    # Generated: an ignored folder, never a tracked file (issue 14).
+    out = HERE.parents[1] / ".local" / "reliability"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inputs.md").write_text("\n".join(lines) + "\n")
 
 
 def _params():
