@@ -56,18 +56,11 @@ FAST = (
     "canary-route53.ChangeResourceRecordSets#4-applied-5xx",
 )
 
-# Cases that fail because of a bug outside tests/reliability: id -> reason.
-_OWN_DUPLICATE = (
-    "engine hole (issue 12, defect 6 / ambiguous failure): CreateTaskSet applied, its answer lost; "
-    "the SDK's retry creates a second task set with the same externalId, and create-taskset's overlap "
-    "check (yield_to_overlapping_deployment) takes the first one, its own, for a rival deployment: it "
-    "deletes the second and fails DeploymentInProgress naming its own deployment id, leaving the first "
-    "task set ACTIVE in the idle slot with no execution to clean it (CreateFailed, orphan). Fix: treat "
-    "task sets with its own externalId as its own (keep the earliest, delete the later, continue)."
-)
-KNOWN_BUGS: dict[str, str] = {
-    "canary-ecs.CreateTaskSet#1-applied-5xx": _OWN_DUPLICATE,
-}
+# Cases that fail because of a bug outside tests/reliability: id -> reason
+# (each runs xfail strict). Empty: the one listed before (CreateTaskSet
+# applied, its answer lost, the retry made a second task set) was the local
+# ECS ignoring clientToken, which AWS honours; fixed in the local AWS.
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

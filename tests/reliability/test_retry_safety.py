@@ -260,13 +260,11 @@ def test_same_execution_name_twice_is_one_execution(lane):
     assert desc["status"] == "SUCCEEDED" and not v, (desc.get("cause"), v)
 
 
-@pytest.mark.xfail(strict=True, reason="engine hole (issue 12, defect 6): a create-taskset retried inside the ECS "
-                   "read lag does not see its own first attempt's task set (same externalId), creates a "
-                   "second one, then takes the first for a rival deployment: it deletes its own and "
-                   "fails DeploymentInProgress naming its own deployment id, so the execution fails "
-                   "CreateFailed while the first attempt's task set keeps running "
-                   "(Step Functions' Retry has JitterStrategy FULL: an almost immediate retry happens)")
 def test_create_taskset_retried_within_the_read_lag_is_one_task_set(lane):
+    """A create-taskset retried inside ECS's read lag (its first task set not
+    visible yet) makes no second task set: CreateTaskSet's clientToken (the
+    deployment id) makes the retry the same task set, as on AWS. This failed
+    while the local ECS ignored clientToken (moto), not in the engine."""
     if not world.realism_on():
         pytest.skip("needs the ECS read lag (TEST_REALISM)")
     w, svc = lane.service(prefix="lagtwice")
