@@ -51,8 +51,12 @@ def test_alarm_event_rolls_back_within_a_second_and_leaves_other_deployments_alo
     old_a = W.primary(world, a)
     alarm = a.alarms[0]
     assert alarm not in b.alarms
-    arn_a = W.start(world, a.request(f"{W.IMAGE_REPO}:v2", steps=(10, 50, 100), bake=LONG_BAKE), f"{a.name}-v2")
-    arn_b = W.start(world, b.request(f"{W.IMAGE_REPO}:v2", steps=(10, 100), bake=8), f"{b.name}-v2")
+    # No drain (unsafeShortDrain): this test is about the alarm path, and B
+    # must still bake while A rolls back, whatever the machine's load.
+    arn_a = W.start(world, a.request(f"{W.IMAGE_REPO}:v2", steps=(10, 50, 100), bake=LONG_BAKE,
+                                     unsafeShortDrain=True), f"{a.name}-v2")
+    arn_b = W.start(world, b.request(f"{W.IMAGE_REPO}:v2", steps=(10, 100), bake=25, unsafeShortDrain=True),
+                    f"{b.name}-v2")
     W.wait_baking(world, arn_a, 1)
     W.wait_baking(world, arn_b, 1)
 
@@ -112,7 +116,7 @@ def test_alarm_event_rolls_back_within_a_second_and_leaves_other_deployments_alo
 
     # B is still untouched after A's whole rollback, then finishes on its own.
     assert W.weights(world, b) == weights_b
-    d_b = W.wait_end(world, arn_b, timeout=60)
+    d_b = W.wait_end(world, arn_b, timeout=120)
     assert d_b["status"] == "SUCCEEDED", (d_b.get("error"), d_b.get("cause"))
     assert [x["end"] for x in W.bakes(W.history(world, arn_b))] == ["TaskTimedOut", "TaskTimedOut"]
     changes = assert_invariants(aws)
