@@ -124,8 +124,10 @@ def test_rollback_reaches_clients_within_the_ttl(aws, world, tmp_path):
     recs = f.records()
 
     assert d["error"] == "RolledBackOnAlarm", d.get("cause")
-    before = [r for r in recs if alarm_at - 2 <= r["t"] < alarm_at]
-    assert {r["version"] for r in before} == {V1, V2}, "both versions served just before the alarm"
+    # The step's share is lumpy (one weighted draw per cache fill), so look at
+    # the whole wait before the alarm, not its last 2 s, for both versions.
+    before = [r for r in recs if alarm_at - (2 * ROLLBACK_TTL + MAX_AGE) <= r["t"] < alarm_at]
+    assert {r["version"] for r in before} == {V1, V2}, "both versions served before the alarm"
     for mode, limit in bound.items():
         tts = clientlog.time_to_safety([r for r in recs if r["mode"] == mode], alarm_at, {V1})
         print(f"\n{mode}: 99 % of new requests on v1 {tts}s after the alarm (bound {limit}s)")
