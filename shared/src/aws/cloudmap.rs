@@ -36,18 +36,7 @@ pub struct SlotService {
 /// Reads a slot's Cloud Map service and its namespace; `TargetNotFound`
 /// when either does not exist.
 pub async fn slot_service(sd: &Client, registry_arn: &str) -> Result<SlotService> {
-    let id = cloudmap_service_id(registry_arn)?;
-    let out = sd
-        .get_service()
-        .id(id)
-        .send()
-        .await
-        .map_err(|e| match error_code(&e) {
-            Some("ServiceNotFound") => CanaryError::TargetNotFound(format!(
-                "Cloud Map service {registry_arn} does not exist"
-            )),
-            _ => classify("servicediscovery:GetService", e),
-        })?;
+    let out = get_service(sd, registry_arn).await?;
     let svc = out.service();
     let dns = svc.and_then(|s| s.dns_config());
     let ttl = dns
@@ -228,8 +217,12 @@ pub async fn pending_registrations(sd: &Client, registry_arn: &str) -> Result<u3
     Ok(u32::try_from(pending).unwrap_or(u32::MAX))
 }
 
-/// The kind of health check of a slot's Cloud Map service (GetService).
-pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<HealthCheckKind> {
+/// GetService of a slot's Cloud Map service; `TargetNotFound` when it does
+/// not exist.
+async fn get_service(
+    sd: &Client,
+    registry_arn: &str,
+) -> Result<aws_sdk_servicediscovery::operation::get_service::GetServiceOutput> {
     let id = cloudmap_service_id(registry_arn)?;
     let out = sd
         .get_service()
@@ -242,6 +235,12 @@ pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<Health
             )),
             _ => classify("servicediscovery:GetService", e),
         })?;
+    Ok(out)
+}
+
+/// The kind of health check of a slot's Cloud Map service (GetService).
+pub async fn health_check_kind(sd: &Client, registry_arn: &str) -> Result<HealthCheckKind> {
+    let out = get_service(sd, registry_arn).await?;
     let svc = out.service();
     Ok(if svc.and_then(|s| s.health_check_config()).is_some() {
         HealthCheckKind::Route53
