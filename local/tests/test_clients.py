@@ -432,6 +432,8 @@ def test_metrics_reach_cloudwatch_per_version(world: dict[str, Any], tmp_path: P
     # metric, so [Service] alone holds len(recs). moto 5.2.5 matches a query's
     # dimensions as a subset and adds the [Service, Version] data to it.
     assert total("Requests", svc) in (len(recs), 2 * len(recs))
+    # ListMetrics: one entry per metric however many 10-s buckets the run
+    # crossed (patches/cloudwatch_list_metrics.py)
     listed = cw.list_metrics(Namespace="Clients", MetricName="Requests")["Metrics"]
     assert sorted(len(m["Dimensions"]) for m in listed) == [1, 2, 2]
     # GetMetricData at a 10 s period: the per-bucket sums add up to the log

@@ -207,3 +207,21 @@ def test_history_over_the_query_protocol(aws: LocalAws) -> None:
     assert r.status_code == 200
     assert "<HistorySummary>Alarm updated from INSUFFICIENT_DATA to ALARM</HistorySummary>" in r.text
     assert aws.calls(operation="DescribeAlarmHistory")[0]["protocol"] == "query"
+
+
+def test_list_metrics_lists_each_multi_dimension_metric_once(aws: LocalAws) -> None:
+    # ListMetrics (API Reference): one entry per namespace + name + dimension
+    # set, however many data points; moto listed a 2-dimension metric once per
+    # datum. Dimensions in either order are the same metric.
+    cw = aws.client("cloudwatch")
+    ns = f"list-{time.time_ns()}"
+    t0 = datetime.now(timezone.utc) - timedelta(seconds=60)
+    sv = [{"Name": "Service", "Value": "orders"}, {"Name": "Version", "Value": "v1"}]
+    for i, dims in enumerate([sv, sv, list(reversed(sv)), [sv[0], {"Name": "Version", "Value": "v2"}]]):
+        cw.put_metric_data(Namespace=ns, MetricData=[{"MetricName": "Requests", "Value": 1.0, "Dimensions": dims,
+                                                      "Timestamp": t0 + timedelta(seconds=10 * i)}])
+    listed = cw.list_metrics(Namespace=ns)["Metrics"]
+    assert sorted(tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])) for m in listed) == [
+        (("Service", "orders"), ("Version", "v1")),
+        (("Service", "orders"), ("Version", "v2")),
+    ]

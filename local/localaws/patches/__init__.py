@@ -19,6 +19,7 @@ def apply_all() -> None:
             alarm_events,
             cloudwatch_eval,
             cloudwatch_history,
+            cloudwatch_list_metrics,
             dns_state,
             ecs_errors,
             ecs_primary_task_set,
@@ -37,6 +38,7 @@ def apply_all() -> None:
         sfn_history.apply()
         sfn_wait_timestamp.apply()
         cloudwatch_history.apply()
+        cloudwatch_list_metrics.apply()
         alarm_events.apply()
         cloudwatch_eval.apply()
         ecs_errors.apply()
