@@ -3,7 +3,7 @@
 //! execution and start it.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_sfn::Client;
 use aws_smithy_types::DateTime;
@@ -198,11 +198,32 @@ pub async fn start(
     args: &DeployArgs,
     now: DateTime,
 ) -> Result<Started> {
-    let text = std::fs::read_to_string(&args.file).map_err(|source| CliError::ReadFile {
-        path: args.file.clone(),
-        source,
-    })?;
-    let request = prepare(&args.file, &text, &Overrides::from(args))?;
+    let mut overrides = Overrides::from(args);
+    let (path, text) = match (&args.file, &args.from) {
+        (Some(file), from) => {
+            let text = std::fs::read_to_string(file).map_err(|source| CliError::ReadFile {
+                path: file.clone(),
+                source,
+            })?;
+            if let Some(from) = from {
+                let earlier = earlier_deployment(client, from, state_machine_arn).await?;
+                overrides.task_definition = Some(earlier.task_definition_arn);
+            }
+            (file.clone(), text)
+        }
+        (None, Some(from)) => {
+            let earlier = earlier_deployment(client, from, state_machine_arn).await?;
+            overrides.task_definition = Some(earlier.task_definition_arn);
+            (PathBuf::from(format!("the input of {from}")), earlier.input)
+        }
+        (None, None) => {
+            return Err(CliError::InvalidDeployment {
+                path: PathBuf::from("-"),
+                reason: "give --file, or --from an earlier execution".into(),
+            })
+        }
+    };
+    let request = prepare(&path, &text, &overrides)?;
     let name = match &args.name {
         Some(n) => {
             check_name(n)?;
@@ -242,6 +263,54 @@ pub async fn start(
         start_date: Some(rfc3339(*out.start_date())),
         input,
     })
+}
+
+/// What `deploy --from` takes from an earlier execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierDeployment {
+    /// The task definition its create-taskset answered (registered or reused).
+    pub task_definition_arn: String,
+    /// Its execution input (JSON text): the target, strategy and alarms.
+    pub input: String,
+}
+
+/// Reads, from an execution's history, its input and the task definition
+/// its create-taskset step deployed (the `Deployment` answer). An execution
+/// whose create-taskset refused deployed nothing: `NothingToRedeploy`.
+pub fn earlier_from_events(
+    execution: &str,
+    events: &[crate::event::Event],
+) -> Result<EarlierDeployment> {
+    use crate::event::TaskResult;
+    let input = events
+        .iter()
+        .find(|e| e.kind == "ExecutionStarted")
+        .and_then(|e| e.input.clone());
+    let deployed = events
+        .iter()
+        .filter(|e| e.kind == "TaskSucceeded" || e.kind == "LambdaFunctionSucceeded")
+        .filter_map(|e| e.output.as_deref())
+        .find_map(|out| match TaskResult::from_output(out) {
+            TaskResult::Deployment(d) => Some(d.task_definition_arn),
+            _ => None,
+        });
+    match (input, deployed) {
+        (Some(input), Some(task_definition_arn)) => Ok(EarlierDeployment {
+            task_definition_arn,
+            input,
+        }),
+        _ => Err(CliError::NothingToRedeploy(execution.to_string())),
+    }
+}
+
+async fn earlier_deployment(
+    client: &Client,
+    execution: &str,
+    state_machine_arn: Option<&str>,
+) -> Result<EarlierDeployment> {
+    let arn = crate::sfn::resolve_execution(client, execution, state_machine_arn).await?;
+    let events = crate::sfn::all_events(client, &arn).await?;
+    earlier_from_events(execution, &events)
 }
 
 /// Prints what was started: the ARN alone (easy to capture in a script), or JSON.
