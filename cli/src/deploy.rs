@@ -331,6 +331,49 @@ pub fn print(out: &mut dyn Write, started: &Started, json: bool, dry_run: bool) 
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn from_reads_the_task_definition_and_input_an_execution_deployed(
+    ) -> std::result::Result<(), String> {
+        let events = crate::fixtures::load("history-success.json").await?;
+        let earlier = earlier_from_events("web-v2", &events).map_err(|e| e.to_string())?;
+        assert_eq!(
+            earlier.task_definition_arn,
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"
+        );
+        let input: Value = serde_json::from_str(&earlier.input).map_err(|e| e.to_string())?;
+        assert!(input.get("target").is_some(), "{input}");
+        // The input goes through the same overrides and checks as a file.
+        let o = Overrides {
+            task_definition: Some(earlier.task_definition_arn.clone()),
+            steps: Some(vec![100]),
+            bake_seconds: Some(0),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("earlier"), &earlier.input, &o).map_err(|e| e.to_string())?;
+        assert_eq!(
+            (req.image, req.task_definition.as_deref()),
+            (
+                None,
+                Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2")
+            )
+        );
+        assert_eq!(req.strategy.steps, Some(vec![100]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn from_an_execution_that_deployed_nothing_is_refused() -> std::result::Result<(), String>
+    {
+        let events = crate::fixtures::load("history-create-failed.json").await?;
+        match earlier_from_events("web-bad", &events) {
+            Err(e @ CliError::NothingToRedeploy(_)) => {
+                assert_eq!(e.exit_code(), crate::error::EXIT_INVALID_DEPLOYMENT);
+                Ok(())
+            }
+            other => Err(format!("unexpected: {other:?}")),
+        }
+    }
     use super::*;
     use serde_json::json;
 
