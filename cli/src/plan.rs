@@ -362,6 +362,10 @@ pub fn render(p: &PlanReport) -> String {
         for a in &o.alarms {
             let fits = match (a.detection_seconds, a.fits_bake) {
                 (Some(d), Some(true)) => format!("sees a regression in {d} s: fits the bake"),
+                (Some(d), Some(false)) if o.short_bake_allowed => format!(
+                    "sees a regression in {d} s: longer than the bake \
+                     (accepted: strategy.allowShortBake)"
+                ),
                 (Some(d), Some(false)) => {
                     format!("sees a regression in {d} s: LONGER than the bake")
                 }

@@ -145,7 +145,7 @@ def test_plan_of_a_good_input_shows_slots_steps_and_the_change_then_the_deployme
     text = subprocess.run([str(CLI), "plan", "-f", str(path)], env=cli_env(aws), capture_output=True, text=True,
                           timeout=60)
     assert text.returncode == 0, text.stderr
-    for line in ("a deployment would start", "slots: live blue", "idle green",
+    for line in ("a deployment would start", "slots: live blue", "idle green", "accepted: strategy.allowShortBake",
                  "1/3   10 %  weights blue 90 / green 10", f"-> {image}", "rollback: a rollback reaches every client"):
         assert line in text.stdout, (line, text.stdout)
 

@@ -128,6 +128,8 @@ pub struct Observation {
     pub cloudmap_ttl_seconds: Option<u32>,
     pub rollback_bound: Option<RollbackBound>,
     pub alarms: Vec<AlarmSeen>,
+    /// `strategy.allowShortBake`: a bake shorter than an alarm needs is accepted.
+    pub short_bake_allowed: bool,
     pub task_sets: Vec<TaskSetSeen>,
     pub live_slot: Option<Slot>,
     pub new_slot: Option<Slot>,
@@ -260,6 +262,7 @@ async fn observe_into(
     }
     let t = &r.target;
     let c = clients;
+    out.short_bake_allowed = r.strategy.allow_short_bake.unwrap_or(false);
 
     let service = col.value(ecs::describe_service(&c.ecs, &t.cluster, &t.service).await)?;
     let records = col.value(route53::read_records(&c.route53, t).await)?;
