@@ -1,6 +1,8 @@
 //! `create-taskset`: validates the whole deployment, decides the idle slot and
 //! creates the new task set there. Its answer is the plan every later state
-//! works from. Everything is checked before anything is changed.
+//! works from. Everything is checked before anything is changed: the
+//! checks and decisions are one read-only function, [`observe`], which the
+//! CLI's `plan` command runs too; [`run`] makes the writes after it.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -48,9 +50,9 @@ pub enum Refusals {
     /// Stop at the first, with no AWS call after it: what create-taskset does.
     First,
     /// Go on where the remaining checks do not depend on the refused one, so
-    /// every reason is named (`ecs-dns-canary plan`). A check whose result a
-    /// later one needs (the input's validation, the service, the records,
-    /// the slot decision, the task definition) still ends the observation.
+    /// every reason is named (`ecs-dns-canary plan`). A refused input ends
+    /// the observation; a service, records, slot decision or task definition
+    /// that could not be read or decided skips the checks that need it.
     All,
 }
 
