@@ -60,14 +60,74 @@ pub enum Command {
     List(ListArgs),
     /// Show an execution's states in order, with durations and the failure cause.
     History(HistoryArgs),
+    /// Show what a deployment would do and every reason it would be refused,
+    /// with read-only AWS calls (create-taskset's own checks); change nothing.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The deployment file, as for deploy.
+    #[arg(long, short = 'f', env = "CANARY_DEPLOYMENT_FILE", value_name = "PATH")]
+    pub file: PathBuf,
+
+    /// The new image for the target container (replaces the file's `image`
+    /// and `taskDefinition`).
+    #[arg(
+        long,
+        env = "CANARY_IMAGE",
+        value_name = "REF",
+        conflicts_with = "task_definition"
+    )]
+    pub image: Option<String>,
+
+    /// A ready task definition to deploy as is.
+    #[arg(long, env = "CANARY_TASK_DEFINITION", value_name = "ARN")]
+    pub task_definition: Option<String>,
+
+    /// Replaces `strategy.steps`.
+    #[arg(
+        long,
+        env = "CANARY_STEPS",
+        value_delimiter = ',',
+        value_name = "P,P,.."
+    )]
+    pub steps: Option<Vec<u8>>,
+
+    /// Replaces `strategy.bakeSeconds`.
+    #[arg(long, env = "CANARY_BAKE_SECONDS", value_name = "SECS")]
+    pub bake: Option<u32>,
+
+    /// The execution name (deployment id) to check. Default: the name deploy
+    /// would derive.
+    #[arg(long, env = "CANARY_EXECUTION_NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The deployment file: a DeploymentRequest (target, strategy, alarms;
-    /// `image` may be left out and given with --image).
-    #[arg(long, short = 'f', env = "CANARY_DEPLOYMENT_FILE", value_name = "PATH")]
-    pub file: PathBuf,
+    /// `image` may be left out and given with --image). With --from it may
+    /// be left out: the earlier execution's input is used.
+    #[arg(
+        long,
+        short = 'f',
+        env = "CANARY_DEPLOYMENT_FILE",
+        value_name = "PATH",
+        required_unless_present = "from"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Deploy the task definition an earlier execution (name or ARN)
+    /// deployed, read from its history: e.g. `--from NAME --steps 100
+    /// --bake 0` switches back to yesterday's version in one step.
+    #[arg(
+        long,
+        env = "CANARY_DEPLOY_FROM",
+        value_name = "EXECUTION",
+        conflicts_with_all = ["image", "task_definition"]
+    )]
+    pub from: Option<String>,
 
     /// The new image for the target container (replaces the file's `image`
     /// and `taskDefinition`).
@@ -230,7 +290,7 @@ mod tests {
         let Command::Deploy(d) = cli.command else {
             return Err("not deploy".into());
         };
-        assert_eq!(d.file, PathBuf::from("d.json"));
+        assert_eq!(d.file, Some(PathBuf::from("d.json")));
         assert_eq!(d.image.as_deref(), Some("repo/app:v2"));
         assert_eq!(d.steps, Some(vec![10, 50, 100]));
         assert_eq!(d.bake, Some(30));
@@ -251,6 +311,37 @@ mod tests {
             "app:3",
         ]);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn deploy_from_needs_no_file_and_excludes_an_image() -> TestResult {
+        let cli = parse(&[
+            "deploy", "--from", "web-v1-x", "--steps", "100", "--bake", "0",
+        ])?;
+        let Command::Deploy(d) = cli.command else {
+            return Err("not deploy".into());
+        };
+        assert_eq!((d.from.as_deref(), d.file), (Some("web-v1-x"), None));
+        assert!(parse(&["deploy", "--from", "x", "--image", "a:1"]).is_err());
+        assert!(
+            parse(&["deploy", "--steps", "100"]).is_err()
+                || std::env::var_os("CANARY_DEPLOYMENT_FILE").is_some()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn plan_takes_a_file_and_an_image() -> TestResult {
+        let cli = parse(&["plan", "-f", "d.json", "--image", "a:2", "--json"])?;
+        assert!(cli.global.json);
+        let Command::Plan(p) = cli.command else {
+            return Err("not plan".into());
+        };
+        assert_eq!(
+            (p.file, p.image.as_deref()),
+            (PathBuf::from("d.json"), Some("a:2"))
+        );
+        Ok(())
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! execution and start it.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_sfn::Client;
 use aws_smithy_types::DateTime;
@@ -198,11 +198,32 @@ pub async fn start(
     args: &DeployArgs,
     now: DateTime,
 ) -> Result<Started> {
-    let text = std::fs::read_to_string(&args.file).map_err(|source| CliError::ReadFile {
-        path: args.file.clone(),
-        source,
-    })?;
-    let request = prepare(&args.file, &text, &Overrides::from(args))?;
+    let mut overrides = Overrides::from(args);
+    let (path, text) = match (&args.file, &args.from) {
+        (Some(file), from) => {
+            let text = std::fs::read_to_string(file).map_err(|source| CliError::ReadFile {
+                path: file.clone(),
+                source,
+            })?;
+            if let Some(from) = from {
+                let earlier = earlier_deployment(client, from, state_machine_arn).await?;
+                overrides.task_definition = Some(earlier.task_definition_arn);
+            }
+            (file.clone(), text)
+        }
+        (None, Some(from)) => {
+            let earlier = earlier_deployment(client, from, state_machine_arn).await?;
+            overrides.task_definition = Some(earlier.task_definition_arn);
+            (PathBuf::from(format!("the input of {from}")), earlier.input)
+        }
+        (None, None) => {
+            return Err(CliError::InvalidDeployment {
+                path: PathBuf::from("-"),
+                reason: "give --file, or --from an earlier execution".into(),
+            })
+        }
+    };
+    let request = prepare(&path, &text, &overrides)?;
     let name = match &args.name {
         Some(n) => {
             check_name(n)?;
@@ -244,6 +265,54 @@ pub async fn start(
     })
 }
 
+/// What `deploy --from` takes from an earlier execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierDeployment {
+    /// The task definition its create-taskset answered (registered or reused).
+    pub task_definition_arn: String,
+    /// Its execution input (JSON text): the target, strategy and alarms.
+    pub input: String,
+}
+
+/// Reads, from an execution's history, its input and the task definition
+/// its create-taskset step deployed (the `Deployment` answer). An execution
+/// whose create-taskset refused deployed nothing: `NothingToRedeploy`.
+pub fn earlier_from_events(
+    execution: &str,
+    events: &[crate::event::Event],
+) -> Result<EarlierDeployment> {
+    use crate::event::TaskResult;
+    let input = events
+        .iter()
+        .find(|e| e.kind == "ExecutionStarted")
+        .and_then(|e| e.input.clone());
+    let deployed = events
+        .iter()
+        .filter(|e| e.kind == "TaskSucceeded" || e.kind == "LambdaFunctionSucceeded")
+        .filter_map(|e| e.output.as_deref())
+        .find_map(|out| match TaskResult::from_output(out) {
+            TaskResult::Deployment(d) => Some(d.task_definition_arn),
+            _ => None,
+        });
+    match (input, deployed) {
+        (Some(input), Some(task_definition_arn)) => Ok(EarlierDeployment {
+            task_definition_arn,
+            input,
+        }),
+        _ => Err(CliError::NothingToRedeploy(execution.to_string())),
+    }
+}
+
+async fn earlier_deployment(
+    client: &Client,
+    execution: &str,
+    state_machine_arn: Option<&str>,
+) -> Result<EarlierDeployment> {
+    let arn = crate::sfn::resolve_execution(client, execution, state_machine_arn).await?;
+    let events = crate::sfn::all_events(client, &arn).await?;
+    earlier_from_events(execution, &events)
+}
+
 /// Prints what was started: the ARN alone (easy to capture in a script), or JSON.
 pub fn print(out: &mut dyn Write, started: &Started, json: bool, dry_run: bool) -> Result<()> {
     if json {
@@ -262,6 +331,49 @@ pub fn print(out: &mut dyn Write, started: &Started, json: bool, dry_run: bool) 
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn from_reads_the_task_definition_and_input_an_execution_deployed(
+    ) -> std::result::Result<(), String> {
+        let events = crate::fixtures::load("history-success.json").await?;
+        let earlier = earlier_from_events("web-v2", &events).map_err(|e| e.to_string())?;
+        assert_eq!(
+            earlier.task_definition_arn,
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"
+        );
+        let input: Value = serde_json::from_str(&earlier.input).map_err(|e| e.to_string())?;
+        assert!(input.get("target").is_some(), "{input}");
+        // The input goes through the same overrides and checks as a file.
+        let o = Overrides {
+            task_definition: Some(earlier.task_definition_arn.clone()),
+            steps: Some(vec![100]),
+            bake_seconds: Some(0),
+            ..Overrides::default()
+        };
+        let req = prepare(Path::new("earlier"), &earlier.input, &o).map_err(|e| e.to_string())?;
+        assert_eq!(
+            (req.image, req.task_definition.as_deref()),
+            (
+                None,
+                Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2")
+            )
+        );
+        assert_eq!(req.strategy.steps, Some(vec![100]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn from_an_execution_that_deployed_nothing_is_refused() -> std::result::Result<(), String>
+    {
+        let events = crate::fixtures::load("history-create-failed.json").await?;
+        match earlier_from_events("web-bad", &events) {
+            Err(e @ CliError::NothingToRedeploy(_)) => {
+                assert_eq!(e.exit_code(), crate::error::EXIT_INVALID_DEPLOYMENT);
+                Ok(())
+            }
+            other => Err(format!("unexpected: {other:?}")),
+        }
+    }
     use super::*;
     use serde_json::json;
 

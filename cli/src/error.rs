@@ -54,6 +54,11 @@ pub enum CliError {
     #[error("an execution named {0:?} already exists with a different input")]
     ExecutionAlreadyExists(String),
 
+    /// `deploy --from`: the execution named deployed no task definition
+    /// (its create-taskset refused, or its history has no such answer).
+    #[error("execution {0} deployed no task definition to deploy again")]
+    NothingToRedeploy(String),
+
     /// A Step Functions call failed for another reason.
     #[error("{operation} failed: {message}")]
     Aws {
@@ -73,7 +78,8 @@ impl CliError {
         match self {
             Self::ReadFile { .. }
             | Self::InvalidDeployment { .. }
-            | Self::InvalidExecutionName { .. } => EXIT_INVALID_DEPLOYMENT,
+            | Self::InvalidExecutionName { .. }
+            | Self::NothingToRedeploy(_) => EXIT_INVALID_DEPLOYMENT,
             Self::StateMachineMissing => EXIT_USAGE,
             Self::StateMachineNotFound(_)
             | Self::ExecutionNotFound(_)
@@ -100,6 +106,9 @@ impl CliError {
                 Some("check --state-machine-arn, --region and --endpoint-url (the stack's output names the ARN)")
             }
             Self::ExecutionNotFound(_) => Some("`ecs-dns-canary list` shows the recent executions"),
+            Self::NothingToRedeploy(_) => {
+                Some("pick an execution that created its task set (`ecs-dns-canary history NAME` shows it)")
+            }
             Self::ExecutionAlreadyExists(_) => {
                 Some("pick another --name, or leave it out to derive a fresh one from the current time")
             }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod executions;
 pub mod history;
 pub mod output;
+pub mod plan;
 pub mod sfn;
 pub mod watch;
 
@@ -69,6 +70,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let h = executions::history(&client, &arn).await?;
             executions::print_history(&mut stdout, &h, json, args.all)?;
             Ok(error::EXIT_OK)
+        }
+        Command::Plan(args) => {
+            let report = plan::run(&cli.global, args, now).await?;
+            plan::print(&mut stdout, &report, json)?;
+            Ok(report.exit_code)
         }
     }
 }

@@ -68,7 +68,8 @@ fn deployment_file(test: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
 
 fn deploy_args(file: PathBuf) -> DeployArgs {
     DeployArgs {
-        file,
+        file: Some(file),
+        from: None,
         image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2".into()),
         task_definition: None,
         steps: Some(vec![25, 100]),

@@ -1333,3 +1333,59 @@ async fn a_rollback_bound_over_the_maximum_is_refused_before_any_write() {
         (60, 300)
     );
 }
+
+// ------------------------------------------------------------ observe (plan)
+
+#[tokio::test]
+async fn observe_all_names_every_refusal_in_create_tasksets_order_and_writes_nothing() {
+    // Records TTL 3600 (no strategy TTL), traffic split, and an alarm window
+    // longer than the bake: three reasons.
+    let aws = Aws::with_records(vec![ecs::live_blue()], r53::records(90, 10, 3600))
+        .alarms(vec![metric_alarm(ALARM, 300, 1)]);
+    let ctx = aws.context();
+
+    let all =
+        create_taskset::observe(&ctx.clients, &request(), create_taskset::Refusals::All).await;
+    let types: Vec<&str> = all.refusals.iter().map(|r| r.error_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "TargetMisconfigured",
+            "BakeTooShort",
+            "DeploymentInProgress"
+        ]
+    );
+    assert!(!all.would_start());
+    assert_eq!(all.alarms[0].fits_bake, Some(false));
+    aws.nothing_written();
+
+    // create-taskset answers the first, and stops there.
+    let e = err(create_taskset::run(&ctx, &request()).await);
+    assert_eq!(e.error_type(), "TargetMisconfigured");
+    assert_eq!(
+        all.first_error.map(|e| e.error_type()),
+        Some("TargetMisconfigured")
+    );
+    aws.nothing_written();
+}
+
+#[tokio::test]
+async fn observe_all_of_a_good_deployment_shows_the_slots_and_the_revision_to_register() {
+    let aws = Aws::blue_live();
+    let ctx = aws.context();
+
+    let o = create_taskset::observe(&ctx.clients, &request(), create_taskset::Refusals::All).await;
+    assert!(o.would_start(), "{:?}", o.refusals);
+    assert_eq!(
+        (o.live_slot, o.new_slot),
+        (Some(Slot::Blue), Some(Slot::Green))
+    );
+    assert_eq!(o.first_deployment, Some(false));
+    let td = o.task_definition.clone().unwrap();
+    assert_eq!(td.old_image.as_deref(), Some(OLD_IMAGE));
+    assert_eq!(td.new_image.as_deref(), Some(NEW_IMAGE));
+    assert_eq!(td.action, "register");
+    assert!(td.revision.as_deref().unwrap().ends_with(":6"), "{td:?}");
+    assert_eq!(o.lock.as_deref(), Some("free: would be taken"));
+    aws.nothing_written();
+}

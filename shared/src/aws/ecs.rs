@@ -263,6 +263,40 @@ pub fn same_definition(a: &TaskDefinition, b: &TaskDefinition) -> bool {
         && a.enable_fault_injection() == b.enable_fault_injection()
 }
 
+/// What registering `next` would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revision {
+    /// The family's latest revision is exactly `next`: it is used (its ARN).
+    Reuse(String),
+    /// A new revision is registered: `family:N` when the latest could be read.
+    Register(Option<String>),
+}
+
+/// Reads the family's latest revision (one DescribeTaskDefinition) and
+/// tells whether [`register_revision`] would reuse it or register another.
+pub async fn reusable_revision(ecs: &Client, next: &LoadedTaskDefinition) -> Revision {
+    let family = next.td.family().unwrap_or_default();
+    match load_task_definition(ecs, family).await {
+        Ok(latest) => match latest.td.task_definition_arn() {
+            Some(arn) if same_definition(&latest.td, &next.td) => Revision::Reuse(arn.to_string()),
+            _ => Revision::Register(Some(format!(
+                "{family}:{}",
+                latest.td.revision().saturating_add(1)
+            ))),
+        },
+        Err(_) => Revision::Register(None),
+    }
+}
+
+/// The image of `container` in a task definition.
+pub fn container_image(td: &LoadedTaskDefinition, container: &str) -> Option<String> {
+    td.td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container))
+        .and_then(|c| c.image().map(str::to_string))
+}
+
 /// Registers `next` (a copy of a described revision with the new image) as
 /// a new revision of its family, carrying every field RegisterTaskDefinition
 /// accepts (but the retired inferenceAccelerators), tags included. A retry finds the revision it registered before
@@ -270,16 +304,12 @@ pub fn same_definition(a: &TaskDefinition, b: &TaskDefinition) -> bool {
 pub async fn register_revision(ecs: &Client, next: &LoadedTaskDefinition) -> Result<String> {
     let td = &next.td;
     let family = td.family().unwrap_or_default();
-    if let Ok(latest) = load_task_definition(ecs, family).await {
-        if same_definition(&latest.td, td) {
-            if let Some(arn) = latest.td.task_definition_arn() {
-                info!(
-                    task_definition = arn,
-                    "reusing revision registered by an earlier try"
-                );
-                return Ok(arn.to_string());
-            }
-        }
+    if let Revision::Reuse(arn) = reusable_revision(ecs, next).await {
+        info!(
+            task_definition = %arn,
+            "reusing revision registered by an earlier try"
+        );
+        return Ok(arn);
     }
     let out = ecs
         .register_task_definition()
