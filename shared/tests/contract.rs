@@ -11,7 +11,10 @@
 //!   required) and as they write it (`serialize`: only a field with
 //!   `skip_serializing_if` may be absent). Doc comments are left out, so
 //!   rewording one does not make the file stale;
-//! - `launchTypes`: what `target.network.launchType` accepts.
+//! - `launchTypes`: what `target.network.launchType` accepts;
+//! - `historyBudget`: the execution-history figures create-taskset bounds
+//!   the readiness polls with (the state machine tests check them against
+//!   the definition).
 //!
 //! The test fails while the checked-in file differs from what the engine
 //! gives today; `UPDATE_CONTRACT=1 cargo test -p canary-engine --test
@@ -26,6 +29,7 @@ use canary_engine::model::{
     AlarmRollbackReport, CheckReport, CheckRequest, CreateTaskSetRequest, DeleteReport,
     DeleteTaskSetRequest, Deployment, DeploymentRequest, SetWeightRequest, WeightReport,
 };
+use canary_engine::plan;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
@@ -139,6 +143,11 @@ fn contract() -> Value {
         "executionInput": DeploymentRequest::schema_name(),
         "functions": by_function,
         "launchTypes": canary_engine::aws::ecs::LAUNCH_TYPES,
+        "historyBudget": {
+            "executionHistoryLimit": plan::EXECUTION_HISTORY_LIMIT,
+            "readinessEventsPerPoll": plan::READINESS_EVENTS_PER_POLL,
+            "maxReadyPolls": plan::MAX_READY_POLLS,
+        },
         "schemas": {
             "deserialize": definitions(SchemaSettings::draft2020_12().for_deserialize()),
             "serialize": definitions(SchemaSettings::draft2020_12().for_serialize()),
@@ -189,18 +198,18 @@ fn every_function_declares_its_aws_actions_once() {
 
 /// The operations the adapters name in `classify("service:Action", ..)`
 /// (every SDK call maps its error through it).
-fn adapter_operations() -> BTreeSet<String> {
+fn adapter_operations() -> std::io::Result<BTreeSet<String>> {
     let dir = repo().join("shared").join("src").join("aws");
     let mut found = BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for entry in std::fs::read_dir(&dir)? {
+        let source = std::fs::read_to_string(entry?.path())?;
         for rest in source.split("classify(\"").skip(1) {
             if let Some((operation, _)) = rest.split_once('"') {
                 found.insert(operation.to_string());
             }
         }
     }
-    found
+    Ok(found)
 }
 
 /// The declared lists are the calls the adapters can make: an action no
@@ -218,7 +227,7 @@ fn declared_actions_are_the_adapters_calls() {
         })
         .map(str::to_string)
         .collect();
-    let made = adapter_operations();
+    let made = adapter_operations().unwrap();
     assert!(
         !made.is_empty(),
         "no classify(\"service:Action\") found in shared/src/aws"

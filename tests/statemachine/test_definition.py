@@ -346,13 +346,6 @@ def _readiness_loop(asl: dict) -> list[str]:
     raise AssertionError("no loop back to the readiness check")
 
 
-def _rust_const(name: str) -> str:
-    text = (REPO / "shared" / "src" / "plan.rs").read_text()
-    m = re.search(rf"pub const {name}: u32 = ([^;]+);", text)
-    assert m, f"{name} not found in plan.rs"
-    return m.group(1).strip()
-
-
 def test_one_readiness_poll_costs_the_events_the_engine_budgets(asl):
     """create-taskset bounds readyTimeoutSeconds / readyPollSeconds so that
     polls x events per poll stays far below the 25,000-event history limit;
@@ -362,9 +355,10 @@ def test_one_readiness_poll_costs_the_events_the_engine_budgets(asl):
     types = [asl["States"][s]["Type"] for s in loop]
     assert "Wait" in types, f"the readiness loop {loop} must wait between polls"
     events = sum(EVENTS_PER_STATE[t] for t in types)
-    assert int(_rust_const("READINESS_EVENTS_PER_POLL")) == events, (loop, types)
+    budget = contract.load()["historyBudget"]
+    assert budget["readinessEventsPerPoll"] == events, (loop, types)
     # The budget itself: at most a fifth of the history for readiness.
-    assert _rust_const("EXECUTION_HISTORY_LIMIT").replace("_", "") == "25000"
+    assert budget["executionHistoryLimit"] == 25_000
     max_polls = 25_000 // 5 // events
     assert max_polls * events <= 5_000
-    assert _rust_const("MAX_READY_POLLS") == "EXECUTION_HISTORY_LIMIT / 5 / READINESS_EVENTS_PER_POLL"
+    assert budget["maxReadyPolls"] == max_polls
