@@ -232,7 +232,18 @@ fn declared_actions_are_the_adapters_calls() {
         !made.is_empty(),
         "no classify(\"service:Action\") found in shared/src/aws"
     );
-    assert_eq!(declared, made);
+    let undeclared: Vec<_> = made.difference(&declared).collect();
+    assert!(
+        undeclared.is_empty(),
+        "adapters call {undeclared:?}, which no function declares: add each to the \
+         `AWS_ACTIONS` entry of the function that calls it (shared/src/handlers.rs), \
+         grant it to that function's role (infra/template.yaml) and regenerate the contract"
+    );
+    let unmade: Vec<_> = declared.difference(&made).collect();
+    assert!(
+        unmade.is_empty(),
+        "{unmade:?} declared in AWS_ACTIONS but no adapter calls them"
+    );
 }
 
 #[test]
