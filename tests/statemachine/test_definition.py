@@ -217,17 +217,23 @@ def task_kind(state: dict) -> str:
     return FUNCTIONS[fn]
 
 
+def _input(function: str) -> str:
+    """The request type the function parses (contract/contract.json)."""
+    return contract.functions()[function]["input"]
+
+
 REQUEST_TYPES = {
-    "create-taskset": lambda: contract.struct("CreateTaskSetRequest"),
-    "set-weight": lambda: contract.struct("SetWeightRequest"),
-    "delete-taskset": lambda: contract.struct("DeleteTaskSetRequest"),
-    "readiness": lambda: {"check": None, **contract.enum_variant("CheckRequest", "Readiness")},
-    "gate": lambda: {"check": None, **contract.enum_variant("CheckRequest", "Alarms")},
-    "bake": lambda: {"check": None, **contract.enum_variant("CheckRequest", "Alarms")},
+    "create-taskset": lambda: contract.struct(_input("create-taskset")),
+    "set-weight": lambda: contract.struct(_input("set-weight")),
+    "delete-taskset": lambda: contract.struct(_input("delete-taskset")),
+    "readiness": lambda: {"check": None, **contract.enum_variant(_input("check-health"), "Readiness")},
+    "gate": lambda: {"check": None, **contract.enum_variant(_input("check-health"), "Alarms")},
+    "bake": lambda: {"check": None, **contract.enum_variant(_input("check-health"), "Alarms")},
 }
+# check-health answers a CheckReport: one of these two, by the check asked.
 ANSWER_TYPES = {
-    "set-weight": "WeightReport",
-    "delete-taskset": "DeleteReport",
+    "set-weight": contract.functions()["set-weight"]["output"],
+    "delete-taskset": contract.functions()["delete-taskset"]["output"],
     "readiness": "ReadinessReport",
     "gate": "GateReport",
 }
