@@ -1,6 +1,7 @@
 # ecs-dns-canary: two commands on a fresh machine.
 #   make demo   a real canary deployment with automatic rollback on a local AWS
-#   make test   every check CI runs
+#   make test   every check but the slow reliability cases; CI (.ci/run)
+#               runs it and then test-reliability-slow
 # Rust, Python 3 and Node come with the machine; everything else is installed
 # here, pinned, into project-owned folders (.venv, statemachine/.venv, ...).
 
@@ -14,7 +15,7 @@ export CARGO_TERM_COLOR ?= never
 
 help:
 	@echo "make demo   - canary deployment + automatic rollback on a local AWS (no account)"
-	@echo "make test   - fmt, clippy, unit/mock tests, state machine, infra, local AWS and end-to-end tests"
+	@echo "make test   - fmt, clippy, ruff, unit/mock tests, state machine, infra, local AWS and end-to-end tests"
 	@echo "make bench  - benchmarks (init time, size, overhead, rollback reaction, cost, what clients see: ~30 min)"
 
 setup:
@@ -28,9 +29,12 @@ build:
 demo: setup build
 	$(PY) demo/demo.py
 
-lint:
+# Rust: rustfmt and clippy. Python: ruff (pinned in local/requirements.txt,
+# rules in pyproject.toml).
+lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check .
 
 test-rust:
 	cargo test --workspace

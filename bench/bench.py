@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-build", dest="build", action="store_false", help="do not run cargo build --release (sections that need it are skipped when binaries are absent)")
     p.add_argument("--python", default=str(baseline_python()), help="interpreter for the Python + boto3 baseline (default: bench/.venv from bench/setup.sh)")
     p.add_argument("--out", default=str(RESULTS_DIR / "bench.json"))
-    p.add_argument("--save", action="store_true", help="also write bench/results/<date>.json (the committed copy)")
+    p.add_argument("--save", action="store_true", help="also keep a dated copy, bench-results/<date>.json (ignored by git)")
     p.add_argument("--quick", action="store_true", help="1 repetition everywhere (smoke test)")
     p.add_argument("--clients-profile", default=None, choices=["full", "quick", "smoke"], help="clients section: full (3 repetitions, <= 30 min), quick (1), smoke (the test's: < 2 min)")
     p.add_argument("--clients-reps", type=int, default=None, help="clients section: repetitions (default: the profile's)")
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     if args.save:
-        saved = BENCH / "results" / f"{doc['startedAt'][:10]}.json"
+        saved = RESULTS_DIR / f"{doc['startedAt'][:10]}.json"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         print(f"bench: saved {saved.relative_to(BENCH.parent)}", file=sys.stderr)

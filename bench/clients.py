@@ -37,7 +37,6 @@ import contextlib
 import itertools
 import json
 import math
-import statistics
 import sys
 import threading
 import time

@@ -3,8 +3,9 @@ offline, so checkov can judge the real IAM roles, rules and permissions.
 
 `sam build`/`sam package` would upload code and replace the local paths; here
 `CodeUri` becomes a placeholder S3 object and `DefinitionUri` is inlined from
-statemachine/ (or a placeholder while that file does not exist yet), which is
-what the transform needs and changes nothing that checkov looks at.
+statemachine/ (it must exist: a missing definition is an error, not a
+placeholder), which is what the transform needs and changes nothing that
+checkov looks at.
 
 Usage: python infra/sam_to_cfn.py infra/template.yaml OUT.json
 """
@@ -18,7 +19,6 @@ from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
 
 PLACEHOLDER_CODE = "s3://offline-placeholder/code.zip"
-PLACEHOLDER_DEFINITION = "s3://offline-placeholder/deployment.asl.json"
 
 
 class NoManagedPolicies:
@@ -39,11 +39,8 @@ def resolve_local_paths(template: dict, base: Path) -> dict:
             props["CodeUri"] = PLACEHOLDER_CODE
         if kind == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
             asl = base / props["DefinitionUri"]
-            if asl.is_file():
-                props["Definition"] = json.loads(asl.read_text())
-                del props["DefinitionUri"]
-            else:
-                props["DefinitionUri"] = PLACEHOLDER_DEFINITION
+            props["Definition"] = json.loads(asl.read_text())
+            del props["DefinitionUri"]
     return template
 
 

@@ -1,128 +1,150 @@
-//! The one error type of the engine. Every variant maps to a stable
-//! `error_type` string: the state machine matches these names in its
-//! `Retry`/`Catch` rules and the README lists them, so a name, once shipped,
-//! never changes.
+//! The one error type of the engine. Every kind has a stable `error_type`
+//! name: the README lists them all, and the state machine matches some of
+//! them by name in its `Retry`/`Catch` rules (`Retryable`, `Throttled`,
+//! `AlarmFiring`, `WeightsChanged`); it treats the others alike through
+//! `States.ALL`. A name, once shipped, never changes.
+//!
+//! The kinds are listed once, in the `error_kinds!` call below: it makes the
+//! [`CanaryError`] variants, the fieldless [`ErrorKind`] (`as_str()`, `ALL`)
+//! and [`CanaryError::ALL_TYPES`]. To add a kind: add one entry there, a row
+//! to the README's error table, a `Retry`/`Catch` in
+//! `statemachine/deployment.asl.json` if the state machine treats it apart,
+//! then regenerate the contract file the Python tests read with
+//! `UPDATE_CONTRACT=1 cargo test -p canary-engine --test contract`
+//! (`contract/contract.json`; the test fails while it is stale).
 
 use lambda_runtime::Diagnostic;
 
-/// What went wrong, named for the cause. Messages say what to do.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CanaryError {
+/// Makes, from one list, the error enum (one `String` message per
+/// variant), its fieldless kind and the name lists. Each entry:
+/// `/// doc`, `Name => "display prefix"`.
+macro_rules! error_kinds {
+    ($( $(#[doc = $doc:literal])* $name:ident => $prefix:literal, )+) => {
+        /// What went wrong, named for the cause. Messages say what to do.
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum CanaryError {
+            $( $(#[doc = $doc])* $name(String), )+
+        }
+
+        /// The kind of a [`CanaryError`], without its message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $( $(#[doc = $doc])* $name, )+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in README order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$name,)+];
+
+            /// The stable `error_type` name (the variant's own name).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$name => stringify!($name), )+
+                }
+            }
+
+            /// The words the message starts with ("invalid input: ...").
+            pub const fn prefix(self) -> &'static str {
+                match self {
+                    $( ErrorKind::$name => $prefix, )+
+                }
+            }
+        }
+
+        impl CanaryError {
+            /// Every `error_type` the functions can return, in README order.
+            pub const ALL_TYPES: &'static [&'static str] = &[$(stringify!($name),)+];
+
+            /// An error of `kind` with `message`.
+            pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+                let message = message.into();
+                match kind {
+                    $( ErrorKind::$name => Self::$name(message), )+
+                }
+            }
+
+            pub fn kind(&self) -> ErrorKind {
+                match self {
+                    $( Self::$name(_) => ErrorKind::$name, )+
+                }
+            }
+
+            /// The message without the kind's prefix.
+            pub fn message(&self) -> &str {
+                match self {
+                    $( Self::$name(m) => m, )+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// The input is malformed or contradicts itself. Nothing was changed.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
+    InvalidInput => "invalid input",
 
     /// A resource named by the input (cluster, service, hosted zone, record,
     /// Cloud Map service, task definition) does not exist.
-    #[error("not found: {0}")]
-    TargetNotFound(String),
+    TargetNotFound => "not found",
 
     /// The resources exist but are not shaped the way a deployment needs
     /// (records not weighted CNAMEs, set identifiers swapped, TTLs differing,
     /// service not on the EXTERNAL deployment controller, ...).
-    #[error("target misconfigured: {0}")]
-    TargetMisconfigured(String),
+    TargetMisconfigured => "target misconfigured",
 
     /// Another deployment of this service is under way (a second task set
     /// exists or traffic is split). Wait for it, or roll it back.
-    #[error("deployment in progress: {0}")]
-    DeploymentInProgress(String),
+    DeploymentInProgress => "deployment in progress",
 
     /// The service already has the five task sets ECS allows (DRAINING ones
     /// count); CreateTaskSet would fail. Delete the stale ones it names.
-    #[error("too many task sets: {0}")]
-    TooManyTaskSets(String),
+    TooManyTaskSets => "too many task sets",
 
     /// The bake is shorter than a gate alarm needs to see a regression
     /// (Period x EvaluationPeriods + evaluation delay). Lengthen the bake or
     /// set `strategy.allowShortBake`.
-    #[error("bake too short: {0}")]
-    BakeTooShort(String),
+    BakeTooShort => "bake too short",
 
     /// The task set a call names does not exist (and is not a retry of a call
     /// that already deleted it).
-    #[error("task set not found: {0}")]
-    TaskSetNotFound(String),
+    TaskSetNotFound => "task set not found",
 
     /// The new task set did not become ready before its deadline.
-    #[error("not ready: {0}")]
-    NotReady(String),
+    NotReady => "not ready",
 
     /// A weight change would send traffic to a slot without healthy instances.
-    #[error("no healthy instances: {0}")]
-    NoHealthyInstances(String),
+    NoHealthyInstances => "no healthy instances",
 
     /// A gate alarm is (or was, during the bake) in ALARM.
-    #[error("alarm firing: {0}")]
-    AlarmFiring(String),
+    AlarmFiring => "alarm firing",
 
     /// Deleting this task set would drop traffic (it is PRIMARY, or its slot
     /// still has weight).
-    #[error("unsafe delete: {0}")]
-    UnsafeDelete(String),
+    UnsafeDelete => "unsafe delete",
 
     /// A forward weight change found the records changed between its read
     /// and its conditional write (alarm-rollback moved traffic back, or a
     /// person edited them). Nothing was written; the deployment rolls back.
-    #[error("weights changed: {0}")]
-    WeightsChanged(String),
+    WeightsChanged => "weights changed",
 
     /// CloudWatch kept throttling the alarm gate's reads through the
     /// function's own patient retry (the per-account limits are shared by
     /// every deployment). Nothing was decided; the state machine retries it
     /// on its own patient schedule, apart from `Retryable`.
-    #[error("throttled: {0}")]
-    Throttled(String),
+    Throttled => "throttled",
 
     /// A transient AWS condition (throttling, 5xx, a Route 53 change still
     /// processing, a change not yet INSYNC). Safe to retry with backoff.
-    #[error("retryable: {0}")]
-    Retryable(String),
+    Retryable => "retryable",
 
     /// An AWS call failed in a way that retrying will not fix.
-    #[error("aws error: {0}")]
-    AwsError(String),
+    AwsError => "aws error",
 }
 
 impl CanaryError {
-    /// Every `error_type` the functions can return, in README order.
-    pub const ALL_TYPES: &'static [&'static str] = &[
-        "InvalidInput",
-        "TargetNotFound",
-        "TargetMisconfigured",
-        "DeploymentInProgress",
-        "TooManyTaskSets",
-        "BakeTooShort",
-        "TaskSetNotFound",
-        "NotReady",
-        "NoHealthyInstances",
-        "AlarmFiring",
-        "UnsafeDelete",
-        "WeightsChanged",
-        "Throttled",
-        "Retryable",
-        "AwsError",
-    ];
-
-    /// The stable name the state machine matches.
+    /// The stable name the README lists and the state machine may match.
     pub fn error_type(&self) -> &'static str {
-        match self {
-            Self::InvalidInput(_) => "InvalidInput",
-            Self::TargetNotFound(_) => "TargetNotFound",
-            Self::TargetMisconfigured(_) => "TargetMisconfigured",
-            Self::DeploymentInProgress(_) => "DeploymentInProgress",
-            Self::TooManyTaskSets(_) => "TooManyTaskSets",
-            Self::BakeTooShort(_) => "BakeTooShort",
-            Self::TaskSetNotFound(_) => "TaskSetNotFound",
-            Self::NotReady(_) => "NotReady",
-            Self::NoHealthyInstances(_) => "NoHealthyInstances",
-            Self::AlarmFiring(_) => "AlarmFiring",
-            Self::UnsafeDelete(_) => "UnsafeDelete",
-            Self::WeightsChanged(_) => "WeightsChanged",
-            Self::Throttled(_) => "Throttled",
-            Self::Retryable(_) => "Retryable",
-            Self::AwsError(_) => "AwsError",
-        }
+        self.kind().as_str()
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {
@@ -131,24 +153,21 @@ impl CanaryError {
 
     /// The same error with `extra` appended to its message.
     pub fn with_context(self, extra: &str) -> Self {
-        let add = |m: String| format!("{m}; {extra}");
-        match self {
-            Self::InvalidInput(m) => Self::InvalidInput(add(m)),
-            Self::TargetNotFound(m) => Self::TargetNotFound(add(m)),
-            Self::TargetMisconfigured(m) => Self::TargetMisconfigured(add(m)),
-            Self::DeploymentInProgress(m) => Self::DeploymentInProgress(add(m)),
-            Self::TooManyTaskSets(m) => Self::TooManyTaskSets(add(m)),
-            Self::BakeTooShort(m) => Self::BakeTooShort(add(m)),
-            Self::TaskSetNotFound(m) => Self::TaskSetNotFound(add(m)),
-            Self::NotReady(m) => Self::NotReady(add(m)),
-            Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
-            Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
-            Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
-            Self::WeightsChanged(m) => Self::WeightsChanged(add(m)),
-            Self::Throttled(m) => Self::Throttled(add(m)),
-            Self::Retryable(m) => Self::Retryable(add(m)),
-            Self::AwsError(m) => Self::AwsError(add(m)),
-        }
+        Self::new(self.kind(), format!("{}; {extra}", self.message()))
+    }
+}
+
+impl std::fmt::Display for CanaryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind().prefix(), self.message())
+    }
+}
+
+impl std::error::Error for CanaryError {}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -167,27 +186,60 @@ pub type Result<T, E = CanaryError> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
+    /// The names shipped before the list became one macro call: a renamed
+    /// variant would silently rename an `error_type` the README, the state
+    /// machine and users' alarms depend on.
+    const SHIPPED: &[&str] = &[
+        "InvalidInput",
+        "TargetNotFound",
+        "TargetMisconfigured",
+        "DeploymentInProgress",
+        "TooManyTaskSets",
+        "BakeTooShort",
+        "TaskSetNotFound",
+        "NotReady",
+        "NoHealthyInstances",
+        "AlarmFiring",
+        "UnsafeDelete",
+        "WeightsChanged",
+        "Throttled",
+        "Retryable",
+        "AwsError",
+    ];
+
     #[test]
-    fn every_variant_has_a_listed_name() {
-        let samples = [
-            CanaryError::InvalidInput(String::new()),
-            CanaryError::TargetNotFound(String::new()),
-            CanaryError::TargetMisconfigured(String::new()),
-            CanaryError::DeploymentInProgress(String::new()),
-            CanaryError::TooManyTaskSets(String::new()),
-            CanaryError::BakeTooShort(String::new()),
-            CanaryError::TaskSetNotFound(String::new()),
-            CanaryError::NotReady(String::new()),
-            CanaryError::NoHealthyInstances(String::new()),
-            CanaryError::AlarmFiring(String::new()),
-            CanaryError::UnsafeDelete(String::new()),
-            CanaryError::WeightsChanged(String::new()),
-            CanaryError::Throttled(String::new()),
-            CanaryError::Retryable(String::new()),
-            CanaryError::AwsError(String::new()),
-        ];
-        let names: Vec<_> = samples.iter().map(CanaryError::error_type).collect();
+    fn shipped_names_never_change() {
+        for name in SHIPPED {
+            assert!(
+                CanaryError::ALL_TYPES.contains(name),
+                "{name} was renamed or removed"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips_with_its_name_and_message() {
+        let names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names, CanaryError::ALL_TYPES);
+        for &kind in ErrorKind::ALL {
+            let e = CanaryError::new(kind, "m");
+            assert_eq!(e.kind(), kind);
+            assert_eq!(e.error_type(), kind.as_str());
+            assert_eq!(e.to_string(), format!("{}: m", kind.prefix()));
+            assert_eq!(e.with_context("x").message(), "m; x");
+        }
+    }
+
+    #[test]
+    fn display_keeps_the_shipped_prefixes() {
+        assert_eq!(
+            CanaryError::TargetNotFound("svc".into()).to_string(),
+            "not found: svc"
+        );
+        assert_eq!(
+            CanaryError::AwsError("ecs: X".into()).to_string(),
+            "aws error: ecs: X"
+        );
     }
 
     #[test]

@@ -15,6 +15,97 @@ use tracing::{error, info};
 
 use crate::{CanaryError, Result};
 
+/// The AWS actions one function may call: what its IAM role must grant,
+/// no more. Declared here, once, for the contract file
+/// (`contract/contract.json`) that the IAM tests of `tests/infra` read.
+#[derive(Debug, Clone, Copy)]
+pub struct AwsActions {
+    /// The function's name (folder, binary, SAM `BuildProperties.Binary`).
+    pub function: &'static str,
+    /// Actions a clean deployment makes (checked against the calls of the
+    /// local runs in `tests/reliability/calls.json`).
+    pub calls: &'static [&'static str],
+    /// Actions made only on an error path, each with the reason.
+    pub error_path_calls: &'static [(&'static str, &'static str)],
+}
+
+/// Every function and the AWS actions it may call (`service:Action`, as
+/// IAM spells them). Each action is one that an adapter in [`crate::aws`]
+/// names in its `classify(...)`; the contract test checks both ways.
+pub const AWS_ACTIONS: &[AwsActions] = &[
+    AwsActions {
+        function: "create-taskset",
+        calls: &[
+            "cloudwatch:DescribeAlarmHistory",
+            "cloudwatch:DescribeAlarms",
+            "ecs:CreateTaskSet",
+            "ecs:DescribeServices",
+            "ecs:DescribeTaskDefinition",
+            "ecs:RegisterTaskDefinition",
+            "route53:ChangeResourceRecordSets",
+            "route53:ListResourceRecordSets",
+            "servicediscovery:GetNamespace",
+            "servicediscovery:GetService",
+        ],
+        error_path_calls: &[(
+            "ecs:DeleteTaskSet",
+            "an overlapping deployment created its task set first: this one deletes its own",
+        )],
+    },
+    AwsActions {
+        function: "check-health",
+        calls: &[
+            "cloudwatch:DescribeAlarmHistory",
+            "cloudwatch:DescribeAlarms",
+            "ecs:DescribeTaskSets",
+            "servicediscovery:GetInstancesHealthStatus",
+            "servicediscovery:GetService",
+            "servicediscovery:ListInstances",
+            "servicediscovery:ListOperations",
+        ],
+        error_path_calls: &[],
+    },
+    AwsActions {
+        function: "set-weight",
+        calls: &[
+            "cloudwatch:DescribeAlarmHistory",
+            "cloudwatch:DescribeAlarms",
+            "ecs:DescribeTaskSets",
+            "ecs:UpdateServicePrimaryTaskSet",
+            "route53:ChangeResourceRecordSets",
+            "route53:GetChange",
+            "route53:ListResourceRecordSets",
+            "servicediscovery:GetInstancesHealthStatus",
+            "servicediscovery:GetService",
+            "servicediscovery:ListInstances",
+        ],
+        error_path_calls: &[],
+    },
+    AwsActions {
+        function: "delete-taskset",
+        calls: &[
+            "ecs:DeleteTaskSet",
+            "ecs:DescribeTaskSets",
+            "route53:ListResourceRecordSets",
+        ],
+        error_path_calls: &[],
+    },
+    AwsActions {
+        function: "alarm-rollback",
+        calls: &[
+            "route53:ChangeResourceRecordSets",
+            "route53:ListResourceRecordSets",
+            "servicediscovery:GetInstancesHealthStatus",
+            "servicediscovery:GetService",
+            "servicediscovery:ListInstances",
+            "states:GetExecutionHistory",
+            "states:ListExecutions",
+            "states:SendTaskFailure",
+        ],
+        error_path_calls: &[],
+    },
+];
+
 /// Parses a payload into a request type; any mismatch is `InvalidInput`.
 pub fn parse<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T> {
     serde_json::from_value(payload).map_err(|e| CanaryError::invalid(e.to_string()))

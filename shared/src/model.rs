@@ -3,10 +3,11 @@
 //! All JSON is camelCase; unknown fields are refused so a typo is an
 //! `InvalidInput`, not a silently ignored setting.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One of the two traffic slots of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Slot {
     Blue,
@@ -36,7 +37,7 @@ impl std::fmt::Display for Slot {
 }
 
 /// Where one slot's traffic goes: its weighted record and its Cloud Map service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlotConfig {
     /// `SetIdentifier` of this slot's weighted CNAME record.
@@ -48,7 +49,7 @@ pub struct SlotConfig {
 }
 
 /// The two slots of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Slots {
     pub blue: SlotConfig,
@@ -66,7 +67,7 @@ impl Slots {
 
 /// The static description of one deployable service. The per-service
 /// template's outputs are exactly these fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     /// ECS cluster name or ARN.
@@ -87,7 +88,7 @@ pub struct Target {
 }
 
 /// `awsvpc` networking and launch type of a first task set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSetNetwork {
     pub subnets: Vec<String>,
@@ -107,7 +108,7 @@ pub struct TaskSetNetwork {
 }
 
 /// One item of an ECS capacity provider strategy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CapacityProviderItem {
     pub capacity_provider: String,
@@ -119,7 +120,7 @@ pub struct CapacityProviderItem {
 
 /// How traffic moves. Defaults are filled in by `create-taskset`, which
 /// returns the complete plan for the rest of the execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StrategyInput {
     /// Percentages of traffic on the new slot, strictly increasing, ending at
@@ -159,7 +160,7 @@ pub struct StrategyInput {
 }
 
 /// The complete strategy, defaults applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Strategy {
     pub steps: Vec<u8>,
@@ -191,7 +192,7 @@ pub struct Strategy {
 }
 
 /// What `INSUFFICIENT_DATA` means for the alarm gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum InsufficientData {
     /// Not a reason to roll back; reported in the gate's answer. (Default: a
@@ -203,7 +204,7 @@ pub enum InsufficientData {
 }
 
 /// The CloudWatch alarms that gate a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlarmGate {
     #[serde(default)]
@@ -215,7 +216,7 @@ pub struct AlarmGate {
 /// The execution input: what an engineer writes by hand (or the EventBridge
 /// input transformer builds from an ECR push event). Exactly one of `image`
 /// and `taskDefinition` is given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploymentRequest {
     pub target: Target,
@@ -233,7 +234,7 @@ pub struct DeploymentRequest {
 }
 
 /// Identifies one ECS task set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSetRef {
     pub id: String,
@@ -244,7 +245,7 @@ pub struct TaskSetRef {
 
 /// Input of `create-taskset`. The state machine passes the execution name as
 /// `deploymentId`, so a retried call finds the task set it already made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskSetRequest {
     pub deployment_id: String,
@@ -253,7 +254,7 @@ pub struct CreateTaskSetRequest {
 
 /// Output of `create-taskset`: the complete, validated plan that every later
 /// state works from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deployment {
     pub id: String,
@@ -284,7 +285,7 @@ pub struct Deployment {
 /// Cloud Map TTL is not a term: once a client's CNAME answer expires its
 /// next lookup names the old slot, whatever it cached for the new one's A
 /// records (that TTL delays the deletion of a task set, not the return).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackBound {
     pub seconds: u32,
@@ -300,7 +301,7 @@ pub struct RollbackBound {
     pub statement: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlarmDetection {
     pub alarm: String,
@@ -311,7 +312,7 @@ pub struct AlarmDetection {
 // ---------------------------------------------------------------- check-health
 
 /// Input of `check-health`, tagged by `check`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "check", rename_all = "camelCase", deny_unknown_fields)]
 pub enum CheckRequest {
     /// Is the task set ready to take traffic?
@@ -347,7 +348,7 @@ pub enum CheckRequest {
 }
 
 /// How to undo a deployment's traffic shift: give `slot` all traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackPlan {
     pub target: Target,
@@ -359,7 +360,7 @@ pub struct RollbackPlan {
 
 /// Answer of a readiness check. `ready: false` means "poll again"; after the
 /// deadline the function fails with `NotReady` instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadinessReport {
     pub ready: bool,
@@ -376,7 +377,7 @@ pub struct ReadinessReport {
 }
 
 /// One alarm as the gate saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmReport {
     pub name: String,
@@ -387,7 +388,7 @@ pub struct AlarmReport {
 }
 
 /// Answer of a passing alarm gate (a failing gate is the `AlarmFiring` error).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GateReport {
     pub passed: bool,
@@ -406,7 +407,7 @@ pub struct GateReport {
 }
 
 /// Output of `check-health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum CheckReport {
     Readiness(ReadinessReport),
@@ -417,7 +418,7 @@ pub enum CheckReport {
 
 /// Input of `set-weight`: give `slot` `percent` of the traffic and the other
 /// slot the rest, in one Route 53 change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetWeightRequest {
     pub target: Target,
@@ -457,7 +458,7 @@ pub struct SetWeightRequest {
 }
 
 /// What set-weight needs to compute the exact drain of `slot`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrainRequest {
     /// The slot that loses its traffic with this change.
@@ -477,7 +478,7 @@ pub struct DrainRequest {
 }
 
 /// When a weight change was requested and when it was seen INSYNC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShiftTimes {
     #[serde(default)]
@@ -487,7 +488,7 @@ pub struct ShiftTimes {
 }
 
 /// The instant a task set that lost its traffic may be deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DrainReport {
     /// RFC 3339, whole seconds (the drain Wait's TimestampPath).
@@ -499,7 +500,7 @@ pub struct DrainReport {
 }
 
 /// Route 53 weights of both records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Weights {
     pub blue: u8,
@@ -516,7 +517,7 @@ impl Weights {
 }
 
 /// Output of `set-weight`: the weights left in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightReport {
     pub weights: Weights,
@@ -549,7 +550,7 @@ pub struct WeightReport {
 // ---------------------------------------------------------------- delete-taskset
 
 /// Input of `delete-taskset`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteTaskSetRequest {
     pub target: Target,
@@ -570,7 +571,7 @@ pub struct DeleteTaskSetRequest {
 }
 
 /// Output of `delete-taskset`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteReport {
     pub task_set_id: String,
@@ -581,7 +582,7 @@ pub struct DeleteReport {
 // ---------------------------------------------------------------- alarm-rollback
 
 /// What the alarm-rollback function did for one running execution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionAction {
     pub execution_arn: String,
@@ -598,7 +599,7 @@ pub struct ExecutionAction {
 }
 
 /// Output of `alarm-rollback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlarmRollbackReport {
     pub alarm_name: String,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 import world as W
 from localaws import clientlog

@@ -22,7 +22,7 @@ from pathlib import Path
 import world as W
 from localaws.clients import Clients, ClientsConfig
 from localaws.dns_server import query
-from support import assert_invariants, function_calls, run, service
+from support import assert_invariants, function_calls, service
 
 ARTICLE_TTL = 300
 

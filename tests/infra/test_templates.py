@@ -3,9 +3,10 @@ into a DeploymentRequest the functions accept, the per-service outputs are
 exactly the deployment input's `target` (with its optional `network` when
 the stack is given subnets), and the event patterns select what they should.
 
-"Accept" is judged against shared/src/model.rs itself: its structs are read
-(field names, Rust types, which fields serde requires) and every produced
-value is checked against them, nested structs, lists and enums included.
+"Accept" is judged against the engine's own types: contract/contract.json
+holds their JSON Schemas (generated from shared/src/model.rs by
+shared/tests/contract.rs), and every produced value is checked against
+them, nested structs, lists and enums included.
 
 The produced request is kept in tests/fixtures/deployment-request-from-ecr.json
 so the Rust side can deserialize the very same JSON with the real type.
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SYSTEM = load(ROOT / "infra" / "template.yaml")
 SERVICE = load(ROOT / "infra" / "service.yaml")
-MODEL = (ROOT / "shared" / "src" / "model.rs").read_text()
-ECS_ADAPTER = (ROOT / "shared" / "src" / "aws" / "ecs.rs").read_text()
+# The engine's types, error kinds and AWS actions per function, generated
+# from the Rust code by shared/tests/contract.rs (stale: cargo test fails).
+CONTRACT = json.loads((ROOT / "contract" / "contract.json").read_text())
 ECR_EVENT = json.loads((FIXTURES / "ecr-push-event.json").read_text())
 REQUEST_FIXTURE = FIXTURES / "deployment-request-from-ecr.json"
 
@@ -64,95 +66,89 @@ EXPECTED_NETWORK = {
 EXPECTED_TARGET_WITH_NETWORK = {**EXPECTED_TARGET, "network": EXPECTED_NETWORK}
 
 
-def camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.title() for part in rest)
+def _schemas() -> dict:
+    """The `$defs` of the engine's types as its functions read JSON."""
+    return CONTRACT["schemas"]["deserialize"]
 
 
-def _body(kind: str, name: str) -> str:
-    body = re.search(r"pub " + kind + " " + name + r" \{(.*?)\n\}", MODEL, re.S)
-    assert body, f"{kind} {name} not found in model.rs"
-    return body.group(1)
-
-
-def struct_fields(struct: str) -> dict:
-    """JSON name -> (Rust type, required) of a struct in model.rs. Required:
-    neither an Option nor `#[serde(default)]`."""
-    found, attributes = {}, ""
-    for line in _body("struct", struct).splitlines():
-        line = line.strip()
-        if line.startswith("#["):
-            attributes += line
-        elif m := re.fullmatch(r"pub (\w+): (.+),", line):
-            rust_type = m.group(2)
-            required = not rust_type.startswith("Option<") and "serde(default" not in attributes
-            found[camel(m.group(1))] = (rust_type, required)
-            attributes = ""
-    assert found, f"no fields read from struct {struct}"
-    return found
+def _ref(schema: dict) -> dict:
+    """The schema a `{"$ref": "#/$defs/Name"}` points at (or `schema`)."""
+    if "$ref" in schema:
+        return _schemas()[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
 
 
 def fields(struct: str) -> set:
-    """The JSON field names of a struct in shared/src/model.rs."""
-    return set(struct_fields(struct))
+    """The JSON field names of a model struct (contract/contract.json)."""
+    schema = _schemas()[struct]
+    assert "properties" in schema, f"{struct} is not a struct in contract/contract.json"
+    return set(schema["properties"])
 
 
 def required_fields(struct: str) -> set:
-    return {name for name, (_, required) in struct_fields(struct).items() if required}
+    """Fields serde requires: neither an Option nor `#[serde(default)]`."""
+    return set(_schemas()[struct].get("required", []))
 
 
-def enum_values(enum: str):
-    """The JSON values of a unit-variant enum in model.rs (its
-    `rename_all` applied), or None when `enum` is not an enum there."""
-    at = MODEL.find(f"pub enum {enum} {{")
-    if at < 0:
-        return None
-    rename = re.findall(r'rename_all = "(\w+)"', MODEL[:at].rsplit("\n}", 1)[-1])
-    assert rename and rename[-1] in {"lowercase", "camelCase"}, f"enum {enum}: unknown rename_all"
-    variants = re.findall(r"^\s*(\w+),\s*$", _body("enum", enum), re.M)
-    if rename[-1] == "lowercase":
-        return {v.lower() for v in variants}
-    return {v[0].lower() + v[1:] for v in variants}
+def _matches(schema: dict, value) -> bool:
+    try:
+        assert_shape(schema, value, "")
+    except AssertionError:
+        return False
+    return True
 
 
-def assert_shape(rust_type: str, value, where: str):
-    """`value` is what serde accepts for `rust_type` (as model.rs spells it).
-    Strings must also be non-empty: nothing a template produces may be blank."""
-    if m := re.fullmatch(r"Option<(.+)>", rust_type):
-        if value is not None:
-            assert_shape(m.group(1), value, where)
-    elif m := re.fullmatch(r"Vec<(.+)>", rust_type):
-        assert isinstance(value, list), f"{where}: a list expected, got {value!r}"
+def assert_shape(schema: dict, value, where: str):
+    """`value` is what serde accepts for the type `schema` describes (a JSON
+    Schema of contract/contract.json; the subset schemars writes for the
+    model types). Strings must also be non-empty: nothing a template
+    produces may be blank."""
+    schema = _ref(schema)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            hits = [b for b in schema[key] if _matches(b, value)]
+            assert hits, f"{where}: {value!r} matches none of {schema[key]}"
+            assert key == "anyOf" or len(hits) == 1, f"{where}: {value!r} matches several of {schema[key]}"
+            return
+    if "const" in schema:
+        assert value == schema["const"], f"{where}: {schema['const']!r} expected, got {value!r}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{where}: one of {schema['enum']} expected, got {value!r}"
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types
+    assert types, f"{where}: schema without a type: {schema}"
+    if value is None:
+        assert "null" in types, f"{where}: null is not allowed"
+    elif isinstance(value, bool):
+        assert "boolean" in types, f"{where}: true/false not allowed, {types} expected"
+    elif isinstance(value, int):
+        assert "integer" in types, f"{where}: an integer not allowed, {types} expected"
+        if m := re.fullmatch(r"(u?)int(8|16|32|64)", schema.get("format", "")):
+            bits = int(m.group(2))
+            low, high = (0, 2**bits - 1) if m.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            assert low <= value <= high, f"{where}: {value} out of {schema['format']}"
+    elif isinstance(value, str):
+        assert "string" in types, f"{where}: a string not allowed, {types} expected"
+        assert value, f"{where}: a non-empty string expected"
+    elif isinstance(value, list):
+        assert "array" in types, f"{where}: a list not allowed, {types} expected"
         for i, item in enumerate(value):
-            assert_shape(m.group(1), item, f"{where}[{i}]")
-    elif rust_type == "String":
-        assert isinstance(value, str) and value, f"{where}: a non-empty string expected, got {value!r}"
-    elif rust_type == "bool":
-        assert isinstance(value, bool), f"{where}: true/false expected, got {value!r}"
-    elif m := re.fullmatch(r"([ui])(8|16|32|64)", rust_type):
-        bits = int(m.group(2))
-        low, high = (0, 2**bits - 1) if m.group(1) == "u" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: an integer expected, got {value!r}"
-        assert low <= value <= high, f"{where}: {value} out of {rust_type}"
-    elif (values := enum_values(rust_type)) is not None:
-        assert value in values, f"{where}: one of {sorted(values)} expected, got {value!r}"
+            assert_shape(schema["items"], item, f"{where}[{i}]")
     else:
-        assert isinstance(value, dict), f"{where}: a {rust_type} object expected, got {value!r}"
-        known = struct_fields(rust_type)
-        assert set(value) <= set(known), f"{where}: fields {set(value) - set(known)} unknown to {rust_type}"
-        missing = required_fields(rust_type) - set(value)
-        assert not missing, f"{where}: {rust_type} needs {missing}"
+        assert isinstance(value, dict) and "object" in types, f"{where}: an object expected, got {value!r}"
+        known = schema.get("properties", {})
+        if schema.get("additionalProperties") is False:
+            assert set(value) <= set(known), f"{where}: fields {set(value) - set(known)} unknown"
+        missing = set(schema.get("required", [])) - set(value)
+        assert not missing, f"{where}: {missing} required"
         for name, item in value.items():
-            assert_shape(known[name][0], item, f"{where}.{name}")
+            if name in known:
+                assert_shape(known[name], item, f"{where}.{name}")
 
 
 def engine_launch_types() -> set:
-    """The launch types the engine's `network_from_input` accepts."""
-    fn = re.search(r"pub fn network_from_input\(.*?\n\}", ECS_ADAPTER, re.S)
-    assert fn, "network_from_input not found in shared/src/aws/ecs.rs"
-    found = set(re.findall(r'"([A-Z0-9_]+)" => LaunchType::', fn.group(0)))
-    assert found, "no launch types found in network_from_input"
-    return found
+    """The launch types the engine accepts (`aws::ecs::LAUNCH_TYPES`)."""
+    return set(CONTRACT["launchTypes"])
 
 
 def assert_deployment_request(request: dict):
@@ -161,7 +157,7 @@ def assert_deployment_request(request: dict):
     included), plus what the engine checks beyond types: exactly one of
     image/taskDefinition, a launch type it knows; and the system stack's
     alarm name prefix."""
-    assert_shape("DeploymentRequest", request, "request")
+    assert_shape({"$ref": "#/$defs/DeploymentRequest"}, request, "request")
     network = request["target"].get("network")
     if network is not None:
         assert network["subnets"], "target.network.subnets: ECS needs at least one subnet"
@@ -460,53 +456,44 @@ def test_alarm_pattern_selects_prefixed_alarms_going_to_alarm():
 
 def test_definition_substitutions_cover_the_state_machine():
     asl = ROOT / "statemachine" / "deployment.asl.json"
-    if not asl.is_file():
-        pytest.skip("statemachine/deployment.asl.json does not exist yet")
     props = SYSTEM["Resources"]["DeploymentStateMachine"]["Properties"]
     used = set(re.findall(r"\$\{(\w+)\}", asl.read_text()))
     assert used == set(props["DefinitionSubstitutions"])
     local = ROOT / "statemachine" / "local-substitutions.json"
-    if local.is_file():
-        assert set(json.loads(local.read_text())) == used
+    assert set(json.loads(local.read_text())) == used
 
 
 # ---------------------------------------------------------------- IAM drift
 
+# Not API calls of the engine: the runtime's logging, passing roles, and
+# tagging on create (authorized as ecs:TagResource with RegisterTaskDefinition).
+NOT_API_CALLS = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "ecs:TagResource"}
 
-def test_function_roles_grant_exactly_the_calls_the_engine_makes():
-    """Every AWS call the engine makes (each goes through
-    `classify("service:Action", ...)` in shared/src/aws/) is granted to some
-    function role, and no function role grants a call the engine never makes.
-    Per-function precision is reviewed by hand (infra/README.md's table)."""
-    called = set()
-    for source in (ROOT / "shared" / "src").rglob("*.rs"):
-        called |= set(re.findall(r'classify\(\s*"([a-z0-9]+:[A-Za-z]+)"', source.read_text()))
-    assert called, "no classify(\"service:Action\") calls found in shared/src"
 
-    granted = set()
-    resources = SYSTEM["Resources"]
-    for name, resource in resources.items():
-        if not (name.endswith("Role") and resource["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == "lambda.amazonaws.com"):
-            continue
-        for policy in resource["Properties"]["Policies"]:
-            for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"]
-                granted |= set(actions if isinstance(actions, list) else [actions])
-    # Not API calls of the engine: the runtime's logging, passing roles, and
-    # tagging on create (authorized as ecs:TagResource with RegisterTaskDefinition).
-    not_calls = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "ecs:TagResource"}
-    assert called - granted == set(), "calls without a permission"
-    assert granted - not_calls - called == set(), "permissions for calls the engine never makes"
+def declared_actions(function: str) -> set:
+    """The AWS actions `function` may call, as the engine declares them
+    (`handlers::AWS_ACTIONS`, in contract/contract.json): a clean run's
+    calls and the error-path ones."""
+    f = CONTRACT["functions"][function]
+    return set(f["awsActions"]) | set(f["errorPathAwsActions"])
+
+
+def test_function_roles_grant_exactly_the_calls_the_engine_declares():
+    """Per function: its role grants every action the engine declares for
+    it (the contract test checks that list against the adapters' calls),
+    and nothing else."""
+    template = _policy_template()
+    roles = _role_of_function()
+    assert set(roles) == set(CONTRACT["functions"]), (sorted(roles), sorted(CONTRACT["functions"]))
+    for function, role in roles.items():
+        granted = _granted(template, role) - NOT_API_CALLS
+        declared = declared_actions(function)
+        assert declared - granted == set(), f"{function} calls without a permission"
+        assert granted - declared == set(), f"{function}'s role grants calls it never makes"
 
 
 # ------------------------------------------------ IAM per function (issue 12)
 
-NOT_API_CALLS = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "ecs:TagResource"}
-# Granted although a clean run never makes the call: each is an error path.
-ERROR_PATH_CALLS = {
-    # An overlapping deployment created its task set first: this one deletes its own.
-    "create-taskset": {"ecs:DeleteTaskSet"},
-}
 # Statements allowed on Resource "*", and why (least privilege otherwise).
 STAR_RESOURCE_ACTIONS = {
     # No resource type exists for these (Service Authorization Reference).
@@ -591,19 +578,21 @@ def _called_per_function() -> dict:
     return out
 
 
-def test_each_function_role_allows_exactly_the_calls_that_function_makes():
-    """Per function: every AWS action it called in a real local run is
-    granted by its own role, and its role grants nothing else (but the
-    named error-path calls). Fails when code and policy drift apart."""
-    template = _policy_template()
-    roles = _role_of_function()
+def test_each_function_makes_exactly_its_declared_calls():
+    """Per function: the AWS actions it called in the clean local runs of
+    tests/reliability/calls.json are the clean-run actions the engine
+    declares for it; the error-path ones are declared apart (with a reason
+    in the contract) and may be called too. Fails when code and
+    declaration drift apart."""
     called = _called_per_function()
-    assert set(called) == set(roles), (sorted(called), sorted(roles))
+    assert set(called) == set(CONTRACT["functions"]), sorted(called)
     for function, actions in called.items():
-        granted = _granted(template, roles[function]) - NOT_API_CALLS
-        assert actions - granted == set(), f"{function} calls without a permission"
-        extra = granted - actions - ERROR_PATH_CALLS.get(function, set())
-        assert extra == set(), f"{function}'s role grants calls it never makes"
+        f = CONTRACT["functions"][function]
+        assert actions - declared_actions(function) == set(), f"{function} makes undeclared calls"
+        assert set(f["awsActions"]) - actions == set(), (
+            f"{function}: declared as clean-run calls but not made in a clean run "
+            "(an error-path call belongs in error_path_calls)"
+        )
 
 
 def test_star_resources_are_only_where_aws_forces_them():

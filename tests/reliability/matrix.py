@@ -56,13 +56,6 @@ FAST = (
     "canary-route53.ChangeResourceRecordSets#4-applied-5xx",
 )
 
-# Cases that fail because of a bug outside tests/reliability: id -> reason
-# (each runs xfail strict). Empty: the one listed before (CreateTaskSet
-# applied, its answer lost, the retry made a second task set) was the local
-# ECS ignoring clientToken, which AWS honours; fixed in the local AWS.
-KNOWN_BUGS: dict[str, str] = {}
-
-
 @dataclass(frozen=True)
 class Case:
     scenario: str
@@ -223,7 +216,7 @@ def run_cases(lanes: list[rig.Lane], cases: list[Case]) -> tuple[list[Result], f
 def _cell(r: Result | None) -> str:
     if r is None:
         return "–"  # not a case (applied-5xx: reads only)
-    mark = "✓" if r.held else ("✗ known bug:" if r.case.id in KNOWN_BUGS else "✗")
+    mark = "✓" if r.held else "✗"
     return f"{mark} {r.outcome}"
 
 
@@ -257,8 +250,7 @@ def report(results: list[Result], wall: float, lanes: int) -> tuple[str, dict[st
     if bad:
         lines += ["", "## Did not hold", ""]
         for r in bad:
-            known = f" Known bug (test xfail strict): {KNOWN_BUGS[r.case.id]}" if r.case.id in KNOWN_BUGS else ""
-            lines.append(f"- `{r.case.id}`: {r.outcome}; " + "; ".join(r.problems + r.violations).replace("\n", " ")[:600] + known)
+            lines.append(f"- `{r.case.id}`: {r.outcome}; " + "; ".join(r.problems + r.violations).replace("\n", " ")[:600])
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1

@@ -27,8 +27,6 @@ OUT_DIR = HERE.parents[1] / ".local" / "reliability"
 def _params():
     for case_id in CASES:
         marks = [] if case_id in matrix.FAST else [pytest.mark.slow]
-        if case_id in matrix.KNOWN_BUGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=matrix.KNOWN_BUGS[case_id]))
         yield pytest.param(case_id, id=case_id, marks=marks)
 
 

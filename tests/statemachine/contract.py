@@ -1,97 +1,118 @@
-"""Reads the Rust contract (shared/src/model.rs, shared/src/error.rs) well
-enough to check the state machine against it: the JSON field names of each
-request/answer type and which of them are optional, and the stable error
-names. A plain-text reader on purpose: the types are simple serde structs with
-`rename_all = "camelCase"`, and the tests must run without a Rust build.
+"""The engine's contract as the Python tests see it: read from
+contract/contract.json, which shared/tests/contract.rs generates from the
+Rust types (JSON Schemas by schemars, the error kinds, the AWS actions each
+function may call) and keeps current (`cargo test` fails while it is stale;
+`UPDATE_CONTRACT=1 cargo test -p canary-engine --test contract` rewrites
+it). No Rust build is needed here, and no Rust source is read.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_RS = REPO / "shared" / "src" / "model.rs"
-ERROR_RS = REPO / "shared" / "src" / "error.rs"
+CONTRACT_JSON = REPO / "contract" / "contract.json"
 
 
-def camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+@cache
+def load() -> dict[str, Any]:
+    return json.loads(CONTRACT_JSON.read_text())
+
+
+def schemas(direction: str = "deserialize") -> dict[str, Any]:
+    """The `$defs` of every model type, as the functions read JSON
+    (`deserialize`) or write it (`serialize`)."""
+    return load()["schemas"][direction]
 
 
 @dataclass(frozen=True)
 class Field:
     name: str  # JSON (camelCase) name
-    rust_type: str
-    optional: bool  # may be absent from JSON (Option or #[serde(default)])
-    skipped_when_none: bool  # absent from serialized output when None
+    type_name: str | None  # the model type it holds (through Option / Vec), if any
+    optional: bool  # may be absent from JSON the functions read
+    skipped_when_none: bool  # may be absent from JSON the functions write
 
 
-def _body(text: str, start: int) -> str:
-    """The text between the brace at `start` and its matching brace."""
-    depth = 0
-    for i in range(start, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    raise ValueError("unbalanced braces in model.rs")
+def ref_name(schema: dict[str, Any]) -> str | None:
+    """The model type a property schema names: its `$ref`, or that of its
+    non-null `anyOf` branch, or of its array items."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    for branch in schema.get("anyOf", []):
+        if (name := ref_name(branch)) is not None:
+            return name
+    if isinstance(schema.get("items"), dict):
+        return ref_name(schema["items"])
+    return None
 
 
-def _fields(body: str) -> dict[str, Field]:
-    fields: dict[str, Field] = {}
-    attrs: list[str] = []
-    for raw in body.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("//"):
-            continue
-        if line.startswith("#["):
-            attrs.append(line)
-            continue
-        m = re.match(r"(?:pub\s+)?(\w+)\s*:\s*(.+?),?$", line)
-        if m:
-            name, typ = m.groups()
-            attr = " ".join(attrs)
-            fields[camel(name)] = Field(
-                name=camel(name),
-                rust_type=typ,
-                optional=typ.startswith("Option<") or "default" in attr,
-                skipped_when_none="skip_serializing_if" in attr,
-            )
-        attrs = []
-    return fields
+def _fields(de: dict[str, Any], ser: dict[str, Any] | None) -> dict[str, Field]:
+    required_in = set(de.get("required", []))
+    required_out = set((ser or de).get("required", []))
+    return {
+        name: Field(
+            name=name,
+            type_name=ref_name(prop),
+            optional=name not in required_in,
+            skipped_when_none=name not in required_out,
+        )
+        for name, prop in de.get("properties", {}).items()
+    }
 
 
-def struct(name: str, text: str | None = None) -> dict[str, Field]:
-    text = text if text is not None else MODEL_RS.read_text()
-    m = re.search(rf"pub struct {name}\s*\{{", text)
-    if not m:
-        raise KeyError(f"struct {name} not found in model.rs")
-    return _fields(_body(text, m.end() - 1))
+def struct(name: str) -> dict[str, Field]:
+    """The fields of a model struct (a JSON object)."""
+    de, ser = schemas("deserialize"), schemas("serialize")
+    if name not in de or "properties" not in de[name]:
+        raise KeyError(f"{name}: not a struct of contract/contract.json")
+    return _fields(de[name], ser.get(name))
 
 
-def enum_variant(enum: str, variant: str, text: str | None = None) -> dict[str, Field]:
-    text = text if text is not None else MODEL_RS.read_text()
-    m = re.search(rf"pub enum {enum}\s*\{{", text)
-    if not m:
-        raise KeyError(f"enum {enum} not found in model.rs")
-    body = _body(text, m.end() - 1)
-    v = re.search(rf"\b{variant}\s*\{{", body)
-    if not v:
-        raise KeyError(f"variant {enum}::{variant} not found in model.rs")
-    return _fields(_body(body, v.end() - 1))
+def _variant(schema: dict[str, Any], tag: str, value: str) -> dict[str, Any] | None:
+    for branch in schema.get("oneOf", []):
+        if branch.get("properties", {}).get(tag, {}).get("const") == value:
+            return branch
+    return None
+
+
+def enum_variant(enum: str, variant: str, tag: str = "check") -> dict[str, Field]:
+    """The fields of one variant of an internally tagged enum (the tag
+    field included), e.g. `enum_variant("CheckRequest", "Readiness")`."""
+    value = variant[0].lower() + variant[1:]
+    de = _variant(schemas("deserialize").get(enum, {}), tag, value)
+    ser = _variant(schemas("serialize").get(enum, {}), tag, value)
+    if de is None:
+        raise KeyError(f"variant {enum}::{variant} not in contract/contract.json")
+    return _fields(de, ser)
 
 
 def error_types() -> list[str]:
-    text = ERROR_RS.read_text()
-    m = re.search(r"ALL_TYPES[^=]*=\s*&\[(.*?)\];", text, re.S)
-    if not m:
-        raise KeyError("CanaryError::ALL_TYPES not found in error.rs")
-    return re.findall(r'"(\w+)"', m.group(1))
+    """Every `error_type` a function can return, in README order."""
+    return [e["errorType"] for e in load()["errorTypes"]]
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    """Function name -> input/output type names and AWS actions."""
+    return load()["functions"]
+
+
+def aws_actions(function: str) -> set[str]:
+    """The AWS actions a clean run of `function` makes."""
+    return set(functions()[function]["awsActions"])
+
+
+def error_path_aws_actions(function: str) -> set[str]:
+    """The AWS actions `function` makes only on an error path."""
+    return set(functions()[function]["errorPathAwsActions"])
+
+
+def launch_types() -> set[str]:
+    """What `target.network.launchType` accepts."""
+    return set(load()["launchTypes"])
 
 
 # The Fail states' Error names: the CLI, the README and the reliability

@@ -358,6 +358,11 @@ pub struct NewTaskSet<'a> {
     pub registry_ports: Option<(String, i32)>,
 }
 
+/// The launch types `target.network.launchType` may name: those with awsvpc
+/// networking (ECS Anywhere's `EXTERNAL` has none). In the contract file, so
+/// the service template's `LaunchType` parameter offers exactly these.
+pub const LAUNCH_TYPES: &[&str] = &["FARGATE", "EC2"];
+
 /// The SDK's network configuration for a first task set's input (its
 /// launch type is checked here too; the placement is the plan's).
 pub fn network_from_input(
@@ -375,15 +380,13 @@ pub fn network_from_input(
         .map_err(|e| CanaryError::invalid(format!("target.network: {e}")))?;
     let launch = match n.launch_type.as_deref() {
         None => None,
-        Some(lt) => Some(match lt {
-            "FARGATE" => LaunchType::Fargate,
-            "EC2" => LaunchType::Ec2,
-            other => {
-                return Err(CanaryError::invalid(format!(
-                    "target.network.launchType must be FARGATE or EC2 (awsvpc networking), got {other:?}"
-                )))
-            }
-        }),
+        Some(lt) if LAUNCH_TYPES.contains(&lt) => Some(LaunchType::from(lt)),
+        Some(other) => {
+            return Err(CanaryError::invalid(format!(
+                "target.network.launchType must be {} (awsvpc networking), got {other:?}",
+                LAUNCH_TYPES.join(" or ")
+            )))
+        }
     };
     Ok((
         NetworkConfiguration::builder()

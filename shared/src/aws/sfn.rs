@@ -100,8 +100,10 @@ pub async fn open_activity(sfn: &Client, execution_arn: &str) -> Result<Option<O
             }
             _ => classify("states:GetExecutionHistory", e),
         })?;
-    // Newest first. moto ignores reverseOrder and maxResults, so order by id
-    // here rather than trust the service to.
+    // Newest first: with reverseOrder Step Functions returns the latest 25
+    // events (GetExecutionHistory API Reference; the local AWS honours it
+    // too, local/localaws/patches/sfn_history.py). Sorting by id keeps
+    // `activity_of` correct whatever order a page comes in.
     let mut events: Vec<&HistoryEvent> = out.events().iter().collect();
     events.sort_by_key(|e| std::cmp::Reverse(e.id()));
     Ok(activity_of(&events, execution_arn))
