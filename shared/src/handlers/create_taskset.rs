@@ -76,10 +76,14 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
     // before anything is written. (No INSYNC time is measured yet at create:
     // the documented propagation bound counts.)
     plan::check_rollback_bound(
-        &plan::rollback_bound(strategy.deployment_ttl_seconds, None, Vec::new()),
+        &plan::rollback_bound(&strategy, Vec::new()),
         strategy.max_rollback_seconds,
     )?;
     let mut detection = Vec::new();
+    // The plan states the metric delay it counted (the input's or the default).
+    let metric_delay = plan::metric_delay_seconds(&r.alarms);
+    let mut alarms = r.alarms.clone();
+    alarms.metric_delay_seconds = Some(metric_delay);
 
     if !r.alarms.names.is_empty() {
         // Refuse to start while a gate alarm is already firing: the first
@@ -94,17 +98,18 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
             .iter()
             .map(|(name, w)| AlarmDetection {
                 alarm: name.clone(),
-                seconds: plan::alarm_horizon_seconds(w),
+                seconds: plan::alarm_horizon_seconds(w, metric_delay),
             })
             .collect();
         plan::check_bake(
             strategy.bake_seconds,
             &windows,
             r.strategy.allow_short_bake.unwrap_or(false),
+            metric_delay,
         )?;
     }
 
-    let bound = plan::rollback_bound(strategy.deployment_ttl_seconds, None, detection);
+    let bound = plan::rollback_bound(&strategy, detection);
     info!(seconds = bound.seconds, statement = %bound.statement, "rollback bound");
 
     let views: Vec<_> = service.task_sets.iter().map(|ts| ts.view.clone()).collect();
@@ -121,7 +126,7 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         id: req.deployment_id.clone(),
         target: t.clone(),
         strategy: strategy.clone(),
-        alarms: r.alarms.clone(),
+        alarms: alarms.clone(),
         live_slot,
         new_slot,
         first_deployment: old.is_none(),
