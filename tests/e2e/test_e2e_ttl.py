@@ -113,7 +113,10 @@ def test_rollback_reaches_clients_within_the_reported_bound(aws, world, tmp_path
     [plan] = task_output(events, "Create task set in idle slot")
     bound = plan["rollbackBound"]
     assert bound["seconds"] == 65 and bound["ttlSeconds"] == 5, bound
-    assert bound["statement"].startswith("a rollback reaches every client within 65 s of its decision")
+    assert bound["statement"].startswith("a rollback reaches new connections within 65 s of its decision")
+    # No connection age given: keep-alive clients are bounded by the drain
+    # that deletes the canary (propagation 60 s + TTL 5 + Cloud Map TTL + 10 s).
+    assert bound["keepAlive"]["term"] == "drain", bound
 
     # The decision: the first write that moved all traffic back.
     changes = assert_invariants(aws, svc)
