@@ -985,7 +985,9 @@ async fn the_measured_insync_time_is_carried_into_the_rollback_bound() {
     assert_eq!(b.propagation_seconds, measured);
     assert_eq!(b.seconds, measured + 5);
     assert_eq!(b.keep_alive.map(|k| k.seconds), Some(measured + 25));
-    assert!(b.statement.contains(&format!("propagation {measured} s measured")));
+    assert!(b
+        .statement
+        .contains(&format!("propagation {measured} s measured")));
 
     // The documented 60 s is longer than this measurement: unchanged.
     let documented = RollbackBound {
@@ -1002,6 +1004,9 @@ async fn the_measured_insync_time_is_carried_into_the_rollback_bound() {
     let report = set_weight::run(&ctx(), &req).await.unwrap();
     assert_eq!(report.rollback_bound, None);
     let json = serde_json::to_value(&report).unwrap();
-    assert!(json.get("rollbackBound").is_some_and(|v| v.is_null()), "{json}");
+    assert!(
+        json.get("rollbackBound").is_some_and(|v| v.is_null()),
+        "{json}"
+    );
     assert!(json.get("insyncSeconds").is_some(), "{json}");
 }

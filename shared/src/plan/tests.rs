@@ -717,7 +717,9 @@ fn the_bake_floor_counts_the_metric_delay() {
     // The default delay (60 s): 90 s.
     let delay = metric_delay_seconds(&AlarmGate::default());
     assert_eq!(delay, 60);
-    let e = check_bake(40, &alarms, false, delay).unwrap_err().to_string();
+    let e = check_bake(40, &alarms, false, delay)
+        .unwrap_err()
+        .to_string();
     for term in [
         "clients-5xx needs 90s",
         "2 x 10s periods",
@@ -1314,7 +1316,8 @@ fn rollback_bound_terms_and_guard() {
         );
         assert!(b.statement.contains("errors 70 s"), "{}", b.statement);
     }
-    let rollback_bound = |ttl, _: Option<u32>, d: Vec<AlarmDetection>| rollback_bound(&strategy(ttl), d);
+    let rollback_bound =
+        |ttl, _: Option<u32>, d: Vec<AlarmDetection>| rollback_bound(&strategy(ttl), d);
     assert!(check_rollback_bound(&rollback_bound(5, None, vec![]), 90).is_ok());
     assert!(check_rollback_bound(&rollback_bound(30, None, vec![]), 90).is_ok());
     let err = check_rollback_bound(&rollback_bound(300, None, vec![]), 90)
@@ -1357,7 +1360,12 @@ fn the_rollback_bound_names_the_keep_alive_term() {
     assert_eq!(b.seconds, 65);
     let k = b.keep_alive.clone().expect("keep-alive term");
     assert_eq!(
-        (k.seconds, k.term.as_str(), k.connection_age_seconds, k.drain_seconds),
+        (
+            k.seconds,
+            k.term.as_str(),
+            k.connection_age_seconds,
+            k.drain_seconds
+        ),
         (90, "drain", None, 90)
     );
     assert!(
@@ -1368,7 +1376,9 @@ fn the_rollback_bound_names_the_keep_alive_term() {
         "{}",
         b.statement
     );
-    assert!(b.statement.contains("strategy.clientMaxConnectionAgeSeconds"));
+    assert!(b
+        .statement
+        .contains("strategy.clientMaxConnectionAgeSeconds"));
     // A known age shorter than that: new connections' bound + the age.
     let b = rollback_bound(&strategy(Some(20), None), vec![]);
     let k = b.keep_alive.clone().expect("keep-alive term");
