@@ -325,6 +325,9 @@ pub struct RollbackBound {
 /// When keep-alive clients are off a rolled-back canary: a connection does
 /// not follow the weights; it ends at its maximum age or when the canary's
 /// task set is deleted (ECS stops its tasks, which close their connections).
+/// Stated for a rollback during the canary; after a failed promotion the
+/// new slot's drain also covers `ttlSeconds` (the history's `drain.explain`
+/// says so), and the tasks' own stop comes on top of `drainSeconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeepAliveBound {

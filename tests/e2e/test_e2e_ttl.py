@@ -4,7 +4,7 @@ resolver (unbound) and real requests to the tasks that serve.
 
 - During a deployment the authority answers the deployment TTL (5 s).
 - After a rollback, new requests reach the old version within the bound
-  create-taskset reported ("a rollback reaches every client within N s of
+  create-taskset reported ("a rollback reaches new connections within N s of
   its decision").
 - After a promotion no client request fails (no request reaches a deleted
   task): the old task set is deleted only after the exact drain, which
