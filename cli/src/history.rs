@@ -207,6 +207,9 @@ pub struct Tracker {
     ending: Option<Ending>,
     waits_seen: HashSet<String>,
     last_readiness: Option<(bool, u32, u32)>,
+    /// The rollback bound last narrated (create's, then a longer one that
+    /// a set-weight measured).
+    bound_seconds: Option<u32>,
 }
 
 impl Tracker {
@@ -500,7 +503,10 @@ impl Tracker {
                 };
                 // Issue 13: how long a rollback takes to reach clients.
                 let text = match &d.rollback_bound {
-                    Some(b) => format!("{text}; {}", b.statement),
+                    Some(b) => {
+                        self.bound_seconds = Some(b.seconds);
+                        format!("{text}; {}", b.statement)
+                    }
                     None => text,
                 };
                 let what = What::Planned {
@@ -583,6 +589,17 @@ impl Tracker {
                 let text = match &w.drain {
                     Some(d) => format!("{text}; drain until {} ({} s)", d.until, d.seconds),
                     None => text,
+                };
+                // Issue 13: a change slower to INSYNC than the bound assumed.
+                let text = match &w.rollback_bound {
+                    Some(b) if self.bound_seconds.is_some_and(|s| b.seconds > s) => {
+                        self.bound_seconds = Some(b.seconds);
+                        format!(
+                            "{text}; Route 53 took {} s to be INSYNC, so {}",
+                            b.propagation_seconds, b.statement
+                        )
+                    }
+                    _ => text,
                 };
                 let what = What::Weights {
                     blue: w.weights.blue,
@@ -890,6 +907,52 @@ mod tests {
                     && l.ends_with("; drain until 2026-11-27T10:20:30Z (25 s)")),
             "{lines:#?}"
         );
+        Ok(())
+    }
+
+    /// Issue 13 residue: a set-weight answer whose carried rollback bound
+    /// grew (a change measured slower to INSYNC) is narrated once.
+    #[tokio::test]
+    async fn a_rollback_bound_raised_by_a_measured_insync_is_narrated() -> Result<(), String> {
+        let text = crate::fixtures::fixture_text("history-success.json")?;
+        let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let events = v["events"].as_array_mut().ok_or("no events")?;
+        let bound = |p: u32, source: &str| {
+            serde_json::json!({
+                "seconds": p + 5, "propagationSeconds": p, "propagationSource": source,
+                "ttlSeconds": 5, "statement": format!("a rollback reaches new connections within {} s", p + 5)
+            })
+        };
+        let mut weights = 0;
+        for e in events.iter_mut() {
+            let Some(out) = e.pointer_mut("/taskSucceededEventDetails/output") else {
+                continue;
+            };
+            let mut o: serde_json::Value =
+                serde_json::from_str(out.as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
+            if o["Payload"].get("newTaskSet").is_some() {
+                o["Payload"]["rollbackBound"] = bound(60, "documented");
+            } else if o["Payload"].get("weights").is_some() {
+                weights += 1;
+                // The first step measured 95 s; later answers carry the same bound.
+                o["Payload"]["rollbackBound"] = if weights == 1 {
+                    bound(60, "documented")
+                } else {
+                    bound(95, "measured")
+                };
+            } else {
+                continue;
+            }
+            *out = serde_json::Value::String(o.to_string());
+        }
+        assert!(weights >= 3, "fixture has {weights} set-weight answers");
+        let events = crate::fixtures::load_body(v.to_string()).await?;
+        let lines = texts(&story(&events).0);
+        let raised: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains("Route 53 took 95 s to be INSYNC, so a rollback reaches new connections within 100 s"))
+            .collect();
+        assert_eq!(raised.len(), 1, "{lines:#?}");
         Ok(())
     }
 

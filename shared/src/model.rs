@@ -157,6 +157,13 @@ pub struct StrategyInput {
     /// deployment is refused with `BakeTooShort`.
     #[serde(default)]
     pub allow_short_bake: Option<bool>,
+    /// The longest a keep-alive client keeps one connection (its pool's
+    /// maximum connection age, or a server-side MAX_CONNECTION_AGE). It
+    /// bounds how long keep-alive clients stay on a rolled-back canary
+    /// (`rollbackBound.keepAlive`). Default: unknown; they then stay until
+    /// the drain deletes the canary's task set.
+    #[serde(default)]
+    pub client_max_connection_age_seconds: Option<u32>,
 }
 
 /// The complete strategy, defaults applied.
@@ -189,6 +196,9 @@ pub struct Strategy {
     pub unsafe_short_drain: bool,
     #[serde(default)]
     pub max_rollback_seconds: u32,
+    /// `strategy.clientMaxConnectionAgeSeconds` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_max_connection_age_seconds: Option<u32>,
 }
 
 /// What `INSUFFICIENT_DATA` means for the alarm gate.
@@ -211,6 +221,13 @@ pub struct AlarmGate {
     pub names: Vec<String>,
     #[serde(default)]
     pub insufficient_data: InsufficientData,
+    /// Seconds from a request to its metric being in CloudWatch for the
+    /// alarms to evaluate: the application's publish interval + ingestion.
+    /// Counted in the bake floor and in each alarm's detection time.
+    /// Default 60 (the CloudWatch agent's `metrics_collection_interval`);
+    /// create-taskset writes the value it used into the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_delay_seconds: Option<u32>,
 }
 
 /// The execution input: what an engineer writes by hand (or the EventBridge
@@ -280,11 +297,12 @@ pub struct Deployment {
     pub rollback_bound: Option<RollbackBound>,
 }
 
-/// "A rollback reaches every client within `seconds` s of its decision":
+/// "A rollback reaches new connections within `seconds` s of its decision":
 /// Route 53 propagation + the CNAME TTL in force during the deployment. The
 /// Cloud Map TTL is not a term: once a client's CNAME answer expires its
 /// next lookup names the old slot, whatever it cached for the new one's A
 /// records (that TTL delays the deletion of a task set, not the return).
+/// Keep-alive connections follow connections, not weights: `keepAlive`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackBound {
@@ -294,11 +312,41 @@ pub struct RollbackBound {
     pub propagation_source: String,
     pub ttl_seconds: u32,
     /// Per gate alarm: seconds from a regression to ALARM (Period x
-    /// EvaluationPeriods + evaluation interval; `None`: not computable).
+    /// (EvaluationPeriods + 1) + evaluation interval + metric delay;
+    /// `None`: not computable).
     #[serde(default)]
     pub detection: Vec<AlarmDetection>,
+    /// Clients that keep connections alive (absent in older histories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAliveBound>,
     /// The sentence the console and the CLI show.
     pub statement: String,
+}
+
+/// When keep-alive clients are off a rolled-back canary: a connection does
+/// not follow the weights; it ends at its maximum age or when the canary's
+/// task set is deleted (ECS stops its tasks, which close their connections).
+/// Stated for a rollback during the canary; after a failed promotion the
+/// new slot's drain also covers `ttlSeconds` (the history's `drain.explain`
+/// says so), and the tasks' own stop comes on top of `drainSeconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeepAliveBound {
+    /// Seconds from the decision: the smaller of `rollbackBound.seconds` +
+    /// the connection age (a connection opened on an answer just before it
+    /// expired lives that long) and `drainSeconds`.
+    pub seconds: u32,
+    /// `strategy.clientMaxConnectionAgeSeconds` (absent: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_age_seconds: Option<u32>,
+    /// Seconds from the decision until the rollback's drain deletes the
+    /// canary's task set: propagation + the exact drain of the new slot.
+    pub drain_seconds: u32,
+    /// The exact drain of the new slot after a rollback, counted from its
+    /// INSYNC (deployment TTL + Cloud Map TTL + margin, or the override).
+    pub drain_after_insync_seconds: u32,
+    /// `connectionAge` or `drain`: which term bounds it.
+    pub term: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -455,6 +503,12 @@ pub struct SetWeightRequest {
     /// slot losing its traffic may be deleted (the answer's `drain`).
     #[serde(default)]
     pub drain: Option<DrainRequest>,
+    /// The deployment's rollback bound so far (create-taskset's, then each
+    /// set-weight's answer): the answer's `rollbackBound` counts this
+    /// change's measured INSYNC time when it is longer than the bound's
+    /// propagation term.
+    #[serde(default)]
+    pub rollback_bound: Option<RollbackBound>,
 }
 
 /// What set-weight needs to compute the exact drain of `slot`.
@@ -545,6 +599,15 @@ pub struct WeightReport {
     /// otherwise: the state machine's ResultSelector picks it).
     #[serde(default)]
     pub drain: Option<DrainReport>,
+    /// Seconds from this call's Route 53 write to GetChange's INSYNC, as
+    /// measured (rounded up); null when no INSYNC was seen.
+    #[serde(default)]
+    pub insync_seconds: Option<u32>,
+    /// The request's `rollbackBound` with this change's measured INSYNC
+    /// time counted when longer than its propagation term (written as null
+    /// when the request gave none: the state machine carries it).
+    #[serde(default)]
+    pub rollback_bound: Option<RollbackBound>,
 }
 
 // ---------------------------------------------------------------- delete-taskset

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 
 use crate::model::{
     AlarmDetection, AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, DrainRequest,
-    InsufficientData, RollbackBound, Slot, Slots, Strategy, StrategyInput, Target, TaskSetNetwork,
-    Weights,
+    InsufficientData, KeepAliveBound, RollbackBound, Slot, Slots, Strategy, StrategyInput, Target,
+    TaskSetNetwork, Weights,
 };
 use crate::{CanaryError, Result};
 
@@ -31,6 +31,16 @@ pub const DEFAULT_MAX_ROLLBACK_SECONDS: u32 = 90;
 /// seconds" (Route 53 FAQ; Developer Guide, "Checking the status of your
 /// change": GetChange turns INSYNC when every server has it).
 pub const ROUTE53_PROPAGATION_SECONDS: u32 = 60;
+/// How long after a request its metric can be evaluated when the input does
+/// not say (`alarms.metricDelaySeconds`): the CloudWatch agent collects and
+/// publishes metrics every 60 s by default (CloudWatch User Guide, "Manually
+/// create or edit the CloudWatch agent configuration file":
+/// `metrics_collection_interval`, "The default value is 60"; its
+/// `force_flush_interval` is also 60 s). An application that puts its own
+/// metrics more often (the local clients: every 10 s) says so.
+pub const DEFAULT_METRIC_DELAY_SECONDS: u32 = 60;
+/// A metric delay above an hour is a typo (and no bake would cover it).
+pub const MAX_METRIC_DELAY_SECONDS: u32 = 3_600;
 /// Bakes, timeouts and drains longer than a day are almost surely a typo.
 pub const MAX_WAIT_SECONDS: u32 = 86_400;
 pub const MAX_ALARMS: usize = 100;
@@ -417,6 +427,9 @@ pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
     if let Some(v) = s.max_rollback_seconds {
         validate_wait("maxRollbackSeconds", v, 1)?;
     }
+    if let Some(v) = s.client_max_connection_age_seconds {
+        validate_wait("clientMaxConnectionAgeSeconds", v, 1)?;
+    }
     Ok(())
 }
 
@@ -440,7 +453,21 @@ pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
             )));
         }
     }
+    if let Some(d) = a.metric_delay_seconds {
+        if d > MAX_METRIC_DELAY_SECONDS {
+            return Err(CanaryError::invalid(format!(
+                "alarms.metricDelaySeconds is {d}; at most {MAX_METRIC_DELAY_SECONDS} (the \
+                 application's metric publish interval + CloudWatch ingestion)"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// `alarms.metricDelaySeconds`, or its default.
+pub fn metric_delay_seconds(a: &AlarmGate) -> u32 {
+    a.metric_delay_seconds
+        .unwrap_or(DEFAULT_METRIC_DELAY_SECONDS)
 }
 
 /// Fills the strategy's defaults. `record_ttl` is the weighted records'
@@ -492,28 +519,124 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
         max_rollback_seconds: s
             .max_rollback_seconds
             .unwrap_or(DEFAULT_MAX_ROLLBACK_SECONDS),
+        client_max_connection_age_seconds: s.client_max_connection_age_seconds,
     }
 }
 
 // ------------------------------------------------------------------ rollback bound
 
-/// "Decision -> every client": Route 53 propagation (`measured` INSYNC
-/// seconds when known, else the documented 60 s) plus the CNAME TTL in force
-/// during the deployment. Alarm detection is reported per alarm, apart.
-pub fn rollback_bound(
-    deployment_ttl: u32,
-    measured_insync: Option<u32>,
+/// "Decision -> clients" at create: Route 53's documented propagation bound
+/// (no INSYNC is measured yet) plus the CNAME TTL in force during the
+/// deployment for new connections; keep-alive connections as
+/// [`KeepAliveBound`] says. Alarm detection is reported per alarm, apart.
+pub fn rollback_bound(s: &Strategy, detection: Vec<AlarmDetection>) -> RollbackBound {
+    let ttl = if s.deployment_ttl_seconds == 0 {
+        s.ttl_seconds
+    } else {
+        s.deployment_ttl_seconds
+    };
+    bound_from_terms(
+        ROUTE53_PROPAGATION_SECONDS,
+        "documented",
+        ttl,
+        Some((
+            s.client_max_connection_age_seconds,
+            rollback_drain_seconds(s),
+        )),
+        detection,
+    )
+}
+
+/// The exact drain of the new slot after a rollback during the canary,
+/// counted from the rollback's INSYNC ([`exact_drain`] with the new slot's
+/// only exposure, the deployment TTL): deployment TTL + Cloud Map TTL +
+/// margin, lengthened (or, with `unsafeShortDrain`, replaced) by
+/// `strategy.drainSeconds`.
+pub fn rollback_drain_seconds(s: &Strategy) -> u32 {
+    let ttl = if s.deployment_ttl_seconds == 0 {
+        s.ttl_seconds
+    } else {
+        s.deployment_ttl_seconds
+    };
+    let computed = drain_seconds(ttl, s.cloudmap_ttl_seconds);
+    match s.drain_override_seconds {
+        Some(m) if s.unsafe_short_drain => m,
+        Some(m) => computed.max(m),
+        None => computed,
+    }
+}
+
+/// The bound with a measured INSYNC time counted: when a change took longer
+/// to be INSYNC than the bound's propagation term, that time replaces it
+/// (source `measured`); a shorter one proves nothing about the next change
+/// and leaves the bound as it is.
+pub fn with_measured_insync(b: &RollbackBound, measured: u32) -> RollbackBound {
+    if measured <= b.propagation_seconds {
+        return b.clone();
+    }
+    bound_from_terms(
+        measured,
+        "measured",
+        b.ttl_seconds,
+        b.keep_alive
+            .as_ref()
+            .map(|k| (k.connection_age_seconds, k.drain_after_insync_seconds)),
+        b.detection.clone(),
+    )
+}
+
+/// The bound from its terms. `keep_alive`: the clients' maximum connection
+/// age (if known) and the new slot's drain after the rollback's INSYNC.
+///
+/// New connections: propagation + TTL (the last stale answer expires then).
+/// Keep-alive: a connection opened on such an answer just before it expired
+/// lives up to the connection age more, so propagation + TTL + age; but
+/// the drain deletes the canary's task set at propagation + drain, which
+/// ends every connection to it: the smaller of the two. Age unknown: the
+/// drain.
+fn bound_from_terms(
+    propagation: u32,
+    source: &str,
+    ttl: u32,
+    keep_alive: Option<(Option<u32>, u32)>,
     detection: Vec<AlarmDetection>,
 ) -> RollbackBound {
-    let (propagation, source) = match measured_insync {
-        Some(m) => (m, "measured"),
-        None => (ROUTE53_PROPAGATION_SECONDS, "documented"),
-    };
-    let seconds = propagation.saturating_add(deployment_ttl);
+    let seconds = propagation.saturating_add(ttl);
     let mut statement = format!(
-        "a rollback reaches every client within {seconds} s of its decision (Route 53 \
-         propagation {propagation} s {source} + CNAME TTL {deployment_ttl} s)"
+        "a rollback reaches new connections within {seconds} s of its decision (Route 53 \
+         propagation {propagation} s {source} + CNAME TTL {ttl} s)"
     );
+    let keep_alive = keep_alive.map(|(age, drain_after_insync)| {
+        let drain = propagation.saturating_add(drain_after_insync);
+        let by_age = age.map(|a| seconds.saturating_add(a));
+        let (k, term) = match by_age {
+            Some(a) if a < drain => (a, "connectionAge"),
+            _ => (drain, "drain"),
+        };
+        let clause = match (age, term) {
+            (Some(a), "connectionAge") => format!(
+                "; keep-alive connections within {k} s ({seconds} s + max connection age {a} s)"
+            ),
+            (Some(a), _) => format!(
+                "; keep-alive connections within {k} s, when the drain deletes the canary \
+                 (propagation {propagation} s + drain {drain_after_insync} s; sooner than \
+                 {seconds} s + max connection age {a} s)"
+            ),
+            (None, _) => format!(
+                "; keep-alive connections stay on the canary until the drain deletes it, {k} s \
+                 after the decision (propagation {propagation} s + drain {drain_after_insync} s; \
+                 strategy.clientMaxConnectionAgeSeconds bounds it sooner)"
+            ),
+        };
+        statement.push_str(&clause);
+        KeepAliveBound {
+            seconds: k,
+            connection_age_seconds: age,
+            drain_seconds: drain,
+            drain_after_insync_seconds: drain_after_insync,
+            term: term.to_string(),
+        }
+    });
     if !detection.is_empty() {
         let terms: Vec<String> = detection
             .iter()
@@ -528,8 +651,9 @@ pub fn rollback_bound(
         seconds,
         propagation_seconds: propagation,
         propagation_source: source.to_string(),
-        ttl_seconds: deployment_ttl,
+        ttl_seconds: ttl,
         detection,
+        keep_alive,
         statement,
     }
 }
@@ -1473,25 +1597,76 @@ pub enum AlarmWindow {
     Unknown,
 }
 
-/// Seconds from a regression to the alarm going ALARM: Period x
-/// EvaluationPeriods, plus the evaluation interval (alarms of 10 and 30 s
-/// periods are evaluated every 10 s, others every minute: CloudWatch
-/// User Guide, "Alarm evaluation") for the last datapoint to be evaluated.
-/// A composite is as slow as its slowest child. `None`: not computable.
-pub fn alarm_horizon_seconds(w: &AlarmWindow) -> Option<u32> {
+/// Seconds from a regression to the alarm going ALARM, worst case:
+///
+/// - Period x (EvaluationPeriods + 1): periods are aligned on the clock
+///   (CloudWatch aggregates by period start), and a regression that starts
+///   inside a period dilutes it, so the alarm is sure to see it only in the
+///   EvaluationPeriods whole periods after that one;
+/// - the metric delay: the last request of those periods reaches CloudWatch
+///   only when the application publishes it (`alarms.metricDelaySeconds`,
+///   [`DEFAULT_METRIC_DELAY_SECONDS`]);
+/// - the evaluation interval: alarms of 10 and 30 s periods are evaluated
+///   every 10 s, others every minute (CloudWatch User Guide, "Alarm
+///   evaluation"; aws-facts.md).
+///
+/// The local world measured 11.6-38.4 s from a bad version's first request
+/// to ALARM for a 10-s, 1-period alarm on clients that publish every 10 s:
+/// this gives 40 s (the formula before, Period x EvaluationPeriods + 10 s,
+/// gave 20 s). A composite is as slow as its slowest child. `None`: not
+/// computable.
+pub fn alarm_horizon_seconds(w: &AlarmWindow, metric_delay: u32) -> Option<u32> {
+    alarm_horizon(w, metric_delay).map(|h| h.seconds())
+}
+
+/// The terms of [`alarm_horizon_seconds`] for one metric alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmHorizon {
+    pub period: u32,
+    /// EvaluationPeriods + 1 (the period the regression starts in).
+    pub periods: u32,
+    pub evaluation_interval: u32,
+    pub metric_delay: u32,
+}
+
+impl AlarmHorizon {
+    pub fn seconds(&self) -> u32 {
+        self.period
+            .saturating_mul(self.periods)
+            .saturating_add(self.evaluation_interval)
+            .saturating_add(self.metric_delay)
+    }
+
+    /// "40s = 2 x 10s periods + 10s evaluation + 10s metric delay".
+    pub fn explain(&self) -> String {
+        format!(
+            "{}s = {} x {}s periods (evaluation periods + the one a regression starts in) + {}s \
+             evaluation + {}s metric delay",
+            self.seconds(),
+            self.periods,
+            self.period,
+            self.evaluation_interval,
+            self.metric_delay
+        )
+    }
+}
+
+/// The slowest metric alarm's horizon in `w` (a composite: its children).
+pub fn alarm_horizon(w: &AlarmWindow, metric_delay: u32) -> Option<AlarmHorizon> {
     match w {
         AlarmWindow::Metric {
             period,
             evaluation_periods,
-        } => {
-            let interval = if *period < 60 { 10 } else { 60 };
-            Some(
-                period
-                    .saturating_mul((*evaluation_periods).max(1))
-                    .saturating_add(interval),
-            )
-        }
-        AlarmWindow::Composite(children) => children.iter().filter_map(alarm_horizon_seconds).max(),
+        } => Some(AlarmHorizon {
+            period: *period,
+            periods: (*evaluation_periods).max(1).saturating_add(1),
+            evaluation_interval: if *period < 60 { 10 } else { 60 },
+            metric_delay,
+        }),
+        AlarmWindow::Composite(children) => children
+            .iter()
+            .filter_map(|c| alarm_horizon(c, metric_delay))
+            .max_by_key(AlarmHorizon::seconds),
         AlarmWindow::Unknown => None,
     }
 }
@@ -1527,15 +1702,17 @@ pub fn composite_children(rule: &str) -> Vec<String> {
     out
 }
 
-/// Refuses a bake shorter than a gate alarm needs to see a regression:
-/// a regression whose alarm fires after the last gate can no longer roll
-/// back once the old task set is deleted. `allow_short` (the explicit
+/// Refuses a bake shorter than a gate alarm needs to see a regression
+/// ([`alarm_horizon_seconds`], the metric delay included): a regression
+/// whose alarm fires after the last gate can no longer roll back once the
+/// old task set is deleted. `allow_short` (the explicit
 /// `strategy.allowShortBake`) accepts it. Alarms whose window cannot be
 /// computed do not bound the bake (they are named in the log).
 pub fn check_bake(
     bake_seconds: u32,
     windows: &[(String, AlarmWindow)],
     allow_short: bool,
+    metric_delay: u32,
 ) -> Result<()> {
     if allow_short {
         return Ok(());
@@ -1543,9 +1720,9 @@ pub fn check_bake(
     let short: Vec<String> = windows
         .iter()
         .filter_map(|(name, w)| {
-            alarm_horizon_seconds(w)
-                .filter(|h| *h > bake_seconds)
-                .map(|h| format!("{name} needs {h}s"))
+            alarm_horizon(w, metric_delay)
+                .filter(|h| h.seconds() > bake_seconds)
+                .map(|h| format!("{name} needs {}", h.explain()))
         })
         .collect();
     if short.is_empty() {
@@ -1553,8 +1730,10 @@ pub fn check_bake(
     }
     Err(CanaryError::BakeTooShort(format!(
         "strategy.bakeSeconds is {bake_seconds}s but {}: an alarm could fire after the last gate, \
-         when the old task set is gone; lengthen the bake or set strategy.allowShortBake: true",
-        short.join(", ")
+         when the old task set is gone; lengthen the bake, set alarms.metricDelaySeconds if the \
+         application publishes its metrics sooner than {metric_delay}s, or set \
+         strategy.allowShortBake: true",
+        short.join("; ")
     )))
 }
 

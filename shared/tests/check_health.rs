@@ -63,6 +63,7 @@ fn alarms(names: &[&str], since: &str) -> CheckRequest {
         alarms: AlarmGate {
             names: names.iter().map(|n| n.to_string()).collect(),
             insufficient_data: InsufficientData::Pass,
+            metric_delay_seconds: None,
         },
         since: since.into(),
         task_token: None,
@@ -596,6 +597,7 @@ async fn insufficient_data_passes_or_fails_as_configured() {
         alarms: AlarmGate {
             names: vec![ALARM.into()],
             insufficient_data: InsufficientData::Fail,
+            metric_delay_seconds: None,
         },
         since: SINCE.into(),
         task_token: None,

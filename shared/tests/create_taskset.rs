@@ -277,6 +277,7 @@ fn default_strategy(ttl: u32) -> Strategy {
         drain_override_seconds: None,
         unsafe_short_drain: false,
         max_rollback_seconds: 90,
+        client_max_connection_age_seconds: None,
     }
 }
 
@@ -951,7 +952,8 @@ fn metric_alarm(name: &str, period: i32, evaluation_periods: i32) -> MetricAlarm
 
 #[tokio::test]
 async fn a_bake_shorter_than_an_alarm_can_see_is_bake_too_short() {
-    // 300 s x 1 + 60 s evaluation > the default 300 s bake.
+    // 300 s x (1 + 1) + 60 s evaluation + 60 s metric delay > the default
+    // 300 s bake.
     let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 300, 1)]);
 
     let e = err(create_taskset::run(&aws.context(), &request()).await);
@@ -966,8 +968,39 @@ async fn a_bake_shorter_than_an_alarm_can_see_is_bake_too_short() {
     create_taskset::run(&aws.context(), &req).await.unwrap();
     let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 300, 1)]);
     let mut req = request();
-    req.request.strategy.bake_seconds = Some(360);
-    create_taskset::run(&aws.context(), &req).await.unwrap();
+    req.request.strategy.bake_seconds = Some(720);
+    let d = create_taskset::run(&aws.context(), &req).await.unwrap();
+    // The plan states the metric delay it counted, and the detection time.
+    assert_eq!(d.alarms.metric_delay_seconds, Some(60));
+    let detection = d.rollback_bound.unwrap().detection;
+    assert_eq!(detection[0].seconds, Some(720));
+}
+
+/// Issue 11 follow-up: `alarms.metricDelaySeconds` is a term of the bake
+/// floor (an application that publishes every 10 s needs less than the
+/// CloudWatch agent's default 60 s).
+#[tokio::test]
+async fn the_metric_delay_is_a_term_of_the_bake_floor() {
+    // 60 s x 2 + 60 s evaluation + 10 s metric delay = 190 s.
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 60, 1)]);
+    let mut req = request();
+    req.request.strategy.bake_seconds = Some(189);
+    req.request.alarms.metric_delay_seconds = Some(10);
+    let e = err(create_taskset::run(&aws.context(), &req).await);
+    assert_eq!(e.error_type(), "BakeTooShort");
+    assert!(e.to_string().contains("10s metric delay"), "{e}");
+    aws.nothing_written();
+
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 60, 1)]);
+    req.request.strategy.bake_seconds = Some(190);
+    let d = create_taskset::run(&aws.context(), &req).await.unwrap();
+    assert_eq!(d.alarms.metric_delay_seconds, Some(10));
+
+    // By default (60 s) the same bake is too short.
+    let aws = Aws::blue_live().alarms(vec![metric_alarm(ALARM, 60, 1)]);
+    req.request.alarms.metric_delay_seconds = None;
+    let e = err(create_taskset::run(&aws.context(), &req).await);
+    assert!(e.to_string().contains("needs 240s"), "{e}");
 }
 
 #[tokio::test]
@@ -1002,13 +1035,13 @@ async fn a_composite_gate_alarm_is_found_and_bounded_by_its_children() {
     let mut req = request();
     req.request.alarms.names = vec![COMPOSITE.into()];
 
-    // The slower child (60 s x 10 + 60 s) bounds the bake.
+    // The slower child (60 s x (10 + 1) + 60 s + 60 s metric delay) bounds the bake.
     let e = err(create_taskset::run(&aws.context(), &req).await);
     assert_eq!(e.error_type(), "BakeTooShort");
-    assert!(e.to_string().contains("orders-health needs 660s"), "{e}");
+    assert!(e.to_string().contains("orders-health needs 780s"), "{e}");
     aws.nothing_written();
 
-    req.request.strategy.bake_seconds = Some(660);
+    req.request.strategy.bake_seconds = Some(780);
     create_taskset::run(&aws.context(), &req).await.unwrap();
 }
 
@@ -1324,7 +1357,11 @@ async fn a_rollback_bound_over_the_maximum_is_refused_before_any_write() {
     assert_eq!(bound.seconds, 120);
     assert!(bound
         .statement
-        .starts_with("a rollback reaches every client within 120 s of its decision"));
+        .starts_with("a rollback reaches new connections within 120 s of its decision"));
+    // Keep-alive clients: until the drain (60 + 60 + 10 + 10 s) unless the
+    // input names their connection age.
+    let k = bound.keep_alive.unwrap();
+    assert_eq!((k.seconds, k.term.as_str()), (140, "drain"));
     assert_eq!(
         (
             d.strategy.deployment_ttl_seconds,

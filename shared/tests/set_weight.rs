@@ -31,6 +31,7 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         since: None,
         rollback: None,
         drain: None,
+        rollback_bound: None,
     }
 }
 
@@ -43,6 +44,7 @@ fn guarded(percent: u8) -> SetWeightRequest {
         alarms: Some(AlarmGate {
             names: vec![ALARM.into()],
             insufficient_data: Default::default(),
+            metric_delay_seconds: None,
         }),
         since: Some(SINCE.into()),
         rollback: Some(RollbackPlan {
@@ -939,4 +941,72 @@ async fn a_drain_for_the_slot_that_keeps_traffic_is_refused() {
     });
     let err = set_weight::run(&ctx, &req).await.err().unwrap();
     assert_eq!(err.error_type(), "InvalidInput");
+}
+
+/// Issue 13 residue: set-weight measures how long its change took to be
+/// INSYNC and carries the deployment's rollback bound forward with that
+/// time counted when it is longer than the bound assumed.
+#[tokio::test]
+async fn the_measured_insync_time_is_carried_into_the_rollback_bound() {
+    use canary_engine::model::{KeepAliveBound, RollbackBound};
+    let ctx = || {
+        healthy_slots(Mocks::new())
+            .route53(&[
+                &r53::list(r53::records(100, 0, 60)),
+                &r53::change(&Seen::new()),
+                &r53::get_change(ChangeStatus::Insync),
+            ])
+            .context()
+    };
+    // A bound that assumed 0 s of propagation: any measured time is longer
+    // (a whole second at least: measurements are rounded up).
+    let assumed = RollbackBound {
+        seconds: 5,
+        propagation_seconds: 0,
+        propagation_source: "documented".into(),
+        ttl_seconds: 5,
+        detection: Vec::new(),
+        keep_alive: Some(KeepAliveBound {
+            seconds: 25,
+            connection_age_seconds: None,
+            drain_seconds: 25,
+            drain_after_insync_seconds: 25,
+            term: "drain".into(),
+        }),
+        statement: "a rollback reaches new connections within 5 s".into(),
+    };
+    let mut req = request(Slot::Green, 10);
+    req.rollback_bound = Some(assumed.clone());
+    let report = set_weight::run(&ctx(), &req).await.unwrap();
+    let measured = report.insync_seconds.expect("INSYNC measured");
+    assert!(measured >= 1, "{measured}");
+    let b = report.rollback_bound.expect("the bound is carried");
+    assert_eq!(b.propagation_source, "measured");
+    assert_eq!(b.propagation_seconds, measured);
+    assert_eq!(b.seconds, measured + 5);
+    assert_eq!(b.keep_alive.map(|k| k.seconds), Some(measured + 25));
+    assert!(b
+        .statement
+        .contains(&format!("propagation {measured} s measured")));
+
+    // The documented 60 s is longer than this measurement: unchanged.
+    let documented = RollbackBound {
+        seconds: 65,
+        propagation_seconds: 60,
+        ..assumed
+    };
+    req.rollback_bound = Some(documented.clone());
+    let report = set_weight::run(&ctx(), &req).await.unwrap();
+    assert_eq!(report.rollback_bound, Some(documented));
+
+    // Without a bound in the request the answer has none (written as null).
+    req.rollback_bound = None;
+    let report = set_weight::run(&ctx(), &req).await.unwrap();
+    assert_eq!(report.rollback_bound, None);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json.get("rollbackBound").is_some_and(|v| v.is_null()),
+        "{json}"
+    );
+    assert!(json.get("insyncSeconds").is_some(), "{json}");
 }

@@ -16,6 +16,7 @@ Each test reads the clients' request log (`localaws.clientlog`):
 
 from __future__ import annotations
 
+import json
 import time
 
 
@@ -112,7 +113,10 @@ def test_rollback_reaches_clients_within_the_ttl(aws, world, tmp_path):
     svc = rebuild(aws, world, ttl=ROLLBACK_TTL, cloudmap_ttl=ROLLBACK_TTL)
     bound = {"new-connection": ROLLBACK_TTL + 1 + MARGIN, "keep-alive": ROLLBACK_TTL + 1 + MAX_AGE + MARGIN}
     f = fleet(aws, svc, tmp_path, per_mode=4, rate=10, duration=90, max_connection_age=MAX_AGE)
-    arn = W.start(world, engine_drain(svc, svc.request(svc.image(V2), steps=(50, 100), bake=60)), f"{svc.name}-v2")
+    # The deployment names the keep-alive clients' connection age, so the
+    # engine's reported bound has a keep-alive term to check against.
+    request = svc.request(svc.image(V2), steps=(50, 100), bake=60, clientMaxConnectionAgeSeconds=int(MAX_AGE))
+    arn = W.start(world, engine_drain(svc, request), f"{svc.name}-v2")
     W.wait_baking(world, arn, 1)
     time.sleep(2 * ROLLBACK_TTL + MAX_AGE)  # both versions in every cache and on open connections
     aws.set_alarm_state(svc.alarms[0], "ALARM", "clients see 5xx")
@@ -131,6 +135,24 @@ def test_rollback_reaches_clients_within_the_ttl(aws, world, tmp_path):
         tts = clientlog.time_to_safety([r for r in recs if r["mode"] == mode], alarm_at, {V1})
         print(f"\n{mode}: 99 % of new requests on v1 {tts}s after the alarm (bound {limit}s)")
         assert tts is not None and tts <= limit, f"{mode}: {tts}s > {limit}s"
+    # The bound the engine reported (create's rollbackBound) names the
+    # keep-alive term: new connections' bound + the connection age; the
+    # keep-alive clients' time to safety and their last request on v2 are
+    # within it (counted from the alarm, just before the decision).
+    answers = [json.loads(e["taskSucceededEventDetails"]["output"])["Payload"]
+               for e in W.history(world, arn) if "taskSucceededEventDetails" in e]
+    [plan] = [a for a in answers if isinstance(a, dict) and "newTaskSet" in a]
+    reported = plan["rollbackBound"]
+    ka = reported["keepAlive"]
+    assert ka["term"] == "connectionAge" and ka["connectionAgeSeconds"] == int(MAX_AGE), reported
+    assert ka["seconds"] == reported["seconds"] + int(MAX_AGE), reported
+    assert "keep-alive connections within" in reported["statement"], reported["statement"]
+    kept = [r for r in recs if r["mode"] == "keep-alive"]
+    tts = clientlog.time_to_safety(kept, alarm_at, {V1})
+    last_v2 = max((r["t"] for r in kept if r.get("version") == V2), default=alarm_at) - alarm_at
+    print(f"keep-alive: 99 % on v1 {tts}s, last v2 request {last_v2:+.2f}s after the alarm; reported "
+          f"keep-alive bound {ka['seconds']}s")
+    assert tts is not None and tts <= ka["seconds"] and last_v2 <= ka["seconds"], (tts, last_v2, ka)
     failed = clientlog.failed_requests(recs, recs[0]["t"], recs[-1]["t"] + 1)
     assert failed == [], f"{len(failed)} failed requests during the rollback, e.g. {failed[:3]}"
     assert clientlog.requests_after_stop(recs, W.task_stops(aws)) == []

@@ -75,7 +75,11 @@ class Service:
             "allowShortBake": strategy.pop("allow_short_bake", True),
         }
         s.update(strategy)
-        return {"target": self.target(), "image": image, "strategy": s, "alarms": {"names": list(self.alarms)}}
+        # The clients put their metrics every 10 s and the local CloudWatch
+        # takes them at once: that is the metric delay the bake floor counts
+        # (the engine's default, 60 s, is the CloudWatch agent's interval).
+        alarms = {"names": list(self.alarms), "metricDelaySeconds": CLIENT_ALARM.metric_delay}
+        return {"target": self.target(), "image": image, "strategy": s, "alarms": alarms}
 
 
 @dataclasses.dataclass
@@ -129,7 +133,12 @@ class ClientAlarm:
     local/README.md), so a 10 % canary may get no traffic in one period:
     one breaching period of one suffices, and the next period usually
     brings it. With Period 10 and 1 evaluation period, the engine's bake
-    floor (Period × EvaluationPeriods + its 10-s evaluation interval) is 20 s.
+    floor is 40 s: Period × (EvaluationPeriods + 1, the period a regression
+    starts in) + its 10-s evaluation interval + ``metric_delay``, the
+    clients' 10-s publish interval (``alarms.metricDelaySeconds``; the
+    local CloudWatch ingests at once). The demo measured up to 38.4 s from
+    a bad version's first request to ALARM (the floor without the delay and
+    the alignment, 20 s, was late in 5 of 6 runs).
 
     ``<name>-latency``: ``Latency`` Average ≥ ``latency_ms`` with the same
     periods (a loopback request takes milliseconds, p99 under 300 ms on a
@@ -141,12 +150,16 @@ class ClientAlarm:
     evaluation_periods: int = 1
     datapoints: int = 1
     latency_ms: float = 1000.0
+    # The clients' MetricsPublisher interval (``ClientFleet(metrics_interval=)``).
+    metric_delay: int = 10
 
     def bake_floor(self) -> int:
         """The shortest bake the engine accepts for this alarm without
-        ``allowShortBake`` (issue 12 #12): Period × EvaluationPeriods + the
-        evaluation interval (10 s for periods under a minute)."""
-        return self.period * self.evaluation_periods + (10 if self.period < 60 else 60)
+        ``allowShortBake`` (issue 12 #12, issue 11 follow-up): Period ×
+        (EvaluationPeriods + 1) + the evaluation interval (10 s for periods
+        under a minute) + the metric delay. Also the longest a bad version
+        may take to make the alarm fire (the demo checks it)."""
+        return self.period * (self.evaluation_periods + 1) + (10 if self.period < 60 else 60) + self.metric_delay
 
 
 CLIENT_ALARM = ClientAlarm()

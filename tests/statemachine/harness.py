@@ -376,6 +376,22 @@ def deployment_for(req: dict, deployment_id: str, first: bool = False) -> dict:
         "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/api:7",
         "firstDeployment": first,
         "createdAt": "2026-11-27T10:00:00Z",
+        "rollbackBound": rollback_bound(60),
+    }
+
+
+def rollback_bound(propagation: int, source: str = "documented") -> dict:
+    """A RollbackBound as create-taskset (documented 60 s) or set-weight
+    (a longer measured INSYNC) answers it: CNAME TTL 5 s, drain 25 s."""
+    return {
+        "seconds": propagation + 5,
+        "propagationSeconds": propagation,
+        "propagationSource": source,
+        "ttlSeconds": 5,
+        "detection": [],
+        "keepAlive": {"seconds": propagation + 25, "drainSeconds": propagation + 25,
+                      "drainAfterInsyncSeconds": 25, "term": "drain"},
+        "statement": f"a rollback reaches new connections within {propagation + 5} s of its decision",
     }
 
 
@@ -422,6 +438,8 @@ class FakeFunctions:
         self.alarm_at_gate = alarm_at_gate
         self.rules: list[Rule] = []
         self.weights = {"blue": 100, "green": 0}
+        # set-weight call number (1-based) -> measured INSYNC seconds (default 1).
+        self.insync_seconds: dict[int, int] = {}
         self.sfn = None
         self._polls = 0
         self._changes = 0
@@ -446,6 +464,12 @@ class FakeFunctions:
         changed = weights != self.weights
         self.weights = weights
         self._changes += 1
+        # The set-weight answer carries the request's rollback bound, with
+        # this change's INSYNC time when longer (`insync_seconds` by call).
+        insync_seconds = self.insync_seconds.get(self._changes, 1)
+        bound = p.get("rollbackBound")
+        if bound is not None and insync_seconds > bound["propagationSeconds"]:
+            bound = rollback_bound(insync_seconds, "measured")
         report = {
             "weights": weights,
             "ttlSeconds": p.get("ttlSeconds") or 60,
@@ -453,6 +477,8 @@ class FakeFunctions:
             "insync": True,
             "requestedAt": f"2026-11-27T09:{self._changes:02d}:59Z",
             "changedAt": f"2026-11-27T10:{self._changes:02d}:00Z",
+            "insyncSeconds": insync_seconds,
+            "rollbackBound": bound,
         }
         if p.get("drain"):
             # The exact drain's instant: the drain Wait's TimestampPath.

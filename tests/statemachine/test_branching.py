@@ -115,6 +115,8 @@ def test_success_payloads(sfn):
             "alarms": alarms,
             "since": since,
             "rollback": rollback,
+            # create's bound, carried (each INSYNC here took 1 s < 60 s).
+            "rollbackBound": h.rollback_bound(60),
         }
         changed_at = since
         token = bake_call.payload.pop("taskToken")
@@ -151,6 +153,7 @@ def test_success_payloads(sfn):
                 "insync": True,
             },
         },
+        "rollbackBound": h.rollback_bound(60),
     }
     assert delete_old.state == "Delete old task set"
     assert delete_old.payload == {"target": h.TARGET, "slot": "blue", "taskSet": h.OLD_TASK_SET}
@@ -260,6 +263,8 @@ def assert_rolled_back(out, promotion_tried=False):
             "promotionTried": promotion_tried,
             "strategy": h.deployment_for(h.request(), out.name)["strategy"],
         },
+        # The bound the steps carried (create's: every INSYNC took 1 s).
+        "rollbackBound": h.rollback_bound(60),
     }
     assert delete_new.state == "Delete new task set"
     assert delete_new.payload == {
@@ -280,6 +285,34 @@ def assert_rolled_back(out, promotion_tried=False):
     ]
     until = after_rollback[-1]["weights"]["drain"]["until"]
     assert out.record.waits[-1] == ("Drain new task set", until)
+
+
+def test_a_measured_insync_is_carried_to_the_promotion(sfn):
+    """Issue 13: step 2's change took 95 s to be INSYNC (more than the
+    documented 60 s): set-weight answers the bound with it, and the state
+    machine carries that bound to step 3 and the promotion."""
+    fake = FakeFunctions()
+    fake.insync_seconds = {2: 95}
+    out = sfn.run(h.request(), fake)
+    assert out.status == "SUCCEEDED", out.cause
+    weights = out.calls_to(SET_WEIGHT)
+    assert [c.payload["rollbackBound"]["propagationSeconds"] for c in weights] == [60, 60, 95, 95]
+    assert weights[-1].state == "Promote new task set"
+    assert out.output["weights"]["rollbackBound"] == h.rollback_bound(95, "measured")
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_the_rollback_gets_the_bound_so_far(sfn, k):
+    """The rollback's set-weight gets the bound the steps carried: create's
+    when the first shift itself failed (Start canary put it in $.weights)."""
+    fake = FakeFunctions().fail(SET_WEIGHT, FunctionError("NoHealthyInstances", "none"), when=shift(k))
+    fake.insync_seconds = {1: 70}
+    out = sfn.run(h.request(), fake)
+    assert out.error == "RolledBackOnError", out.cause
+    rollback = out.calls_to(SET_WEIGHT)[-1]
+    assert rollback.state == "Roll back traffic"
+    want = 60 if k == 1 else 70
+    assert rollback.payload["rollbackBound"]["propagationSeconds"] == want
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])

@@ -244,7 +244,8 @@ ANSWER_TYPES = {
 ALWAYS_WRITTEN = {
     # requestedAt: always stamped; drain: written (null unless the request
     # asked for it, and the promotion and rollback always do).
-    "set-weight": ("requestedAt", "drain"),
+    # rollbackBound: written (null unless the request carried one).
+    "set-weight": ("requestedAt", "drain", "rollbackBound"),
     # observedAt: always stamped by the gate (empty only in older histories).
     "gate": ("observedAt",),
 }

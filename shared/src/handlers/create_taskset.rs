@@ -321,7 +321,7 @@ async fn observe_into(
         // before anything is written. (No INSYNC time is measured yet at
         // create: the documented propagation bound counts.)
         col.check(plan::check_rollback_bound(
-            &plan::rollback_bound(s.deployment_ttl_seconds, None, Vec::new()),
+            &plan::rollback_bound(&s, Vec::new()),
             s.max_rollback_seconds,
         ))?;
         strategy = Some(s);
@@ -332,6 +332,8 @@ async fn observe_into(
         |s| s.bake_seconds,
     );
     let mut detection = Vec::new();
+    // The plan states the metric delay it counted (the input's or the default).
+    let metric_delay = plan::metric_delay_seconds(&r.alarms);
 
     if !r.alarms.names.is_empty() {
         // Refuse to start while a gate alarm is already firing: the first
@@ -361,7 +363,7 @@ async fn observe_into(
                 .iter()
                 .map(|(name, w)| AlarmDetection {
                     alarm: name.clone(),
-                    seconds: plan::alarm_horizon_seconds(w),
+                    seconds: plan::alarm_horizon_seconds(w, metric_delay),
                 })
                 .collect();
             for a in &mut out.alarms {
@@ -374,13 +376,14 @@ async fn observe_into(
                 bake_seconds,
                 &windows,
                 r.strategy.allow_short_bake.unwrap_or(false),
+                metric_delay,
             ))?;
         }
     }
 
     let bound = strategy
         .as_ref()
-        .map(|s| plan::rollback_bound(s.deployment_ttl_seconds, None, detection));
+        .map(|s| plan::rollback_bound(s, detection));
     if let Some(bound) = &bound {
         info!(seconds = bound.seconds, statement = %bound.statement, "rollback bound");
     }
@@ -582,7 +585,12 @@ pub async fn run(ctx: &Context, req: &CreateTaskSetRequest) -> Result<Deployment
         id: req.deployment_id.clone(),
         target: t.clone(),
         strategy: strategy.clone(),
-        alarms: req.request.alarms.clone(),
+        // The plan states the metric delay it counted (the input's or the default).
+        alarms: {
+            let mut alarms = req.request.alarms.clone();
+            alarms.metric_delay_seconds = Some(plan::metric_delay_seconds(&alarms));
+            alarms
+        },
         live_slot,
         new_slot,
         first_deployment: old.is_none(),

@@ -1,7 +1,7 @@
 //! `set-weight`: one traffic step, the promotion, or the rollback.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{parse, respond, traffic};
 use crate::aws::ecs;
@@ -106,6 +106,25 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         report.primary_task_set = Some(info.view.arn);
     }
     report.label = req.label.clone();
+    // Issue 13: a change slower to be INSYNC than the bound assumed makes
+    // the bound that slow (the drain needs no such help: it counts from
+    // each change's own INSYNC instant).
+    report.rollback_bound = req.rollback_bound.as_ref().map(|b| {
+        let updated = match report.insync_seconds {
+            Some(m) => plan::with_measured_insync(b, m),
+            None => b.clone(),
+        };
+        if updated.seconds > b.seconds {
+            warn!(
+                insync_seconds = report.insync_seconds,
+                before = b.seconds,
+                seconds = updated.seconds,
+                statement = %updated.statement,
+                "Route 53 took longer to be INSYNC than the rollback bound assumed"
+            );
+        }
+        updated
+    });
     if let Some(d) = &req.drain {
         let requested = time::parse("requestedAt", &report.requested_at)?.secs();
         let ended = time::parse("changedAt", &report.changed_at)?.secs();

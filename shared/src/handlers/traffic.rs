@@ -16,6 +16,8 @@
 //! overwrites the step. A retry of a step whose write was applied but whose
 //! answer was lost runs (2) again, after A, and sees the alarm.
 
+use std::time::Instant;
+
 use tracing::{info, warn};
 
 use crate::aws::{cloudmap, cloudwatch, route53};
@@ -73,8 +75,9 @@ pub async fn shift(
             confirm = wait_insync,
             "weights already in place"
         );
-        let (change_id, insync) = if wait_insync {
+        let (change_id, insync, insync_seconds) = if wait_insync {
             let comment = format!("ecs-dns-canary: confirm {slot} {percent}%");
+            let written = Instant::now();
             let id = route53::write_weights(&ctx.clients.route53, target, desired, ttl, &comment)
                 .await?;
             let insync = route53::wait_insync(
@@ -84,9 +87,9 @@ pub async fn shift(
                 ctx.settings.insync_timeout,
             )
             .await?;
-            (Some(id), insync)
+            (Some(id), insync, insync.then(|| whole_seconds(written)))
         } else {
-            (None, false)
+            (None, false, None)
         };
         return Ok(WeightReport {
             weights: desired,
@@ -99,6 +102,8 @@ pub async fn shift(
             primary_task_set: None,
             label: None,
             drain: None,
+            insync_seconds,
+            rollback_bound: None,
         });
     }
 
@@ -124,6 +129,9 @@ pub async fn shift(
     }
 
     let comment = format!("ecs-dns-canary: {slot} {percent}%");
+    // Set again just before the write (the guarded step reads the alarms
+    // first): the measured INSYNC time counts Route 53 only.
+    let mut written = Instant::now();
     let change_id = match (guard, since) {
         (Some(g), Some(since)) => {
             if !g.alarms.names.is_empty() {
@@ -143,6 +151,7 @@ pub async fn shift(
                     )));
                 }
             }
+            written = Instant::now();
             route53::write_weights_if(
                 &ctx.clients.route53,
                 target,
@@ -177,5 +186,14 @@ pub async fn shift(
         primary_task_set: None,
         label: None,
         drain: None,
+        insync_seconds: insync.then(|| whole_seconds(written)),
+        rollback_bound: None,
     })
+}
+
+/// Seconds since `from`, rounded up (a bound must not be shortened).
+fn whole_seconds(from: Instant) -> u32 {
+    let d = from.elapsed();
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }

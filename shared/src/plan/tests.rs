@@ -675,21 +675,69 @@ fn alarm_horizons() {
         period,
         evaluation_periods,
     };
+    // Period x (EvaluationPeriods + 1) + evaluation interval + metric delay.
     let cases = vec![
-        (m(10, 1), Some(20)),
-        (m(30, 3), Some(100)),
-        (m(60, 5), Some(360)),
-        (m(300, 1), Some(360)),
-        (AlarmWindow::Unknown, None),
-        (AlarmWindow::Composite(vec![]), None),
+        (m(10, 1), 0, Some(30)),
+        // The demo's alarm on clients that publish every 10 s: it measured
+        // up to 38.4 s from v3's first request to ALARM (the floor was 20 s).
+        (m(10, 1), 10, Some(40)),
+        (m(30, 3), 10, Some(140)),
+        (m(60, 5), 60, Some(480)),
+        (m(300, 1), 60, Some(720)),
+        (AlarmWindow::Unknown, 60, None),
+        (AlarmWindow::Composite(vec![]), 60, None),
         (
             AlarmWindow::Composite(vec![m(60, 1), m(300, 2), AlarmWindow::Unknown]),
-            Some(660),
+            60,
+            Some(1020),
         ),
     ];
-    for (w, want) in cases {
-        assert_eq!(alarm_horizon_seconds(&w), want, "{w:?}");
+    for (w, delay, want) in cases {
+        assert_eq!(alarm_horizon_seconds(&w, delay), want, "{w:?} {delay}");
     }
+}
+
+/// Issue 11 follow-up: the bake floor counts the metric delay (the input,
+/// or the CloudWatch agent's 60 s by default) and the period a regression
+/// starts in.
+#[test]
+fn the_bake_floor_counts_the_metric_delay() {
+    let alarms = vec![(
+        "clients-5xx".to_string(),
+        AlarmWindow::Metric {
+            period: 10,
+            evaluation_periods: 1,
+        },
+    )];
+    // Before: 20 s (Period x EvaluationPeriods + 10 s) passed a 20-s bake
+    // that the demo's alarm outlasted in 5 of 6 runs.
+    assert_eq!(err_type(check_bake(20, &alarms, false, 10)), "BakeTooShort");
+    assert_eq!(err_type(check_bake(39, &alarms, false, 10)), "BakeTooShort");
+    assert_eq!(check_bake(40, &alarms, false, 10), Ok(()));
+    // The default delay (60 s): 90 s.
+    let delay = metric_delay_seconds(&AlarmGate::default());
+    assert_eq!(delay, 60);
+    let e = check_bake(40, &alarms, false, delay)
+        .unwrap_err()
+        .to_string();
+    for term in [
+        "clients-5xx needs 90s",
+        "2 x 10s periods",
+        "10s evaluation",
+        "60s metric delay",
+        "alarms.metricDelaySeconds",
+        "strategy.allowShortBake",
+    ] {
+        assert!(e.contains(term), "{term} missing from {e}");
+    }
+    assert_eq!(check_bake(90, &alarms, false, delay), Ok(()));
+    // Validated: at most an hour.
+    let gate = |d| AlarmGate {
+        metric_delay_seconds: Some(d),
+        ..AlarmGate::default()
+    };
+    assert_eq!(validate_alarms(&gate(3_600)), Ok(()));
+    assert_eq!(err_type(validate_alarms(&gate(3_601))), "InvalidInput");
 }
 
 #[test]
@@ -727,23 +775,24 @@ fn a_bake_shorter_than_an_alarm_can_see_is_refused_unless_allowed() {
         )
     };
     let alarms = vec![w("fast", 10, 1), w("slow", 300, 1)];
-    // (bake, allowShortBake, accepted)
+    // (bake, allowShortBake, accepted): slow needs 300 x 2 + 60 + 60 s.
     for (bake, allow, ok) in [
         (300, false, false),
-        (360, false, true),
+        (719, false, false),
+        (720, false, true),
         (1, true, true),
         (0, false, false),
     ] {
-        let r = check_bake(bake, &alarms, allow);
+        let r = check_bake(bake, &alarms, allow, 60);
         assert_eq!(r.is_ok(), ok, "bake {bake} allow {allow}");
         if let Err(e) = r {
             assert_eq!(e.error_type(), "BakeTooShort");
-            assert!(e.to_string().contains("slow needs 360s"), "{e}");
+            assert!(e.to_string().contains("slow needs 720s"), "{e}");
             assert!(e.to_string().contains("allowShortBake"), "{e}");
         }
     }
     let unknown = vec![("math".to_string(), AlarmWindow::Unknown)];
-    assert_eq!(check_bake(0, &unknown, false), Ok(()));
+    assert_eq!(check_bake(0, &unknown, false, 60), Ok(()));
 }
 
 #[test]
@@ -1232,24 +1281,43 @@ fn rollback_bound_terms_and_guard() {
         alarm: "errors".into(),
         seconds: Some(70),
     }];
+    let strategy = |deployment_ttl: u32| {
+        complete_strategy(
+            &StrategyInput {
+                deployment_ttl_seconds: Some(deployment_ttl),
+                ..StrategyInput::default()
+            },
+            300,
+            10,
+        )
+    };
     // (deployment TTL, measured INSYNC) -> (bound, source)
     let cases = [
         (5, None, 65, "documented"),
         (300, None, 360, "documented"),
-        (5, Some(3), 8, "measured"),
+        // A measured INSYNC shorter than 60 s proves nothing about the next
+        // change: the documented bound stays.
+        (5, Some(3), 65, "documented"),
+        (5, Some(60), 65, "documented"),
+        (5, Some(95), 100, "measured"),
     ];
     for (ttl, measured, want, source) in cases {
-        let b = rollback_bound(ttl, measured, detection.clone());
+        let mut b = rollback_bound(&strategy(ttl), detection.clone());
+        if let Some(m) = measured {
+            b = with_measured_insync(&b, m);
+        }
         assert_eq!((b.seconds, b.propagation_source.as_str()), (want, source));
         assert!(
             b.statement.starts_with(&format!(
-                "a rollback reaches every client within {want} s of its decision"
+                "a rollback reaches new connections within {want} s of its decision"
             )),
             "{}",
             b.statement
         );
         assert!(b.statement.contains("errors 70 s"), "{}", b.statement);
     }
+    let rollback_bound =
+        |ttl, _: Option<u32>, d: Vec<AlarmDetection>| rollback_bound(&strategy(ttl), d);
     assert!(check_rollback_bound(&rollback_bound(5, None, vec![]), 90).is_ok());
     assert!(check_rollback_bound(&rollback_bound(30, None, vec![]), 90).is_ok());
     let err = check_rollback_bound(&rollback_bound(300, None, vec![]), 90)
@@ -1268,4 +1336,80 @@ fn rollback_bound_terms_and_guard() {
     ] {
         assert!(msg.contains(term), "{term} missing from {msg}");
     }
+}
+
+/// Issue 11 follow-up: keep-alive connections follow connections, not
+/// weights. The bound names the connection age, or the drain that deletes
+/// the canary when the age is unknown.
+#[test]
+fn the_rollback_bound_names_the_keep_alive_term() {
+    let strategy = |age: Option<u32>, drain: Option<u32>| {
+        complete_strategy(
+            &StrategyInput {
+                client_max_connection_age_seconds: age,
+                drain_seconds: drain,
+                ..StrategyInput::default()
+            },
+            300,
+            15,
+        )
+    };
+    // Unknown age: until the drain deletes the canary, propagation 60 s +
+    // (deployment TTL 5 + Cloud Map TTL 15 + margin 10) after the decision.
+    let b = rollback_bound(&strategy(None, None), vec![]);
+    assert_eq!(b.seconds, 65);
+    let k = b.keep_alive.clone().expect("keep-alive term");
+    assert_eq!(
+        (
+            k.seconds,
+            k.term.as_str(),
+            k.connection_age_seconds,
+            k.drain_seconds
+        ),
+        (90, "drain", None, 90)
+    );
+    assert!(
+        b.statement.contains(
+            "keep-alive connections stay on the canary until the drain deletes it, 90 s after \
+             the decision"
+        ),
+        "{}",
+        b.statement
+    );
+    assert!(b
+        .statement
+        .contains("strategy.clientMaxConnectionAgeSeconds"));
+    // A known age shorter than that: new connections' bound + the age.
+    let b = rollback_bound(&strategy(Some(20), None), vec![]);
+    let k = b.keep_alive.clone().expect("keep-alive term");
+    assert_eq!((k.seconds, k.term.as_str()), (85, "connectionAge"));
+    assert!(
+        b.statement
+            .contains("keep-alive connections within 85 s (65 s + max connection age 20 s)"),
+        "{}",
+        b.statement
+    );
+    // Longer than the drain: the drain ends those connections first.
+    let b = rollback_bound(&strategy(Some(300), None), vec![]);
+    let k = b.keep_alive.clone().expect("keep-alive term");
+    assert_eq!((k.seconds, k.term.as_str()), (90, "drain"));
+    // drainSeconds lengthens the drain, and so the keep-alive bound.
+    let b = rollback_bound(&strategy(None, Some(120)), vec![]);
+    assert_eq!(b.keep_alive.map(|k| k.seconds), Some(180));
+    // A measured slow INSYNC moves both terms.
+    let b = with_measured_insync(&rollback_bound(&strategy(Some(20), None), vec![]), 80);
+    let k = b.keep_alive.clone().expect("keep-alive term");
+    assert_eq!((b.seconds, k.seconds, k.drain_seconds), (85, 105, 110));
+    // The input is validated.
+    let mut r = request();
+    r.strategy.client_max_connection_age_seconds = Some(0);
+    assert_eq!(err_type(validate_request(&r)), "InvalidInput");
+    // Older plans without the term read and keep it absent.
+    let old: RollbackBound = serde_json::from_value(serde_json::json!({
+        "seconds": 65, "propagationSeconds": 60, "propagationSource": "documented",
+        "ttlSeconds": 5, "statement": "x"
+    }))
+    .expect("an older bound reads");
+    assert_eq!(with_measured_insync(&old, 90).keep_alive, None);
+    assert_eq!(with_measured_insync(&old, 90).seconds, 95);
 }
