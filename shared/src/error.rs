@@ -56,6 +56,12 @@ pub enum CanaryError {
     #[error("alarm firing: {0}")]
     AlarmFiring(String),
 
+    /// An engineer aborted the deployment (`ecs-dns-canary abort`): the CLI
+    /// fails the bake's task token with this name and a cause naming the
+    /// reason and the caller; the state machine rolls back.
+    #[error("aborted: {0}")]
+    Aborted(String),
+
     /// Deleting this task set would drop traffic (it is PRIMARY, or its slot
     /// still has weight).
     #[error("unsafe delete: {0}")]
@@ -97,6 +103,7 @@ impl CanaryError {
         "NotReady",
         "NoHealthyInstances",
         "AlarmFiring",
+        "Aborted",
         "UnsafeDelete",
         "WeightsChanged",
         "Throttled",
@@ -117,6 +124,7 @@ impl CanaryError {
             Self::NotReady(_) => "NotReady",
             Self::NoHealthyInstances(_) => "NoHealthyInstances",
             Self::AlarmFiring(_) => "AlarmFiring",
+            Self::Aborted(_) => "Aborted",
             Self::UnsafeDelete(_) => "UnsafeDelete",
             Self::WeightsChanged(_) => "WeightsChanged",
             Self::Throttled(_) => "Throttled",
@@ -143,6 +151,7 @@ impl CanaryError {
             Self::NotReady(m) => Self::NotReady(add(m)),
             Self::NoHealthyInstances(m) => Self::NoHealthyInstances(add(m)),
             Self::AlarmFiring(m) => Self::AlarmFiring(add(m)),
+            Self::Aborted(m) => Self::Aborted(add(m)),
             Self::UnsafeDelete(m) => Self::UnsafeDelete(add(m)),
             Self::WeightsChanged(m) => Self::WeightsChanged(add(m)),
             Self::Throttled(m) => Self::Throttled(add(m)),
@@ -180,6 +189,7 @@ mod tests {
             CanaryError::NotReady(String::new()),
             CanaryError::NoHealthyInstances(String::new()),
             CanaryError::AlarmFiring(String::new()),
+            CanaryError::Aborted(String::new()),
             CanaryError::UnsafeDelete(String::new()),
             CanaryError::WeightsChanged(String::new()),
             CanaryError::Throttled(String::new()),

@@ -6,6 +6,7 @@ pub mod alarm_rollback;
 pub mod check_health;
 pub mod create_taskset;
 pub mod delete_taskset;
+pub mod repair;
 pub mod set_weight;
 pub mod traffic;
 

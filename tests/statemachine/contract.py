@@ -103,6 +103,7 @@ FAIL_ERRORS = frozenset(
         "FirstDeploymentFailed",
         "RolledBackOnAlarm",
         "RolledBackOnError",
+        "RolledBackOnAbort",
         "RollbackFailed",
         "CleanupFailed",
         "OldTaskSetNotDeleted",

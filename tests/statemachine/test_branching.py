@@ -303,6 +303,27 @@ def test_alarm_event_during_bake_at_step_k(sfn, k):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
+def test_abort_during_bake_at_step_k(sfn, k):
+    """`ecs-dns-canary abort` fails the bake's token with Aborted: the
+    execution rolls back at once and ends RolledBackOnAbort, naming who."""
+    out = sfn.run(h.request(), FakeFunctions(abort_during_bake=k))
+    assert out.status == "FAILED"
+    assert out.error == "RolledBackOnAbort"
+    assert out.cause.startswith(f"Aborted at {label(k)} (aborted by {h.ABORTER}: bad metrics on the dashboard)")
+    assert "All traffic went back to the blue slot and the new task set ecs-svc/new was deleted." in out.cause
+    assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1], gate=False) + ROLLBACK
+    assert_rolled_back(out)
+    assert out.states_entered()[-6:] == [
+        "Bake",
+        "Aborted by engineer",
+        "Roll back traffic",
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
 def test_alarm_at_end_of_bake_gate_at_step_k(sfn, k):
     """The gate (the safety net for a lost event) fails with AlarmFiring."""
     out = sfn.run(h.request(), FakeFunctions(alarm_at_gate=k))
