@@ -123,10 +123,7 @@ pub async fn run(client: &Client, arn: &str, caller: &str, reason: &str) -> Resu
                 }
             }
             AbortAction::Stop => {
-                let stopped =
-                    engine_sfn::stop_execution(client, arn, "RolledBackOnAbort", &cause)
-                        .await
-                        .map_err(|e| engine_error("StopExecution", e))?;
+                let stopped = stop_execution(client, arn, &cause).await?;
                 if stopped {
                     outcome.action = "stopped".into();
                     outcome.message = "the execution was stopped (RolledBackOnAbort); the repair \
@@ -142,6 +139,28 @@ pub async fn run(client: &Client, arn: &str, caller: &str, reason: &str) -> Resu
         "the execution kept moving while aborting ({ATTEMPTS} tries): nothing changed; look at it with `history` and try again"
     );
     Ok(outcome)
+}
+
+/// StopExecution with `RolledBackOnAbort`; `Ok(false)` when it had ended.
+async fn stop_execution(client: &Client, arn: &str, cause: &str) -> Result<bool> {
+    match client
+        .stop_execution()
+        .execution_arn(arn)
+        .error("RolledBackOnAbort")
+        .cause(cause)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let err = CliError::from_sdk("StopExecution", e);
+            match err.aws_code() {
+                Some("ExecutionDoesNotExist") => Err(CliError::ExecutionNotFound(arn.to_string())),
+                Some("ExecutionNotRunning") | Some("InvalidExecutionState") => Ok(false),
+                _ => Err(err),
+            }
+        }
+    }
 }
 
 pub fn print(out: &mut dyn Write, o: &AbortOutcome, json: bool) -> Result<()> {

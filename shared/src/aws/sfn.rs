@@ -321,25 +321,3 @@ pub fn facts_of(events: &[HistoryEvent]) -> HistoryFacts {
     }
     facts
 }
-
-/// Stops an execution with an error and cause. `Ok(false)` when it had
-/// already ended.
-pub async fn stop_execution(sfn: &Client, execution_arn: &str, error: &str, cause: &str) -> Result<bool> {
-    match sfn
-        .stop_execution()
-        .execution_arn(execution_arn)
-        .error(error)
-        .cause(cause)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) => match error_code(&e) {
-            Some("ExecutionDoesNotExist") => Err(CanaryError::TargetNotFound(format!(
-                "execution {execution_arn} does not exist"
-            ))),
-            Some("ExecutionNotRunning") | Some("InvalidExecutionState") => Ok(false),
-            _ => Err(classify("states:StopExecution", e)),
-        },
-    }
-}
