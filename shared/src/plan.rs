@@ -1849,7 +1849,11 @@ pub fn repair_decision(status: &str, entered: &[String], plan: Option<&Slot>) ->
 /// Whether the service's world moved on since the execution ended: another
 /// deployment of the service runs, or holds the service's lock. `Some(why)`
 /// means leave everything alone.
-pub fn world_moved_on(ours: &str, lock_owner: Option<&str>, others_running: &[String]) -> Option<String> {
+pub fn world_moved_on(
+    ours: &str,
+    lock_owner: Option<&str>,
+    others_running: &[String],
+) -> Option<String> {
     if let Some(other) = others_running.first() {
         return Some(format!(
             "deployment {other} of the same service is running: the world moved on, \

@@ -208,22 +208,6 @@ pub struct ExecutionFacts {
     pub input: Option<String>,
 }
 
-fn execution_error<E>(operation: &str, arn: &str, e: super::SdkError<E>) -> CanaryError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    match error_code(&e) {
-        Some("ExecutionDoesNotExist") => {
-            CanaryError::TargetNotFound(format!("execution {arn} does not exist"))
-        }
-        _ => classify(operation, e),
-    }
-}
-
 /// DescribeExecution, reduced.
 pub async fn describe_execution(sfn: &Client, execution_arn: &str) -> Result<ExecutionFacts> {
     let out = sfn
@@ -231,7 +215,12 @@ pub async fn describe_execution(sfn: &Client, execution_arn: &str) -> Result<Exe
         .execution_arn(execution_arn)
         .send()
         .await
-        .map_err(|e| execution_error("states:DescribeExecution", execution_arn, e))?;
+        .map_err(|e| match error_code(&e) {
+            Some("ExecutionDoesNotExist") => {
+                CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
+            }
+            _ => classify("states:DescribeExecution", e),
+        })?;
     Ok(ExecutionFacts {
         name: out.name().unwrap_or_default().to_string(),
         status: out.status().as_str().to_string(),
@@ -272,7 +261,12 @@ pub async fn history_facts(sfn: &Client, execution_arn: &str) -> Result<HistoryF
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| execution_error("states:GetExecutionHistory", execution_arn, e))?;
+            .map_err(|e| match error_code(&e) {
+                Some("ExecutionDoesNotExist") => {
+                    CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
+                }
+                _ => classify("states:GetExecutionHistory", e),
+            })?;
         events.extend(out.events().iter().cloned());
         match out.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_string()),

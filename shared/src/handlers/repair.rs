@@ -140,8 +140,7 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                         target: plan.target.clone(),
                         slot: live,
                         percent: 100,
-                        ttl_seconds: Some(plan.strategy.original_ttl_seconds)
-                            .filter(|t| *t > 0),
+                        ttl_seconds: Some(plan.strategy.original_ttl_seconds).filter(|t| *t > 0),
                         mark_primary: plan.old_task_set.clone(),
                         wait_insync: Some(true),
                         label: Some("repair".into()),
@@ -200,7 +199,10 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                 wait_until(until).await?;
             }
             let Some(old) = plan.old_task_set.clone() else {
-                return Ok(left(&ev, "promoted a first deployment: nothing left".into()));
+                return Ok(left(
+                    &ev,
+                    "promoted a first deployment: nothing left".into(),
+                ));
             };
             let deleted = delete_taskset::run(
                 ctx,
@@ -275,9 +277,16 @@ async fn wait_until(until: &str) -> Result<()> {
     let secs = time::seconds_between(now, t).saturating_add(1);
     let wait = Duration::from_secs(secs).min(MAX_DRAIN_WAIT);
     if wait >= MAX_DRAIN_WAIT {
-        warn!(until, "drain longer than the function may wait: waiting what it can");
+        warn!(
+            until,
+            "drain longer than the function may wait: waiting what it can"
+        );
     }
-    info!(until, seconds = wait.as_secs(), "repair: waiting for the drain");
+    info!(
+        until,
+        seconds = wait.as_secs(),
+        "repair: waiting for the drain"
+    );
     tokio::time::sleep(wait).await;
     Ok(())
 }

@@ -1295,19 +1295,24 @@ fn phase_follows_the_last_state_entered() {
     assert_eq!(phase(&names(&TO_BAKE[..3])), Phase::Readiness);
     assert_eq!(phase(&names(&TO_BAKE)), Phase::Canary);
     let mut promoted = names(&TO_BAKE);
-    promoted.extend(names(&["Check alarms", "More steps?", "Promote new task set"]));
+    promoted.extend(names(&[
+        "Check alarms",
+        "More steps?",
+        "Promote new task set",
+    ]));
     assert_eq!(phase(&promoted), Phase::Promoting);
     promoted.push("Drain old task set".into());
     assert_eq!(phase(&promoted), Phase::Promoted);
     let mut rolled = names(&TO_BAKE);
     rolled.extend(names(&["Alarm fired", "Roll back traffic"]));
     assert_eq!(phase(&rolled), Phase::RollingBack);
-    rolled.extend(names(&["Drain new task set", "Delete new task set", "Deployment failed"]));
+    rolled.extend(names(&[
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]));
     assert_eq!(phase(&rolled), Phase::Done);
-    assert_eq!(
-        phase(&names(&["Rollback failed"])),
-        Phase::OwnPathFailed
-    );
+    assert_eq!(phase(&names(&["Rollback failed"])), Phase::OwnPathFailed);
     assert_eq!(
         phase(&names(&["Some new state"])),
         Phase::Unknown("Some new state".into())
@@ -1330,7 +1335,10 @@ fn abort_fails_the_token_only_while_baking_and_refuses_after_promotion() {
         abort_action(&Phase::RollingBack, true),
         AbortAction::Refuse(w) if w.contains("already rolling back")
     ));
-    assert!(matches!(abort_action(&Phase::Done, false), AbortAction::Refuse(_)));
+    assert!(matches!(
+        abort_action(&Phase::Done, false),
+        AbortAction::Refuse(_)
+    ));
     assert_eq!(
         abort_cause("arn:aws:iam::1:user/alice", "bad p99", Some("Bake")),
         "aborted by arn:aws:iam::1:user/alice during Bake: bad p99"
@@ -1377,14 +1385,27 @@ fn repair_restores_what_the_execution_left_and_leaves_what_it_finished() {
     );
     // Its own rollback failed: the repair tries again.
     let mut failed = names(&TO_BAKE);
-    failed.extend(names(&["Alarm fired", "Roll back traffic", "Rollback failed"]));
+    failed.extend(names(&[
+        "Alarm fired",
+        "Roll back traffic",
+        "Rollback failed",
+    ]));
     assert!(matches!(
         repair_decision("FAILED", &failed, Some(&live)),
-        RepairDecision::Restore { traffic_moved: true, .. }
+        RepairDecision::Restore {
+            traffic_moved: true,
+            ..
+        }
     ));
     // Passed its own rollback: nothing.
     let mut done = names(&TO_BAKE);
-    done.extend(names(&["Alarm fired", "Roll back traffic", "Drain new task set", "Delete new task set", "Deployment failed"]));
+    done.extend(names(&[
+        "Alarm fired",
+        "Roll back traffic",
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]));
     assert!(matches!(
         repair_decision("FAILED", &done, Some(&live)),
         RepairDecision::Leave(w) if w.contains("own rollback")
@@ -1405,5 +1426,6 @@ fn a_newer_deployment_means_the_world_moved_on() {
     assert_eq!(world_moved_on("a", Some("a"), &[]), None);
     assert_eq!(world_moved_on("a", None, &[]), None);
     assert!(world_moved_on("a", Some("b"), &[]).is_some_and(|w| w.contains("deployment b")));
-    assert!(world_moved_on("a", Some("a"), &["b".into()]).is_some_and(|w| w.contains("b of the same service")));
+    assert!(world_moved_on("a", Some("a"), &["b".into()])
+        .is_some_and(|w| w.contains("b of the same service")));
 }
