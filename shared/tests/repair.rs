@@ -2,6 +2,8 @@
 //! alone (other state machines, non-deployments, executions that passed
 //! their own rollback, a world that moved on) makes no write at all.
 
+#![allow(clippy::unwrap_used, reason = "test helpers build fixed SDK values")]
+
 mod common;
 
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
