@@ -626,4 +626,8 @@ pub struct RepairReport {
     pub drain: Option<DrainReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_task_set: Option<String>,
+    /// Whether the outcome is worth a record (a deployment the repair acted
+    /// on or left for a reason an engineer should see).
+    #[serde(default, skip_serializing)]
+    pub recorded: bool,
 }

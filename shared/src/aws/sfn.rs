@@ -315,3 +315,43 @@ pub fn facts_of(events: &[HistoryEvent]) -> HistoryFacts {
     }
     facts
 }
+
+/// The state machine that keeps the repair function's outcomes: by
+/// default the deployment state machine's ARN + `-repairs`.
+pub fn repairs_state_machine_arn(deployment_state_machine_arn: &str) -> String {
+    format!("{deployment_state_machine_arn}-repairs")
+}
+
+/// Records a repair's outcome as an execution of the repairs state machine
+/// named like the deployment (its input: the report), where the console
+/// and `ecs-dns-canary history` find it. `Ok(false)` when a record already
+/// exists (a redelivered event: the first outcome stays) or the repairs
+/// state machine does not exist (logged).
+pub async fn record_repair(
+    sfn: &Client,
+    repairs_state_machine_arn: &str,
+    name: &str,
+    report: &serde_json::Value,
+) -> Result<bool> {
+    match sfn
+        .start_execution()
+        .state_machine_arn(repairs_state_machine_arn)
+        .name(name)
+        .input(report.to_string())
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => match error_code(&e) {
+            Some("ExecutionAlreadyExists") => Ok(false),
+            Some("StateMachineDoesNotExist") => {
+                tracing::warn!(
+                    state_machine = repairs_state_machine_arn,
+                    "the repairs state machine does not exist: outcome not recorded"
+                );
+                Ok(false)
+            }
+            _ => Err(classify("states:StartExecution", e)),
+        },
+    }
+}

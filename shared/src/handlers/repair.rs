@@ -37,7 +37,48 @@ pub async fn handle(
     ctx: &Context,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<RepairReport, Diagnostic> {
-    respond("repair", run(ctx, &event.payload).await)
+    let outcome = run(ctx, &event.payload).await;
+    if let Ok(report) = &outcome {
+        record(ctx, report).await;
+    }
+    respond("repair", outcome)
+}
+
+/// Writes the outcome where engineers look (see [`sfn::record_repair`]):
+/// every outcome for a deployment except "it passed its own rollback"
+/// (nothing happened). A failed record is logged, never fails the repair.
+async fn record(ctx: &Context, report: &RepairReport) {
+    if !report.recorded {
+        return;
+    }
+    let Some(sm) = ctx.settings.state_machine_arn.as_deref() else {
+        return;
+    };
+    let repairs = ctx
+        .settings
+        .repairs_state_machine_arn
+        .clone()
+        .unwrap_or_else(|| sfn::repairs_state_machine_arn(sm));
+    let name = report
+        .execution_arn
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let doc = match serde_json::to_value(report) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(error = %e, "repair report not serializable");
+            return;
+        }
+    };
+    match sfn::record_repair(&ctx.clients.sfn, &repairs, &name, &doc).await {
+        Ok(true) => info!(record = %name, state_machine = %repairs, "repair outcome recorded"),
+        Ok(false) => {
+            info!(record = %name, "repair outcome already recorded (or nowhere to record)")
+        }
+        Err(e) => warn!(error_type = e.error_type(), error = %e, "repair outcome not recorded"),
+    }
 }
 
 /// The fields of the EventBridge event we use (Step Functions Developer
@@ -79,6 +120,7 @@ fn report(ev: &StatusEvent, action: &str, reason: impl Into<String>) -> RepairRe
         weights: None,
         drain: None,
         deleted_task_set: None,
+        recorded: false,
     }
 }
 
@@ -117,15 +159,23 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
         &facts.entered,
         facts.plan.as_ref().map(|p| &p.live_slot),
     );
+    let own_path_done = plan::phase(&facts.entered) == plan::Phase::Done;
     let plan = match (&decision, facts.plan) {
-        (RepairDecision::Leave(why), _) => return Ok(left(&ev, why.clone())),
+        (RepairDecision::Leave(why), _) => {
+            let mut r = left(&ev, why.clone());
+            r.recorded = !own_path_done;
+            return Ok(r);
+        }
         (_, None) => return Ok(left(&ev, "no plan in its history".into())),
         (_, Some(p)) => p,
     };
     if let Some(why) = moved_on(ctx, sm, &ev.execution_arn, &plan).await? {
-        return Ok(left(&ev, why));
+        let mut r = left(&ev, why);
+        r.recorded = true;
+        return Ok(r);
     }
     let mut out = report(&ev, "restored", String::new());
+    out.recorded = true;
     match decision {
         RepairDecision::Leave(_) => {}
         RepairDecision::Restore {
