@@ -173,7 +173,7 @@ def test_abort_during_readiness_stops_and_the_repair_deletes_the_task_set(aws, f
     assert_restored(fast, svc, old)
 
 
-def test_stop_execution_during_a_bake_is_repaired(aws, fast):
+def test_stop_execution_during_a_bake_is_repaired(aws, fast, cli):
     svc = svc_of(fast)
     old = W.primary(fast, svc)
     name = f"{svc.name}-v2"
@@ -193,6 +193,14 @@ def test_stop_execution_during_a_bake_is_repaired(aws, fast):
     changes = assert_invariants(aws, svc)
     assert W.weight_changes(changes, svc)[-1] == BACK
     assert_restored(fast, svc, old)
+    # `history` shows the repair after the execution's own states.
+    h = cli("history", name)
+    assert h.returncode == 0, h.stdout + h.stderr
+    assert h.stdout.index("ABORTED: Console") < h.stdout.index("repair function: restored"), h.stdout
+    assert report["reason"] in h.stdout, h.stdout
+    hj = json.loads(cli("history", name, "--json").stdout)
+    assert hj["repair"]["action"] == "restored"
+    assert hj["repair"]["report"]["weights"] == BACK
 
 
 def test_a_repair_that_meets_a_newer_deployment_leaves_it_alone(aws, fast):

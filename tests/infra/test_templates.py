@@ -426,6 +426,15 @@ def test_ecr_pattern_selects_tagged_successful_pushes(template):
     assert not matches(pattern, untagged)
 
 
+def test_the_cli_finds_the_repairs_state_machine_by_its_name():
+    """cli/src/executions.rs reads a repair record under the deployment
+    state machine's ARN + "-repairs" (canary_engine::aws::sfn)."""
+    props = SYSTEM["Resources"]
+    assert props["RepairsStateMachine"]["Properties"]["Name"]["Fn::Sub"] == (
+        props["DeploymentStateMachine"]["Properties"]["Name"]["Fn::Sub"] + "-repairs"
+    )
+
+
 def test_repair_rule_selects_ended_executions_of_this_state_machine_only():
     stack = system_stack()
     events = SYSTEM["Resources"]["RepairFunction"]["Properties"]["Events"]
@@ -560,6 +569,7 @@ REPAIR_CALLS = {
     "ecs:DescribeTaskSets",
     "ecs:UpdateServicePrimaryTaskSet",
     "ecs:DeleteTaskSet",
+    "states:StartExecution",
 }
 # Statements allowed on Resource "*", and why (least privilege otherwise).
 STAR_RESOURCE_ACTIONS = {
