@@ -66,6 +66,20 @@ pub enum Command {
     /// and you (STS). Exit 5: nothing changed (promoting or promoted,
     /// already rolling back, or ended).
     Abort(AbortArgs),
+    /// End the current bake now (the alarm gate still runs); --full then
+    /// goes to 100 %, skipping the remaining steps. Exit 5: not baking.
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The execution: its ARN, or its name under --state-machine-arn.
+    #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
+    pub execution: String,
+
+    /// After the gate, go to 100 % at once (skip the remaining steps).
+    #[arg(long, env = "CANARY_PROMOTE_FULL", value_parser = BoolishValueParser::new())]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub mod event;
 pub mod executions;
 pub mod history;
 pub mod output;
+pub mod promote;
 pub mod sfn;
 pub mod watch;
 
@@ -78,6 +79,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let caller = abort::caller(&sts).await?;
             let outcome = abort::run(&client, &arn, &caller, &args.reason).await?;
             abort::print(&mut stdout, &outcome, json)?;
+            Ok(outcome.exit_code())
+        }
+        Command::Promote(args) => {
+            let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
+            let sts = aws_sdk_sts::Client::new(&config);
+            let caller = abort::caller(&sts).await?;
+            let at = output::rfc3339(now);
+            let outcome = promote::run(&client, &arn, &caller, args.full, &at).await?;
+            promote::print(&mut stdout, &outcome, json)?;
             Ok(outcome.exit_code())
         }
     }

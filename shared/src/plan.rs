@@ -1662,7 +1662,7 @@ pub mod states {
         "First deployment?",
     ];
     pub const FIRST_SHIFT: &str = "Send all traffic to first task set";
-    pub const CANARY: [&str; 9] = [
+    pub const CANARY: [&str; 10] = [
         "Start canary",
         "More steps?",
         "Prepare next step",
@@ -1672,6 +1672,9 @@ pub mod states {
         "Bake this step?",
         "Bake",
         "Check alarms",
+        // `promote --full` passed the gate: on its way to promotion, which
+        // has not started (abort still stops it, repair still restores).
+        "Promote requested",
     ];
     pub const SHIFT: &str = "Shift traffic";
     pub const PROMOTE: &str = "Promote new task set";

@@ -9,7 +9,8 @@
 - StopExecution during a bake (the console's "Stop execution"): repaired to
   the state before the deployment (old slot 100 %, new task set gone);
 - a repair delivered again while a newer deployment of the service runs
-  leaves everything alone.
+  leaves everything alone;
+- (item 4) `promote --full` ends the bake, the gate runs, then 100 %.
 
 The world uses TTLs of 1 s so each rollback's exact drain is ~12 s."""
 
@@ -234,3 +235,36 @@ def test_a_repair_that_meets_a_newer_deployment_leaves_it_alone(aws, fast):
     assert W.snapshot(fast, svc) == snap
     assert W.weights(fast, svc) == weights
     assert W.describe(fast, arn_b)["status"] == "RUNNING"
+
+
+def test_promote_full_ends_the_bake_and_goes_to_100_after_the_gate(aws, fast, cli):
+    """Issue 15 item 4: `promote --full` in step 1's bake of [10, 50, 100]:
+    the gate runs, 50 % is skipped, SUCCEEDED on green, the history names who."""
+    svc = svc_of(fast)
+    name = f"{svc.name}-v2"
+    arn = W.start(fast, svc.request(svc.image("v2"), steps=(10, 50, 100), bake=LONG_BAKE), name)
+    W.wait_baking(fast, arn, 1)
+    out = cli("promote", name, "--full", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["action"] == "bakeEnded" and answer["full"] is True, answer
+
+    d = W.wait_end(fast, arn, timeout=90)
+    assert d["status"] == "SUCCEEDED", d
+    events = W.history(fast, arn)
+    assert W.story(events)[-7:-1] == [
+        "Bake",
+        "Check alarms",
+        "Promote requested",
+        "Promote new task set",
+        "Drain old task set",
+        "Delete old task set",
+    ], W.story(events)
+    assert W.bakes(events)[0]["end"] == "TaskSucceeded"
+    assert answer["caller"] in json.dumps(events, default=str)
+    changes = assert_invariants(aws, svc)
+    assert W.weight_changes(changes, svc) == [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}]
+    assert W.weights(fast, svc) == {"blue": 0, "green": 100}
+    # Nothing left to promote: exit 5.
+    late = cli("promote", name)
+    assert late.returncode == 5, late.stdout + late.stderr

@@ -4,6 +4,8 @@ the right Error/Cause, after exactly the right function calls."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import harness as h
@@ -323,6 +325,34 @@ def test_abort_during_bake_at_step_k(sfn, k):
         "Delete new task set",
         "Deployment failed",
     ]
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_promote_full_during_bake_at_step_k_skips_the_remaining_steps(sfn, k):
+    """`promote --full`: the bake ends with success, the gate still runs,
+    then straight to 100 % (Promote requested), the history names who."""
+    out = sfn.run(h.request(), FakeFunctions(promote_during_bake=(k, True)))
+    assert out.status == "SUCCEEDED"
+    assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1]) + PROMOTE
+    assert out.states_entered()[-7:] == [
+        "Check alarms",
+        "More steps?",
+        "Promote requested",
+        "Promote new task set",
+        "Drain old task set",
+        "Delete old task set",
+        "Deployment complete",
+    ]
+    assert h.ABORTER in json.dumps(out.history, default=str), "the history names who promoted"
+
+
+def test_promote_during_bake_ends_the_bake_and_keeps_the_steps(sfn):
+    """`promote` (not --full): the bake of step 1 ends early, the gate runs,
+    every step still follows."""
+    out = sfn.run(h.request(), FakeFunctions(promote_during_bake=(1, False)))
+    assert out.status == "SUCCEEDED"
+    assert out.call_summary() == START + [c for p in STEPS for c in step(p)] + PROMOTE
+    assert "Promote requested" not in out.states_entered()
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
