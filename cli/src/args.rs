@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit codes: 0 success (for watch: the execution SUCCEEDED); 1 the watched
 /// execution ended FAILED, TIMED_OUT or ABORTED; 2 bad command line; 3 invalid
-/// deployment file or name (nothing started); 4 a Step Functions call failed.
+/// deployment file or name (nothing started); 4 a Step Functions call failed;
+/// 5 abort changed nothing (promoting or promoted, rolling back, or ended).
 #[derive(Debug, Parser)]
 #[command(name = "ecs-dns-canary", version, max_term_width = 100)]
 pub struct Cli {
@@ -63,6 +64,36 @@ pub enum Command {
     /// Show what a deployment would do and every reason it would be refused,
     /// with read-only AWS calls (create-taskset's own checks); change nothing.
     Plan(PlanArgs),
+    /// Roll back now: all traffic to the slot that was live, the new task
+    /// set deleted; the execution ends RolledBackOnAbort naming the reason
+    /// and you (STS). Exit 5: nothing changed (promoting or promoted,
+    /// already rolling back, or ended).
+    Abort(AbortArgs),
+    /// End the current bake now (the alarm gate still runs); --full then
+    /// goes to 100 %, skipping the remaining steps. Exit 5: not baking.
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The execution: its ARN, or its name under --state-machine-arn.
+    #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
+    pub execution: String,
+
+    /// After the gate, go to 100 % at once (skip the remaining steps).
+    #[arg(long, env = "CANARY_PROMOTE_FULL", value_parser = BoolishValueParser::new())]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The execution: its ARN, or its name under --state-machine-arn.
+    #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
+    pub execution: String,
+
+    /// Why: written into the execution's cause with the caller's ARN.
+    #[arg(long, env = "CANARY_ABORT_REASON", value_name = "TEXT")]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INVALID_DEPLOYMENT: u8 = 3;
 /// Exit code: a Step Functions call failed (credentials, network, not found, ...).
 pub const EXIT_AWS: u8 = 4;
+/// Exit code: `abort` changed nothing (the deployment is promoting or
+/// promoted, already rolling back, or has ended), or `promote` found no
+/// bake to end.
+pub const EXIT_NOT_ABORTED: u8 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

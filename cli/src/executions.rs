@@ -135,6 +135,56 @@ pub struct ExecutionHistory {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     pub states: Vec<Visit>,
+    /// What the repair function did after the execution ended (its record
+    /// in the repairs state machine), if it acted or left it for a reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<RepairRecord>,
+}
+
+/// The repair function's outcome, read from its record: an execution of
+/// the repairs state machine named like the deployment, input = the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairRecord {
+    pub recorded_at: String,
+    pub record_arn: String,
+    /// `restored`, `finished` or `left`.
+    pub action: String,
+    pub reason: String,
+    pub report: serde_json::Value,
+}
+
+/// The repair record of an execution, if any. Any failure to read it
+/// (no repairs state machine, no permission) shows as no record.
+pub async fn repair_record(
+    client: &Client,
+    state_machine_arn: &str,
+    name: &str,
+) -> Option<RepairRecord> {
+    let repairs = canary_engine::aws::sfn::repairs_state_machine_arn(state_machine_arn);
+    let (head, machine) = repairs.split_once(":stateMachine:")?;
+    let record_arn = format!("{head}:execution:{machine}:{name}");
+    let d = client
+        .describe_execution()
+        .execution_arn(&record_arn)
+        .send()
+        .await
+        .ok()?;
+    let report: serde_json::Value = serde_json::from_str(d.input()?).ok()?;
+    let field = |k: &str| {
+        report
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(RepairRecord {
+        recorded_at: rfc3339(*d.start_date()),
+        record_arn,
+        action: field("action"),
+        reason: field("reason"),
+        report,
+    })
 }
 
 pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
@@ -151,6 +201,12 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
             }
         })?;
     let events = all_events(client, arn).await?;
+    let repair = match d.name() {
+        Some(name) if d.status().as_str() != "RUNNING" => {
+            repair_record(client, d.state_machine_arn(), name).await
+        }
+        _ => None,
+    };
     let (states, ending): (Vec<Visit>, Option<Ending>) = visits(&events);
     let start = *d.start_date();
     let stop = d.stop_date().copied();
@@ -177,6 +233,7 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
         error,
         cause,
         states,
+        repair,
     })
 }
 
@@ -253,6 +310,16 @@ pub fn print_history(
         (Some(e), None) => writeln!(out, "{}: {e}", h.status)?,
         _ => writeln!(out, "{}", h.status)?,
     }
+    if let Some(r) = &h.repair {
+        let parse =
+            |s: &str| DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime).ok();
+        let at = parse(&r.recorded_at)
+            .map(clock)
+            .unwrap_or_else(|| r.recorded_at.clone());
+        writeln!(out)?;
+        writeln!(out, "{at}    repair function: {}", r.action)?;
+        writeln!(out, "{INDENT}{}", r.reason)?;
+    }
     Ok(())
 }
 
@@ -260,6 +327,51 @@ pub fn print_history(
 mod tests {
     use super::*;
     use crate::fixtures::load;
+
+    #[tokio::test]
+    async fn history_shows_the_repair_after_the_execution_ending() -> Result<(), String> {
+        let events = load("history-gate-alarm-rollback.json").await?;
+        let (states, _) = visits(&events);
+        let h = ExecutionHistory {
+            name: "svc-v3".into(),
+            execution_arn: "arn:aws:states:us-east-1:1:execution:ecs-dns-canary:svc-v3".into(),
+            status: "ABORTED".into(),
+            start_date: "2026-11-27T06:18:13.499Z".into(),
+            stop_date: Some("2026-11-27T06:18:16.735Z".into()),
+            duration_seconds: Some(3.236),
+            error: Some("RolledBackOnAbort".into()),
+            cause: Some("aborted by arn:aws:iam::1:user/alice during Check alarms: bad".into()),
+            states,
+            repair: Some(RepairRecord {
+                recorded_at: "2026-11-27T06:18:31.000Z".into(),
+                record_arn: "arn:aws:states:us-east-1:1:execution:ecs-dns-canary-repairs:svc-v3"
+                    .into(),
+                action: "restored".into(),
+                reason: "all traffic went back to the blue slot".into(),
+                report: serde_json::json!({"action": "restored"}),
+            }),
+        };
+        let mut out = Vec::new();
+        print_history(&mut out, &h, false, false).map_err(|e| e.to_string())?;
+        let text = String::from_utf8(out).map_err(|e| e.to_string())?;
+        let ending = text
+            .find("ABORTED: RolledBackOnAbort")
+            .ok_or_else(|| text.clone())?;
+        let repair = text
+            .find("repair function: restored")
+            .ok_or_else(|| text.clone())?;
+        assert!(ending < repair, "{text}");
+        assert!(
+            text.trim_end()
+                .ends_with("all traffic went back to the blue slot"),
+            "{text}"
+        );
+        let mut json = Vec::new();
+        print_history(&mut json, &h, true, false).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        assert_eq!(v["repair"]["action"], "restored");
+        Ok(())
+    }
 
     #[tokio::test]
     async fn history_text_hides_plumbing_states_unless_asked() -> Result<(), String> {
@@ -276,6 +388,7 @@ mod tests {
             error: ending.as_ref().and_then(|e| e.error.clone()),
             cause: ending.as_ref().and_then(|e| e.cause.clone()),
             states,
+            repair: None,
         };
         let text = |all| -> Result<String, String> {
             let mut out = Vec::new();

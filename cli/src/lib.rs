@@ -8,6 +8,7 @@
 //! (`list`, `history`), [`output`] (text, JSON, progress bar), [`sfn`] (the
 //! Step Functions calls they share) and [`error`] (exit codes).
 
+pub mod abort;
 pub mod args;
 pub mod deploy;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod executions;
 pub mod history;
 pub mod output;
 pub mod plan;
+pub mod promote;
 pub mod sfn;
 pub mod watch;
 
@@ -29,7 +31,8 @@ pub use error::{CliError, Result};
 
 /// Runs one command; returns the exit code (see [`error`]).
 pub async fn run(cli: Cli) -> Result<u8> {
-    let client = sfn::client(&cli.global).await;
+    let config = sfn::sdk_config(&cli.global).await;
+    let client = aws_sdk_sfn::Client::new(&config);
     let json = cli.global.json;
     let sm = cli.global.state_machine_arn.as_deref();
     let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
@@ -75,6 +78,23 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let report = plan::run(&cli.global, args, now).await?;
             plan::print(&mut stdout, &report, json)?;
             Ok(report.exit_code)
+        }
+        Command::Abort(args) => {
+            let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
+            let sts = aws_sdk_sts::Client::new(&config);
+            let caller = abort::caller(&sts).await?;
+            let outcome = abort::run(&client, &arn, &caller, &args.reason).await?;
+            abort::print(&mut stdout, &outcome, json)?;
+            Ok(outcome.exit_code())
+        }
+        Command::Promote(args) => {
+            let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
+            let sts = aws_sdk_sts::Client::new(&config);
+            let caller = abort::caller(&sts).await?;
+            let at = output::rfc3339(now);
+            let outcome = promote::run(&client, &arn, &caller, args.full, &at).await?;
+            promote::print(&mut stdout, &outcome, json)?;
+            Ok(outcome.exit_code())
         }
     }
 }

@@ -15,6 +15,12 @@ const POLL_PAGE: i32 = 25;
 
 /// A client from the default chain, with `--region` / `--endpoint-url` applied.
 pub async fn client(global: &GlobalArgs) -> Client {
+    Client::new(&sdk_config(global).await)
+}
+
+/// The SDK configuration every client of the CLI shares (Step Functions,
+/// and STS for `abort`'s "who").
+pub async fn sdk_config(global: &GlobalArgs) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &global.region {
         loader = loader.region(Region::new(region.clone()));
@@ -22,7 +28,7 @@ pub async fn client(global: &GlobalArgs) -> Client {
     if let Some(url) = &global.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// The state machine ARN from `--state-machine-arn`, which may also be a name.

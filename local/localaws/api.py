@@ -391,6 +391,19 @@ class LocalAws:
             return self._control("GET", "alarm-events")
         return self._control("POST", "alarm-events", {"enabled": enabled})
 
+    def sfn_status_events(self, enabled: bool | None = None) -> dict[str, Any]:
+        """Switches delivery of Step Functions execution status change events to
+        the repair function (None: only read); returns the deliveries."""
+        if enabled is None:
+            return self._control("GET", "sfn-status-events")
+        return self._control("POST", "sfn-status-events", {"enabled": enabled})
+
+    def redeliver_sfn_status_event(self, event_id: str) -> None:
+        """Delivers a status change event again, in the background (EventBridge
+        delivers at least once); the delivery shows in `sfn_status_events()` with
+        `redelivery: true`."""
+        self._control("POST", "sfn-status-events", {"redeliver": event_id})
+
     def set_alarm_state(self, alarm_name: str, state: str, reason: str = "set by test") -> None:
         self.client("cloudwatch").set_alarm_state(AlarmName=alarm_name, StateValue=state, StateReason=reason)
 

@@ -17,6 +17,8 @@ POST   /_localaws/task-set-health         {"externalId"|"taskSet": ..., or "next
                                            "mode": "healthy"|"unhealthy"|"slow", "delaySeconds": 5}
 GET    /_localaws/alarm-events            deliveries + switch
 POST   /_localaws/alarm-events            {"enabled": false}
+GET    /_localaws/sfn-status-events       execution status change deliveries to repair + switch
+POST   /_localaws/sfn-status-events       {"enabled": false} | {"redeliver": "<eventId>"}
 GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
 POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
 GET    /_localaws/alarm-evaluation        evaluator settings and counters
@@ -74,6 +76,9 @@ def reset_harness() -> None:
     resolver.flush_caches()
     STATE.reset()
     sfn_execution.apply()
+    from .patches import sfn_status_events
+
+    sfn_status_events.reset()
 
 
 def reset_all() -> None:
@@ -173,6 +178,11 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
             raise ValueError('give "externalId", "taskSet", or "next": true')
         applied = ecs_scheduler.set_health_plan(plan, None if body.get("next") else str(selector))
         return _json(200, {"plan": plan.to_json(), "appliedTo": applied, "next": bool(body.get("next"))})
+    from .patches import sfn_status_events
+
+    status_answer = sfn_status_events.control_route(method, path, body)
+    if status_answer is not None:
+        return _json(*status_answer)
     scheduler_answer = ecs_scheduler.control_route(method, path, body)
     if scheduler_answer is not None:
         return _json(*scheduler_answer)

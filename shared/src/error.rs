@@ -118,6 +118,11 @@ error_kinds! {
     /// A gate alarm is (or was, during the bake) in ALARM.
     AlarmFiring => "alarm firing",
 
+    /// An engineer aborted the deployment (`ecs-dns-canary abort`): the CLI
+    /// fails the bake's task token with this name and a cause naming the
+    /// reason and the caller; the state machine rolls back.
+    Aborted => "aborted",
+
     /// Deleting this task set would drop traffic (it is PRIMARY, or its slot
     /// still has weight).
     UnsafeDelete => "unsafe delete",

@@ -6,6 +6,7 @@ pub mod alarm_rollback;
 pub mod check_health;
 pub mod create_taskset;
 pub mod delete_taskset;
+pub mod repair;
 pub mod set_weight;
 pub mod traffic;
 
@@ -103,6 +104,28 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
             "states:SendTaskFailure",
         ],
         error_path_calls: &[],
+    },
+    AwsActions {
+        function: "repair",
+        calls: &[
+            "ecs:DeleteTaskSet",
+            "ecs:DescribeTaskSets",
+            "ecs:UpdateServicePrimaryTaskSet",
+            "route53:ChangeResourceRecordSets",
+            "route53:GetChange",
+            "route53:ListResourceRecordSets",
+            "servicediscovery:GetInstancesHealthStatus",
+            "servicediscovery:GetService",
+            "servicediscovery:ListInstances",
+            "states:DescribeExecution",
+            "states:GetExecutionHistory",
+            "states:ListExecutions",
+            "states:StartExecution",
+        ],
+        error_path_calls: &[(
+            "ecs:DescribeServices",
+            "only a failed first deployment's clean-up reads the service",
+        )],
     },
 ];
 

@@ -669,3 +669,29 @@ pub struct AlarmRollbackReport {
     pub state: String,
     pub executions: Vec<ExecutionAction>,
 }
+
+// ---------------------------------------------------------------- repair
+
+/// Output of `repair` (also logged as its outcome line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairReport {
+    pub execution_arn: String,
+    /// The status the event reported (ABORTED, TIMED_OUT, FAILED).
+    pub status: String,
+    /// `left` (nothing done, see `reason`), `restored` (traffic back on the
+    /// live slot, new task set deleted), `finished` (promoted: old task set
+    /// deleted) or `failed`.
+    pub action: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_task_set: Option<String>,
+    /// Whether the outcome is worth a record (a deployment the repair acted
+    /// on or left for a reason an engineer should see).
+    #[serde(default, skip_serializing)]
+    pub recorded: bool,
+}

@@ -1828,5 +1828,227 @@ pub fn registry_ports(
     }
 }
 
+// ------------------------------------------------------------------ abort and repair
+
+/// The state names of `statemachine/deployment.asl.json` that abort and
+/// repair decide on (tests/statemachine checks each exists).
+pub mod states {
+    pub const CREATE: &str = "Create task set in idle slot";
+    pub const READINESS: [&str; 4] = [
+        "Check new task set readiness",
+        "New task set ready?",
+        "Wait for new task set",
+        "First deployment?",
+    ];
+    pub const FIRST_SHIFT: &str = "Send all traffic to first task set";
+    pub const CANARY: [&str; 10] = [
+        "Start canary",
+        "More steps?",
+        "Prepare next step",
+        "Shift traffic",
+        "First shift?",
+        "Remember first shift",
+        "Bake this step?",
+        "Bake",
+        "Check alarms",
+        // `promote --full` passed the gate: on its way to promotion, which
+        // has not started (abort still stops it, repair still restores).
+        "Promote requested",
+    ];
+    pub const SHIFT: &str = "Shift traffic";
+    pub const PROMOTE: &str = "Promote new task set";
+    pub const PROMOTED: [&str; 2] = ["Drain old task set", "Delete old task set"];
+    pub const ROLLING_BACK: [&str; 9] = [
+        "Alarm fired",
+        "Step failed",
+        "Promotion failed",
+        "Aborted by engineer",
+        "New task set not ready",
+        "First traffic shift failed",
+        "Roll back traffic",
+        "Drain new task set",
+        "Delete new task set",
+    ];
+    /// End states reached through the execution's own rollback or cleanup
+    /// (or its success): nothing is left for a repair.
+    pub const DONE: [&str; 4] = [
+        "Deployment complete",
+        "Deployment failed",
+        "Could not create task set",
+        "Old task set not deleted",
+    ];
+    /// End states where the execution's own rollback or cleanup failed.
+    pub const OWN_PATH_FAILED: [&str; 2] = ["Rollback failed", "Cleanup failed"];
+}
+
+/// Where an execution is, from the last state it entered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// No state yet, or create-taskset has not answered.
+    Creating,
+    /// The new task set is being waited for; traffic has not moved.
+    Readiness,
+    /// A service's first deployment is sending it all traffic.
+    FirstShift,
+    /// Canary steps: shift, bake, gate.
+    Canary,
+    /// The promotion's weight change is in flight.
+    Promoting,
+    /// Promoted: draining or deleting the old task set.
+    Promoted,
+    /// On its own rollback or pre-traffic cleanup path.
+    RollingBack,
+    /// Ended through its own path (success, rollback done, refused).
+    Done,
+    /// Ended because its own rollback or cleanup failed.
+    OwnPathFailed,
+    /// A state this version does not know.
+    Unknown(String),
+}
+
+/// The phase from the states entered, oldest first.
+pub fn phase(entered: &[String]) -> Phase {
+    let Some(last) = entered.last().map(String::as_str) else {
+        return Phase::Creating;
+    };
+    if last == states::CREATE {
+        Phase::Creating
+    } else if states::READINESS.contains(&last) {
+        Phase::Readiness
+    } else if last == states::FIRST_SHIFT {
+        Phase::FirstShift
+    } else if states::CANARY.contains(&last) {
+        Phase::Canary
+    } else if last == states::PROMOTE {
+        Phase::Promoting
+    } else if states::PROMOTED.contains(&last) {
+        Phase::Promoted
+    } else if states::ROLLING_BACK.contains(&last) {
+        Phase::RollingBack
+    } else if states::DONE.contains(&last) {
+        Phase::Done
+    } else if states::OWN_PATH_FAILED.contains(&last) {
+        Phase::OwnPathFailed
+    } else {
+        Phase::Unknown(last.to_string())
+    }
+}
+
+/// What `ecs-dns-canary abort` does to a running execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AbortAction {
+    /// Baking: fail the bake's task token with `Aborted`; the execution
+    /// takes its own rollback path at once.
+    FailToken,
+    /// No token to fail (creating, readiness, shift, gate): StopExecution
+    /// with `RolledBackOnAbort`; the repair function rolls back.
+    Stop,
+    /// Nothing changed; the text says why.
+    Refuse(String),
+}
+
+/// Decides the abort from the execution's phase and whether it waits on a
+/// bake's task token now.
+pub fn abort_action(phase: &Phase, baking: bool) -> AbortAction {
+    match phase {
+        Phase::Canary if baking => AbortAction::FailToken,
+        Phase::Creating | Phase::Readiness | Phase::Canary => AbortAction::Stop,
+        Phase::FirstShift | Phase::Promoting | Phase::Promoted => AbortAction::Refuse(
+            "the deployment is promoting or promoted (the new task set takes all traffic): \
+             an abort changes nothing now; deploy the previous version to go back"
+                .into(),
+        ),
+        Phase::RollingBack => {
+            AbortAction::Refuse("the deployment is already rolling back: nothing to abort".into())
+        }
+        Phase::Done | Phase::OwnPathFailed => {
+            AbortAction::Refuse("the deployment has ended: nothing to abort".into())
+        }
+        Phase::Unknown(s) => AbortAction::Refuse(format!(
+            "the execution is in state {s:?}, which this version does not know: nothing changed"
+        )),
+    }
+}
+
+/// The cause an abort writes (token failure or StopExecution).
+pub fn abort_cause(caller: &str, reason: &str, state: Option<&str>) -> String {
+    match state {
+        Some(s) => format!("aborted by {caller} during {s}: {reason}"),
+        None => format!("aborted by {caller}: {reason}"),
+    }
+}
+
+/// What the repair function does for an execution that ended ABORTED,
+/// TIMED_OUT or FAILED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepairDecision {
+    /// Nothing to do; the text says why (logged, and the report's reason).
+    Leave(String),
+    /// Undo the deployment: all traffic back to `live` (only when traffic may
+    /// have moved, through set-weight's rollback request: INSYNC confirmed,
+    /// exact drain), wait for the drain, delete the new task set.
+    Restore {
+        live: Slot,
+        traffic_moved: bool,
+        promotion_tried: bool,
+    },
+    /// Promoted before it stopped: the new slot has all traffic; wait for
+    /// the promotion's drain and delete the old task set.
+    Finish { drain_until: Option<String> },
+}
+
+/// Decides the repair from the execution's status, the states it entered
+/// and whether its plan (create-taskset's answer) is in the history.
+pub fn repair_decision(status: &str, entered: &[String], plan: Option<&Slot>) -> RepairDecision {
+    if !matches!(status, "ABORTED" | "TIMED_OUT" | "FAILED") {
+        return RepairDecision::Leave(format!("the execution is {status}: nothing to repair"));
+    }
+    let ph = phase(entered);
+    let entered_any = |names: &[&str]| entered.iter().any(|e| names.contains(&e.as_str()));
+    match ph {
+        Phase::Done => {
+            return RepairDecision::Leave(
+                "the execution passed its own rollback or cleanup: nothing to repair".into(),
+            )
+        }
+        Phase::Promoted => return RepairDecision::Finish { drain_until: None },
+        _ => {}
+    }
+    let Some(live) = plan else {
+        return RepairDecision::Leave(
+            "the execution ended before create-taskset answered: no plan in its history, \
+             nothing is guessed (a task set it may have created carries its name as externalId)"
+                .into(),
+        );
+    };
+    RepairDecision::Restore {
+        live: *live,
+        traffic_moved: entered_any(&[states::SHIFT, states::PROMOTE, states::FIRST_SHIFT]),
+        promotion_tried: entered_any(&[states::PROMOTE]),
+    }
+}
+
+/// Whether the service's world moved on since the execution ended: another
+/// deployment of the service runs, or holds the service's lock. `Some(why)`
+/// means leave everything alone.
+pub fn world_moved_on(
+    ours: &str,
+    lock_owner: Option<&str>,
+    others_running: &[String],
+) -> Option<String> {
+    if let Some(other) = others_running.first() {
+        return Some(format!(
+            "deployment {other} of the same service is running: the world moved on, \
+             nothing touched"
+        ));
+    }
+    match lock_owner {
+        Some(owner) if owner != ours => Some(format!(
+            "deployment {owner} holds the service's lock since: the world moved on, nothing touched"
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

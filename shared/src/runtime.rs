@@ -44,6 +44,9 @@ pub struct Settings {
     pub insync_timeout: Duration,
     /// The state machine whose executions the alarm-rollback function serves.
     pub state_machine_arn: Option<String>,
+    /// Where the repair function records its outcomes (`REPAIRS_STATE_MACHINE_ARN`;
+    /// default: the state machine's ARN + `-repairs`).
+    pub repairs_state_machine_arn: Option<String>,
     /// How the alarm gate spaces its CloudWatch calls and waits out throttling.
     pub cloudwatch: crate::aws::cloudwatch::Pacing,
 }
@@ -54,6 +57,7 @@ impl Default for Settings {
             insync_poll: Duration::from_secs(2),
             insync_timeout: Duration::from_secs(120),
             state_machine_arn: None,
+            repairs_state_machine_arn: None,
             cloudwatch: crate::aws::cloudwatch::Pacing::default(),
         }
     }
@@ -71,6 +75,9 @@ impl Settings {
             s.insync_timeout = Duration::from_secs(secs);
         }
         s.state_machine_arn = std::env::var("STATE_MACHINE_ARN")
+            .ok()
+            .filter(|v| !v.is_empty());
+        s.repairs_state_machine_arn = std::env::var("REPAIRS_STATE_MACHINE_ARN")
             .ok()
             .filter(|v| !v.is_empty());
         s

@@ -27,7 +27,8 @@ use canary_engine::error::{CanaryError, ErrorKind};
 use canary_engine::handlers::AWS_ACTIONS;
 use canary_engine::model::{
     AlarmRollbackReport, CheckReport, CheckRequest, CreateTaskSetRequest, DeleteReport,
-    DeleteTaskSetRequest, Deployment, DeploymentRequest, SetWeightRequest, WeightReport,
+    DeleteTaskSetRequest, Deployment, DeploymentRequest, RepairReport, SetWeightRequest,
+    WeightReport,
 };
 use canary_engine::plan;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -72,6 +73,11 @@ fn functions() -> Vec<FunctionIo> {
             input: None,
             output: AlarmRollbackReport::schema_name().into_owned(),
         },
+        FunctionIo {
+            function: "repair",
+            input: None,
+            output: RepairReport::schema_name().into_owned(),
+        },
     ]
 }
 
@@ -89,6 +95,7 @@ fn definitions(settings: SchemaSettings) -> Value {
     generator.subschema_for::<DeleteTaskSetRequest>();
     generator.subschema_for::<DeleteReport>();
     generator.subschema_for::<AlarmRollbackReport>();
+    generator.subschema_for::<RepairReport>();
     let mut defs = Value::Object(generator.take_definitions(true));
     strip_descriptions(&mut defs);
     defs

@@ -28,7 +28,7 @@ from support import assert_invariants, diagnostics
 from localaws import LocalAws
 from localaws import lambda_client
 
-FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback")
+FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback", "repair")
 
 _counter = itertools.count(1)
 
@@ -94,6 +94,8 @@ def world(aws, request):
     W.apply_realism(aws)  # issue 12: real AWS behaviours on in every test
     w = W.build(aws, services=tuple(names))
     yield w
+    # Executions still running are stopped as a cleanup, not repaired.
+    aws.sfn_status_events(False)
     stopped = W.stop_running(w)
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:

@@ -107,12 +107,27 @@ def create_state_machine(aws) -> str:
     for key, value in subs.items():
         definition = definition.replace("${" + key + "}", value)
     role = f"arn:aws:iam::{ACCOUNT}:role/ecs-dns-canary-states"
+    create_repairs_state_machine(aws)
     for sm in sfn.list_state_machines()["stateMachines"]:
         if sm["name"] == STATE_MACHINE_NAME:
             sfn.update_state_machine(stateMachineArn=sm["stateMachineArn"], definition=definition)
             return sm["stateMachineArn"]
     return sfn.create_state_machine(
         name=STATE_MACHINE_NAME, definition=definition, roleArn=role, type="STANDARD"
+    )["stateMachineArn"]
+
+
+def create_repairs_state_machine(aws) -> str:
+    """The repair function's record state machine (issue 15): the deployment
+    state machine's name + "-repairs", statemachine/repairs.asl.json."""
+    sfn = aws.client("stepfunctions")
+    name = f"{STATE_MACHINE_NAME}-repairs"
+    definition = (REPO / "statemachine" / "repairs.asl.json").read_text()
+    for sm in sfn.list_state_machines()["stateMachines"]:
+        if sm["name"] == name:
+            return sm["stateMachineArn"]
+    return sfn.create_state_machine(
+        name=name, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/ecs-dns-canary-states", type="STANDARD"
     )["stateMachineArn"]
 
 

@@ -124,6 +124,7 @@ FAIL_ERRORS = frozenset(
         "FirstDeploymentFailed",
         "RolledBackOnAlarm",
         "RolledBackOnError",
+        "RolledBackOnAbort",
         "RollbackFailed",
         "CleanupFailed",
         "OldTaskSetNotDeleted",

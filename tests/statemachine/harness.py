@@ -431,11 +431,15 @@ class FakeFunctions:
         not_ready_polls: int = 0,
         alarm_during_bake: int | None = None,
         alarm_at_gate: int | None = None,
+        abort_during_bake: int | None = None,
+        promote_during_bake: tuple[int, bool] | None = None,
     ):
         self.first_deployment = first_deployment
         self.not_ready_polls = not_ready_polls
         self.alarm_during_bake = alarm_during_bake
         self.alarm_at_gate = alarm_at_gate
+        self.abort_during_bake = abort_during_bake
+        self.promote_during_bake = promote_during_bake
         self.rules: list[Rule] = []
         self.weights = {"blue": 100, "green": 0}
         # set-weight call number (1-based) -> measured INSYNC seconds (default 1).
@@ -511,7 +515,22 @@ class FakeFunctions:
             }
         step = _step_number(p.get("label"))
         if p.get("taskToken"):
-            if self.alarm_during_bake == step:
+            if self.promote_during_bake and self.promote_during_bake[0] == step:
+                # What `ecs-dns-canary promote [--full]` does: end the bake with success.
+                self.sfn.send_task_success(
+                    taskToken=p["taskToken"],
+                    output=json.dumps(
+                        {"promotedBy": ABORTER, "promoteFull": self.promote_during_bake[1], "promotedAt": "2026-12-02T02:50:00Z"}
+                    ),
+                )
+            elif self.abort_during_bake == step:
+                # What `ecs-dns-canary abort` does: fail the token with Aborted.
+                self.sfn.send_task_failure(
+                    taskToken=p["taskToken"],
+                    error="Aborted",
+                    cause=f"aborted by {ABORTER}: bad metrics on the dashboard",
+                )
+            elif self.alarm_during_bake == step:
                 # What alarm-rollback does on the alarm event: weights back, then fail the token.
                 self.weights = {"blue": 100, "green": 0}
                 self.sfn.send_task_failure(
@@ -533,6 +552,9 @@ class FakeFunctions:
 
     def delete_taskset(self, p: dict) -> dict:
         return {"taskSetId": p["taskSet"]["id"], "deleted": True}
+
+
+ABORTER = "arn:aws:iam::123456789012:user/alice"
 
 
 def _step_number(label: str | None) -> int | None:

@@ -4,6 +4,8 @@ the right Error/Cause, after exactly the right function calls."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import harness as h
@@ -333,6 +335,57 @@ def test_alarm_event_during_bake_at_step_k(sfn, k):
         "Delete new task set",
         "Deployment failed",
     ]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_abort_during_bake_at_step_k(sfn, k):
+    """`ecs-dns-canary abort` fails the bake's token with Aborted: the
+    execution rolls back at once and ends RolledBackOnAbort, naming who."""
+    out = sfn.run(h.request(), FakeFunctions(abort_during_bake=k))
+    assert out.status == "FAILED"
+    assert out.error == "RolledBackOnAbort"
+    # Stock moto drops SendTaskFailure's cause ("(null)"; README: what these
+    # tests do not show); the e2e test checks the reason and the caller in it.
+    assert out.cause.startswith(f"Aborted at {label(k)} (")
+    assert "All traffic went back to the blue slot and the new task set ecs-svc/new was deleted." in out.cause
+    assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1], gate=False) + ROLLBACK
+    assert_rolled_back(out)
+    assert out.states_entered()[-6:] == [
+        "Bake",
+        "Aborted by engineer",
+        "Roll back traffic",
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_promote_full_during_bake_at_step_k_skips_the_remaining_steps(sfn, k):
+    """`promote --full`: the bake ends with success, the gate still runs,
+    then straight to 100 % (Promote requested), the history names who."""
+    out = sfn.run(h.request(), FakeFunctions(promote_during_bake=(k, True)))
+    assert out.status == "SUCCEEDED"
+    assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1]) + PROMOTE
+    assert out.states_entered()[-7:] == [
+        "Check alarms",
+        "More steps?",
+        "Promote requested",
+        "Promote new task set",
+        "Drain old task set",
+        "Delete old task set",
+        "Deployment complete",
+    ]
+    assert h.ABORTER in json.dumps(out.history, default=str), "the history names who promoted"
+
+
+def test_promote_during_bake_ends_the_bake_and_keeps_the_steps(sfn):
+    """`promote` (not --full): the bake of step 1 ends early, the gate runs,
+    every step still follows."""
+    out = sfn.run(h.request(), FakeFunctions(promote_during_bake=(1, False)))
+    assert out.status == "SUCCEEDED"
+    assert out.call_summary() == START + [c for p in STEPS for c in step(p)] + PROMOTE
+    assert "Promote requested" not in out.states_entered()
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])

@@ -29,6 +29,7 @@ def apply_all() -> None:
             sfn_execution,
             sfn_history,
             sfn_lambda_invoke,
+            sfn_status_events,
             sfn_wait_timestamp,
         )
 
@@ -37,6 +38,7 @@ def apply_all() -> None:
         sfn_callbacks.apply()
         sfn_history.apply()
         sfn_wait_timestamp.apply()
+        sfn_status_events.apply()
         cloudwatch_history.apply()
         cloudwatch_list_metrics.apply()
         alarm_events.apply()

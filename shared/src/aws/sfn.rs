@@ -8,7 +8,7 @@ use aws_sdk_sfn::Client;
 use tracing::debug;
 
 use super::{classify, error_code};
-use crate::model::{CheckRequest, SetWeightRequest};
+use crate::model::{CheckRequest, Deployment, SetWeightRequest, ShiftTimes};
 use crate::{CanaryError, Result};
 
 /// Running executions of the state machine.
@@ -196,6 +196,164 @@ pub async fn fail_task(sfn: &Client, token: &str, error: &str, cause: &str) -> R
         Err(e) => match error_code(&e) {
             Some("TaskDoesNotExist") | Some("TaskTimedOut") | Some("InvalidToken") => Ok(false),
             _ => Err(classify("states:SendTaskFailure", e)),
+        },
+    }
+}
+
+/// What the repair (and the CLI's abort) read of an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionFacts {
+    pub name: String,
+    pub status: String,
+    pub state_machine_arn: String,
+    /// The execution input as given (None when Step Functions withheld it).
+    pub input: Option<String>,
+}
+
+/// DescribeExecution, reduced.
+pub async fn describe_execution(sfn: &Client, execution_arn: &str) -> Result<ExecutionFacts> {
+    let out = sfn
+        .describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .map_err(|e| match error_code(&e) {
+            Some("ExecutionDoesNotExist") => {
+                CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
+            }
+            _ => classify("states:DescribeExecution", e),
+        })?;
+    Ok(ExecutionFacts {
+        name: out.name().unwrap_or_default().to_string(),
+        status: out.status().as_str().to_string(),
+        state_machine_arn: out.state_machine_arn().to_string(),
+        input: out.input().map(str::to_string),
+    })
+}
+
+/// An execution's history reduced to what abort and repair decide on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryFacts {
+    /// Names of the states entered, oldest first.
+    pub entered: Vec<String>,
+    /// The plan create-taskset answered (`$.deployment` of the newest state
+    /// output that carries one).
+    pub plan: Option<Deployment>,
+    /// Step 1's change (`$.firstShift`), when recorded.
+    pub first_shift: Option<ShiftTimes>,
+    /// The promotion's exact drain instant (`$.weights.drain.until` of
+    /// **Promote new task set**'s output).
+    pub promotion_drain_until: Option<String>,
+}
+
+/// Most events an execution can have (Step Functions quotas); the pages
+/// read are bounded by it.
+const HISTORY_PAGES: usize = 26;
+
+/// Reads the whole history (pages of 1,000, bounded) and reduces it.
+pub async fn history_facts(sfn: &Client, execution_arn: &str) -> Result<HistoryFacts> {
+    let mut events: Vec<HistoryEvent> = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..HISTORY_PAGES {
+        let out = sfn
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .include_execution_data(true)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| match error_code(&e) {
+                Some("ExecutionDoesNotExist") => {
+                    CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
+                }
+                _ => classify("states:GetExecutionHistory", e),
+            })?;
+        events.extend(out.events().iter().cloned());
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    events.sort_by_key(HistoryEvent::id);
+    events.dedup_by_key(|e| e.id());
+    Ok(facts_of(&events))
+}
+
+/// [`history_facts`] over events sorted oldest first.
+pub fn facts_of(events: &[HistoryEvent]) -> HistoryFacts {
+    let mut facts = HistoryFacts::default();
+    for ev in events {
+        if let Some(d) = ev.state_entered_event_details() {
+            facts.entered.push(d.name().to_string());
+        }
+        let Some(d) = ev.state_exited_event_details() else {
+            continue;
+        };
+        let Some(output) = d
+            .output()
+            .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+        else {
+            continue;
+        };
+        if let Some(plan) = output
+            .get("deployment")
+            .and_then(|p| serde_json::from_value::<Deployment>(p.clone()).ok())
+        {
+            facts.plan = Some(plan);
+        }
+        if let Some(fs) = output
+            .get("firstShift")
+            .and_then(|p| serde_json::from_value::<ShiftTimes>(p.clone()).ok())
+        {
+            facts.first_shift = Some(fs);
+        }
+        if d.name() == crate::plan::states::PROMOTE {
+            facts.promotion_drain_until = output
+                .pointer("/weights/drain/until")
+                .and_then(|u| u.as_str())
+                .map(str::to_string);
+        }
+    }
+    facts
+}
+
+/// The state machine that keeps the repair function's outcomes: by
+/// default the deployment state machine's ARN + `-repairs`.
+pub fn repairs_state_machine_arn(deployment_state_machine_arn: &str) -> String {
+    format!("{deployment_state_machine_arn}-repairs")
+}
+
+/// Records a repair's outcome as an execution of the repairs state machine
+/// named like the deployment (its input: the report), where the console
+/// and `ecs-dns-canary history` find it. `Ok(false)` when a record already
+/// exists (a redelivered event: the first outcome stays) or the repairs
+/// state machine does not exist (logged).
+pub async fn record_repair(
+    sfn: &Client,
+    repairs_state_machine_arn: &str,
+    name: &str,
+    report: &serde_json::Value,
+) -> Result<bool> {
+    match sfn
+        .start_execution()
+        .state_machine_arn(repairs_state_machine_arn)
+        .name(name)
+        .input(report.to_string())
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => match error_code(&e) {
+            Some("ExecutionAlreadyExists") => Ok(false),
+            Some("StateMachineDoesNotExist") => {
+                tracing::warn!(
+                    state_machine = repairs_state_machine_arn,
+                    "the repairs state machine does not exist: outcome not recorded"
+                );
+                Ok(false)
+            }
+            _ => Err(classify("states:StartExecution", e)),
         },
     }
 }

@@ -1413,3 +1413,163 @@ fn the_rollback_bound_names_the_keep_alive_term() {
     assert_eq!(with_measured_insync(&old, 90).keep_alive, None);
     assert_eq!(with_measured_insync(&old, 90).seconds, 95);
 }
+
+// ------------------------------------------------------------------ abort and repair
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+const TO_BAKE: [&str; 9] = [
+    "Create task set in idle slot",
+    "Check new task set readiness",
+    "New task set ready?",
+    "First deployment?",
+    "Start canary",
+    "More steps?",
+    "Prepare next step",
+    "Shift traffic",
+    "Bake",
+];
+
+#[test]
+fn phase_follows_the_last_state_entered() {
+    assert_eq!(phase(&[]), Phase::Creating);
+    assert_eq!(phase(&names(&TO_BAKE[..1])), Phase::Creating);
+    assert_eq!(phase(&names(&TO_BAKE[..3])), Phase::Readiness);
+    assert_eq!(phase(&names(&TO_BAKE)), Phase::Canary);
+    let mut promoted = names(&TO_BAKE);
+    promoted.extend(names(&[
+        "Check alarms",
+        "More steps?",
+        "Promote new task set",
+    ]));
+    assert_eq!(phase(&promoted), Phase::Promoting);
+    promoted.push("Drain old task set".into());
+    assert_eq!(phase(&promoted), Phase::Promoted);
+    let mut rolled = names(&TO_BAKE);
+    rolled.extend(names(&["Alarm fired", "Roll back traffic"]));
+    assert_eq!(phase(&rolled), Phase::RollingBack);
+    rolled.extend(names(&[
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]));
+    assert_eq!(phase(&rolled), Phase::Done);
+    assert_eq!(phase(&names(&["Rollback failed"])), Phase::OwnPathFailed);
+    assert_eq!(
+        phase(&names(&["Some new state"])),
+        Phase::Unknown("Some new state".into())
+    );
+}
+
+#[test]
+fn abort_fails_the_token_only_while_baking_and_refuses_after_promotion() {
+    assert_eq!(abort_action(&Phase::Canary, true), AbortAction::FailToken);
+    assert_eq!(abort_action(&Phase::Canary, false), AbortAction::Stop);
+    assert_eq!(abort_action(&Phase::Readiness, false), AbortAction::Stop);
+    assert_eq!(abort_action(&Phase::Creating, false), AbortAction::Stop);
+    for p in [Phase::Promoting, Phase::Promoted, Phase::FirstShift] {
+        let AbortAction::Refuse(why) = abort_action(&p, false) else {
+            panic!("{p:?} must refuse");
+        };
+        assert!(why.contains("promot"), "{why}");
+    }
+    assert!(matches!(
+        abort_action(&Phase::RollingBack, true),
+        AbortAction::Refuse(w) if w.contains("already rolling back")
+    ));
+    assert!(matches!(
+        abort_action(&Phase::Done, false),
+        AbortAction::Refuse(_)
+    ));
+    assert_eq!(
+        abort_cause("arn:aws:iam::1:user/alice", "bad p99", Some("Bake")),
+        "aborted by arn:aws:iam::1:user/alice during Bake: bad p99"
+    );
+}
+
+#[test]
+fn repair_restores_what_the_execution_left_and_leaves_what_it_finished() {
+    let live = Slot::Blue;
+    // Stopped during the bake: traffic moved, roll it back.
+    assert_eq!(
+        repair_decision("ABORTED", &names(&TO_BAKE), Some(&live)),
+        RepairDecision::Restore {
+            live,
+            traffic_moved: true,
+            promotion_tried: false
+        }
+    );
+    // Stopped during readiness: nothing moved, only the task set goes.
+    assert_eq!(
+        repair_decision("TIMED_OUT", &names(&TO_BAKE[..3]), Some(&live)),
+        RepairDecision::Restore {
+            live,
+            traffic_moved: false,
+            promotion_tried: false
+        }
+    );
+    // Stopped while the promotion was in flight.
+    let mut promoting = names(&TO_BAKE);
+    promoting.push("Promote new task set".into());
+    assert_eq!(
+        repair_decision("ABORTED", &promoting, Some(&live)),
+        RepairDecision::Restore {
+            live,
+            traffic_moved: true,
+            promotion_tried: true
+        }
+    );
+    // Promoted, stopped while draining the old task set: finish forward.
+    promoting.push("Drain old task set".into());
+    assert_eq!(
+        repair_decision("ABORTED", &promoting, Some(&live)),
+        RepairDecision::Finish { drain_until: None }
+    );
+    // Its own rollback failed: the repair tries again.
+    let mut failed = names(&TO_BAKE);
+    failed.extend(names(&[
+        "Alarm fired",
+        "Roll back traffic",
+        "Rollback failed",
+    ]));
+    assert!(matches!(
+        repair_decision("FAILED", &failed, Some(&live)),
+        RepairDecision::Restore {
+            traffic_moved: true,
+            ..
+        }
+    ));
+    // Passed its own rollback: nothing.
+    let mut done = names(&TO_BAKE);
+    done.extend(names(&[
+        "Alarm fired",
+        "Roll back traffic",
+        "Drain new task set",
+        "Delete new task set",
+        "Deployment failed",
+    ]));
+    assert!(matches!(
+        repair_decision("FAILED", &done, Some(&live)),
+        RepairDecision::Leave(w) if w.contains("own rollback")
+    ));
+    // No plan: nothing is guessed.
+    assert!(matches!(
+        repair_decision("ABORTED", &names(&TO_BAKE[..1]), None),
+        RepairDecision::Leave(w) if w.contains("no plan")
+    ));
+    assert!(matches!(
+        repair_decision("SUCCEEDED", &names(&TO_BAKE), Some(&live)),
+        RepairDecision::Leave(_)
+    ));
+}
+
+#[test]
+fn a_newer_deployment_means_the_world_moved_on() {
+    assert_eq!(world_moved_on("a", Some("a"), &[]), None);
+    assert_eq!(world_moved_on("a", None, &[]), None);
+    assert!(world_moved_on("a", Some("b"), &[]).is_some_and(|w| w.contains("deployment b")));
+    assert!(world_moved_on("a", Some("a"), &["b".into()])
+        .is_some_and(|w| w.contains("b of the same service")));
+}

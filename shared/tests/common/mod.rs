@@ -136,6 +136,7 @@ pub fn settings() -> Settings {
         insync_poll: Duration::from_millis(1),
         insync_timeout: Duration::from_millis(200),
         state_machine_arn: Some(STATE_MACHINE_ARN.into()),
+        repairs_state_machine_arn: None,
         // No spacing, throttling waits of at most a few ms.
         cloudwatch: canary_engine::aws::cloudwatch::Pacing {
             interval: Duration::ZERO,

@@ -1,0 +1,201 @@
+"""Step Functions execution status change events, delivered to `repair`.
+
+In AWS, Step Functions sends a `Step Functions Execution Status Change`
+event to EventBridge whenever a Standard execution's status changes
+(Step Functions Developer Guide, "Automating Step Functions event delivery
+with EventBridge": source `aws.states`, `resources: [executionArn]`,
+`detail: {executionArn, stateMachineArn, name, status, startDate, stopDate,
+input, inputDetails, output, outputDetails, error, cause}`, dates in epoch
+milliseconds). The system stack's rule (infra/template.yaml,
+`RepairRule`) matches ABORTED, TIMED_OUT and FAILED of the deployment state
+machine only and invokes the repair function asynchronously. moto has
+neither the event nor the rule, so this module watches every execution's
+status (a property on moto's parser `Execution`, so the interpreter's end,
+StopExecution and a timeout are all seen), builds the event as EventBridge
+sends it, applies the rule's filter and invokes the function on the local
+Lambda service from a background thread, as an asynchronous invoke would.
+Each matched event is logged (emitted, delivered, result) and readable
+through the control API `/_localaws/sfn-status-events`, which can also
+switch delivery off (a lost event) and redeliver one (EventBridge delivers
+at least once)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from .. import config, lambda_client
+from ..state import STATE, now_iso
+
+LOG = logging.getLogger("localaws.sfn_status_events")
+
+REPAIR_FUNCTION = "repair"
+# The rule's filter (infra/template.yaml RepairRule).
+MATCHED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# The event is built this long after the status changed: moto sets the
+# status before the error and cause (AWS sends the event after the
+# execution's record is complete).
+BUILD_DELAY_S = 0.2
+
+_lock = threading.Lock()
+_enabled = True
+_deliveries: list[dict[str, Any]] = []
+
+
+def _millis(t: Any) -> int | None:
+    if t is None:
+        return None
+    if isinstance(t, datetime.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=datetime.timezone.utc)
+        return int(t.timestamp() * 1000)
+    return None
+
+
+def _status(execution: Any) -> str | None:
+    s = execution.__dict__.get("_localaws_exec_status")
+    return getattr(s, "value", s)
+
+
+def build_event(execution: Any) -> dict[str, Any]:
+    arn = execution.exec_arn
+    status = _status(execution)
+    input_data = getattr(execution, "input_data", None)
+    output = getattr(execution, "output", None) if status == "SUCCEEDED" else None
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": getattr(execution, "account_id", config.ACCOUNT_ID),
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": getattr(execution, "region_name", config.REGION),
+        "resources": [arn],
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _millis(getattr(execution, "start_date", None)),
+            "stopDate": _millis(getattr(execution, "stop_date", None)),
+            "input": json.dumps(input_data) if input_data is not None else None,
+            "inputDetails": {"included": True},
+            "output": json.dumps(output) if output is not None else None,
+            "outputDetails": {"included": True},
+            "error": getattr(execution, "error", None),
+            "cause": getattr(execution, "cause", None),
+        },
+    }
+
+
+def matches_rule(event: dict[str, Any]) -> bool:
+    d = event["detail"]
+    return d["status"] in MATCHED_STATUSES and d["stateMachineArn"] == config.STATE_MACHINE_ARN
+
+
+def deliver(event: dict[str, Any], emitted: float, redelivery: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "executionArn": event["detail"]["executionArn"],
+        "status": event["detail"]["status"],
+        "eventId": event["id"],
+        "function": REPAIR_FUNCTION,
+        "emittedAt": emitted,
+        "emittedAtIso": now_iso(emitted),
+        "redelivery": redelivery,
+        "event": event,
+    }
+    with _lock:
+        enabled = _enabled
+        _deliveries.append(entry)
+    with STATE.lock:
+        lambda_url = STATE.lambda_url
+    if not enabled and not redelivery:
+        entry["result"] = "dropped"
+        LOG.info("status event %s %s dropped (delivery switched off)", entry["executionArn"], entry["status"])
+        return entry
+    started = time.time()
+    entry["invokedAt"] = started
+    try:
+        result = lambda_client.invoke(lambda_url, REPAIR_FUNCTION, json.dumps(event).encode())
+        entry["result"] = "error" if result.function_error else "ok"
+        entry["errorType"] = result.error_type
+        entry["response"] = result.payload_json()
+    except Exception as e:  # noqa: BLE001 - a failed delivery is logged, never raised
+        entry["result"] = "unreachable"
+        entry["error"] = str(e)
+    entry["completedAt"] = time.time()
+    LOG.info(
+        "status event %s %s delivered to %s: %s (%.1f s)",
+        entry["executionArn"],
+        entry["status"],
+        REPAIR_FUNCTION,
+        entry["result"],
+        entry["completedAt"] - started,
+    )
+    return entry
+
+
+def _emit(execution: Any) -> None:
+    time.sleep(BUILD_DELAY_S)
+    event = build_event(execution)
+    if not matches_rule(event):
+        return
+    deliver(event, time.time())
+
+
+def _get(self: Any) -> Any:
+    return self.__dict__.get("_localaws_exec_status")
+
+
+def _set(self: Any, value: Any) -> None:
+    old = self.__dict__.get("_localaws_exec_status")
+    self.__dict__["_localaws_exec_status"] = value
+    old_v, new_v = getattr(old, "value", old), getattr(value, "value", value)
+    if old_v == "RUNNING" and new_v in TERMINAL:
+        threading.Thread(target=_emit, args=(self,), name="sfn-status-event", daemon=True).start()
+
+
+def control_route(method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """GET: deliveries and the switch; POST {"enabled": bool} switches,
+    {"redeliver": "<eventId>"} delivers that event again (in the background;
+    the new delivery has `redelivery: true`)."""
+    global _enabled
+    if path != "/_localaws/sfn-status-events":
+        return None
+    if method == "POST":
+        if "enabled" in body:
+            with _lock:
+                _enabled = bool(body["enabled"])
+        if body.get("redeliver"):
+            with _lock:
+                found = next((d for d in _deliveries if d["eventId"] == body["redeliver"]), None)
+            if found is None:
+                return 404, {"error": f"no delivered event {body['redeliver']}"}
+            # Asynchronous like EventBridge (and the control API holds the
+            # moto lock, which the function's own calls need).
+            threading.Thread(
+                target=deliver, args=(found["event"], time.time(), True), name="sfn-status-redelivery", daemon=True
+            ).start()
+            return 200, {"redelivering": body["redeliver"]}
+    with _lock:
+        return 200, {"enabled": _enabled, "deliveries": list(_deliveries)}
+
+
+def reset() -> None:
+    global _enabled
+    with _lock:
+        _enabled = True
+        _deliveries.clear()
+
+
+def apply() -> None:
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    if not isinstance(Execution.__dict__.get("exec_status"), property):
+        Execution.exec_status = property(_get, _set)

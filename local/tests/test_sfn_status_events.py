@@ -1,0 +1,76 @@
+"""Step Functions execution status change events (patches/sfn_status_events.py):
+built as EventBridge sends them and delivered to `repair` only for what the
+system stack's rule matches (ABORTED, TIMED_OUT, FAILED of `ecs-dns-canary`)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from fake_lambda import FakeLambda
+from sfn_helpers import create_machine, run, wait, wait_for
+
+from localaws import LocalAws
+
+FAIL = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "RolledBackOnError", "Cause": "because"}}}
+OK = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+WAIT = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
+
+
+def test_a_failed_execution_of_the_deployment_state_machine_reaches_repair(aws: LocalAws, fake_lambda: FakeLambda) -> None:
+    events: list[dict] = []
+    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {"action": "left"}
+    machine = create_machine(aws, FAIL)
+    arn, d = run(aws, machine, "orders-v2", {"target": "x"})
+    assert d["status"] == "FAILED"
+    wait_for(lambda: events, 5, "status change event")
+    ev = events[0]
+    assert ev["source"] == "aws.states" and ev["detail-type"] == "Step Functions Execution Status Change"
+    assert ev["resources"] == [arn]
+    det = ev["detail"]
+    assert det["executionArn"] == arn and det["stateMachineArn"] == machine and det["name"] == "orders-v2"
+    assert det["status"] == "FAILED"
+    assert det["error"] == "RolledBackOnError" and det["cause"] == "because"
+    assert json.loads(det["input"]) == {"target": "x"}
+    assert isinstance(det["startDate"], int) and det["stopDate"] >= det["startDate"]
+    deliveries = wait_for(lambda: [x for x in aws.sfn_status_events()["deliveries"] if x.get("completedAt")], 5, "log")
+    assert deliveries[0]["result"] == "ok" and deliveries[0]["response"] == {"action": "left"}
+
+
+def test_only_what_the_rule_matches_is_delivered(aws: LocalAws, fake_lambda: FakeLambda) -> None:
+    events: list[dict] = []
+    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {}
+    ok = create_machine(aws, OK)
+    other = create_machine(aws, FAIL, name="someone-else")
+    assert run(aws, ok, "fine", {})[1]["status"] == "SUCCEEDED"
+    assert run(aws, other, "theirs", {})[1]["status"] == "FAILED"
+    time.sleep(1.0)
+    assert events == []
+    assert aws.sfn_status_events()["deliveries"] == []
+
+
+def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redelivered(
+    aws: LocalAws, fake_lambda: FakeLambda
+) -> None:
+    events: list[dict] = []
+    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {}
+    machine = create_machine(aws, WAIT)
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="stopped", input="{}")["executionArn"]
+    sfn.stop_execution(executionArn=arn, error="RolledBackOnAbort", cause="aborted by me")
+    assert wait(aws, arn)["status"] == "ABORTED"
+    wait_for(lambda: events, 5, "ABORTED event")
+    assert events[0]["detail"]["status"] == "ABORTED"
+    assert events[0]["detail"]["error"] == "RolledBackOnAbort" and events[0]["detail"]["cause"] == "aborted by me"
+
+    aws.sfn_status_events(enabled=False)
+    arn2 = sfn.start_execution(stateMachineArn=machine, name="lost", input="{}")["executionArn"]
+    sfn.stop_execution(executionArn=arn2)
+    dropped = wait_for(
+        lambda: [x for x in aws.sfn_status_events()["deliveries"] if x["executionArn"] == arn2], 5, "dropped entry"
+    )
+    assert dropped[0]["result"] == "dropped" and len(events) == 1
+
+    aws.redeliver_sfn_status_event(dropped[0]["eventId"])
+    wait_for(lambda: len(events) == 2, 5, "redelivery")
+    assert events[1]["detail"]["executionArn"] == arn2
