@@ -27,7 +27,9 @@ def mutating_calls(aws) -> list[tuple[str, str]]:
 def test_second_deployment_of_the_same_service_is_refused(aws, world):
     svc = service(world)
     first = f"{svc.name}-v2"
-    arn = W.start(world, svc.request(f"{W.IMAGE_REPO}:v2", steps=(10, 50, 100), bake=3), first)
+    # A 12-s bake: the refused run (up to ~8 s on a loaded 2-core machine)
+    # must finish while the first one still bakes step 1 (3 s was flaky).
+    arn = W.start(world, svc.request(f"{W.IMAGE_REPO}:v2", steps=(10, 50, 100), bake=12), first)
     W.wait_baking(world, arn, 1)
     before = W.snapshot(world, svc)
     assert len(before["taskSets"]) == 2
