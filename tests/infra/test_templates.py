@@ -506,12 +506,16 @@ NOT_API_CALLS = {"logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole", "e
 ERROR_PATH_CALLS = {
     # An overlapping deployment created its task set first: this one deletes its own.
     "create-taskset": {"ecs:DeleteTaskSet"},
+    # The fallback when the bake table cannot be read (issue 17): the scan
+    # of the running executions' histories.
+    "alarm-rollback": {"states:ListExecutions", "states:GetExecutionHistory"},
 }
 # Statements allowed on Resource "*", and why (least privilege otherwise).
 STAR_RESOURCE_ACTIONS = {
     # No resource type exists for these (Service Authorization Reference).
     "ecs:DescribeTaskDefinition",
     "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
