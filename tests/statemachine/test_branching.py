@@ -120,6 +120,11 @@ def test_success_payloads(sfn):
         token = bake_call.payload.pop("taskToken")
         assert isinstance(token, str) and token
         assert bake_call.state == "Bake"
+        # The bake registry (issue 17): the execution and the bake's length,
+        # so check-health records the bake until it ends.
+        execution = bake_call.payload.pop("execution")
+        assert ":execution:" in execution, execution
+        assert bake_call.payload.pop("bakeSeconds") > 0
         assert bake_call.payload == {
             "check": "alarms",
             "alarms": alarms,
