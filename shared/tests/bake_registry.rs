@@ -49,7 +49,9 @@ fn bake_payload(token: &str, alarms: &[&str]) -> Value {
     p
 }
 
-/// A registry item as check-health writes it.
+/// A registry item as check-health writes it. A fixture that does not
+/// serialise is a failed test.
+#[allow(clippy::unwrap_used)]
 fn item(
     alarm: &str,
     execution: &str,
