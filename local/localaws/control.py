@@ -25,6 +25,10 @@ POST   /_localaws/alarm-evaluation        {"enabled": true, "tickSeconds": 10, "
 GET    /_localaws/cloudwatch-rate-limit
 POST   /_localaws/cloudwatch-rate-limit   {"enabled": true, "rates": {"DescribeAlarms": 9,
                                            "DescribeAlarmHistory": 20}, "burst": {...}, "caller": "any"}
+GET    /_localaws/stepfunctions-rate-limit
+POST   /_localaws/stepfunctions-rate-limit {"enabled": true, "rates": {...}, "burst": {...}, "caller": "any"}
+GET    /_localaws/dynamodb-ttl
+POST   /_localaws/dynamodb-ttl            {"sweepSeconds": 5, "delaySeconds": 0, "sweepNow": true}
 GET    /_localaws/dns                     DNS endpoints, settings, query count
 POST   /_localaws/dns/route53-propagation {"seconds": 0, "spread": 0}
 POST   /_localaws/dns/cloudmap-delay      {"seconds": 0}
