@@ -462,6 +462,11 @@ pub struct SetWeightRequest {
     /// slot losing its traffic may be deleted (the answer's `drain`).
     #[serde(default)]
     pub drain: Option<DrainRequest>,
+    /// The execution (`$$.Execution.Id`) of a guarded forward step: with
+    /// `BAKE_TABLE`, set-weight records the step in the bake registry while
+    /// it is in flight, so alarm-rollback finds it by alarm name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// What set-weight needs to compute the exact drain of `slot`.

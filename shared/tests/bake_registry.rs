@@ -341,7 +341,7 @@ async fn a_newer_record_of_the_same_execution_is_kept_and_a_failed_write_is_retr
         alarm_name: ALARM.into(),
         execution_arn: sfn::execution_arn(DEPLOYMENT_ID),
         task_token: "tok".into(),
-        request: req.clone(),
+        watch: bakes::Watch::Bake(Box::new(req.clone())),
         started_at: 100,
         expires_at: 400,
     };
@@ -360,4 +360,102 @@ async fn a_newer_record_of_the_same_execution_is_kept_and_a_failed_write_is_retr
 fn a_record_expires_at_the_end_of_its_bake() {
     assert_eq!(bakes::expiry(1_000, 300), 1_300);
     assert_eq!(bakes::expiry(1_000, 0), 1_000);
+}
+
+/// A guarded forward step's set-weight request as the state machine sends it.
+fn step_request() -> Value {
+    json!({
+        "target": fixture("check-health.bake.json")["rollback"]["target"],
+        "slot": "green",
+        "percent": 50,
+        "label": "step 2 of 3 (50%)",
+        "alarms": {"names": [ALARM]},
+        "since": "2026-11-27T10:15:00Z",
+        "execution": sfn::execution_arn(DEPLOYMENT_ID),
+        "rollback": fixture("check-health.bake.json")["rollback"],
+    })
+}
+
+#[tokio::test]
+async fn a_forward_step_in_flight_is_found_and_moved_back_without_a_token() {
+    let mut it = item(ALARM, DEPLOYMENT_ID, "shift:1", now() + 120);
+    it.insert("kind".into(), AttributeValue::S("shift".into()));
+    it.insert(
+        "request".into(),
+        AttributeValue::S(step_request().to_string()),
+    );
+    let q = query(vec![it], &Seen::new());
+    let deletes = Seen::new();
+    let del = delete(&deletes);
+    let changes = Seen::<ChangeResourceRecordSetsInput>::new();
+    let change = r53::change(&changes);
+    let hb = heartbeat_ok();
+    let fail = send_failure(&Seen::new());
+    let ctx = Mocks::new()
+        .settings(registry_settings())
+        .dynamodb(&[&q, &del])
+        .sfn(&[&hb, &fail])
+        .route53(&[&r53::list(r53::records(50, 50, 60)), &change])
+        .instances(&cloudmap::healthy(Slot::Blue, OLD_DEPLOYMENT_ID, 2))
+        .context();
+
+    let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
+
+    assert_eq!(r.executions.len(), 1, "{r:?}");
+    assert_eq!(r.executions[0].action, "rolledBack");
+    assert_eq!(
+        r.executions[0].weights,
+        Some(Weights {
+            blue: 100,
+            green: 0
+        })
+    );
+    // No token: nothing to check or fail.
+    assert_eq!((hb.num_calls(), fail.num_calls()), (0, 0));
+    assert_eq!(
+        deletes.only().key().unwrap()["execution"],
+        AttributeValue::S(sfn::execution_arn(DEPLOYMENT_ID))
+    );
+}
+
+#[tokio::test]
+async fn a_guarded_step_records_itself_for_its_call_and_removes_the_record() {
+    use aws_sdk_route53::types::ChangeStatus;
+    use canary_engine::handlers::set_weight;
+    use canary_engine::model::SetWeightRequest;
+
+    let puts = Seen::new();
+    let p = put(&puts);
+    let deletes = Seen::new();
+    let del = delete(&deletes);
+    let ctx = Mocks::new()
+        .settings(registry_settings())
+        .dynamodb(&[&p, &del])
+        .cloudwatch(&[
+            &cw::describe_alarms(vec![cw::alarm(ALARM, "OK")]),
+            &cw::history(ALARM, vec![], &Seen::new()),
+        ])
+        .route53(&[
+            &r53::list(r53::records(90, 10, 60)),
+            &r53::change(&Seen::new()),
+            &r53::get_change(ChangeStatus::Insync),
+        ])
+        .instances(&cloudmap::healthy(Slot::Blue, OLD_DEPLOYMENT_ID, 2))
+        .instances(&cloudmap::healthy(Slot::Green, DEPLOYMENT_ID, 2))
+        .context();
+    let req: SetWeightRequest = serde_json::from_value(step_request()).unwrap();
+
+    set_weight::run(&ctx, &req).await.unwrap();
+
+    let put = puts.only();
+    let it = put.item().unwrap();
+    assert_eq!(it["kind"], AttributeValue::S("shift".into()));
+    assert_eq!(it["alarmName"], AttributeValue::S(ALARM.into()));
+    let token = it["taskToken"].as_s().unwrap().clone();
+    assert!(token.starts_with("shift:"), "{token}");
+    let d = deletes.only();
+    assert_eq!(
+        d.expression_attribute_values().unwrap()[":t"],
+        AttributeValue::S(token)
+    );
 }

@@ -31,6 +31,7 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         since: None,
         rollback: None,
         drain: None,
+        execution: None,
     }
 }
 

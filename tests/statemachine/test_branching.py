@@ -105,6 +105,8 @@ def test_success_payloads(sfn):
             assert since.startswith("20") and "T" in since, since
         else:
             assert since == f"2026-11-27T10:59:{k - 1:02d}Z"
+        # The bake registry (issue 17): the step records itself while in flight.
+        assert ":execution:" in shift_call.payload.pop("execution")
         assert shift_call.payload == {
             "target": h.TARGET,
             "slot": "green",

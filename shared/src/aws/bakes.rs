@@ -35,6 +35,12 @@
 //! [`watchers`] filters on `expiresAt > now` in the query and compares the
 //! attribute itself again here: an expired item is never acted on.
 //!
+//! # Forward steps
+//! A guarded forward step (set-weight with alarms and a rollback plan) is
+//! recorded too while its call is in flight (`kind` = `shift`), expiring
+//! after its longest INSYNC wait, removed when the call ends: an alarm
+//! during a step moves traffic back at once, as the history scan did.
+//!
 //! # Composite alarms, several bakes on one alarm
 //! A record is written under every name in the bake's gate, as the gate
 //! names them: a composite alarm in the gate is recorded under the
@@ -50,21 +56,32 @@ use aws_sdk_dynamodb::Client;
 use tracing::{debug, warn};
 
 use super::{classify, error_code};
-use crate::model::CheckRequest;
+use crate::model::{CheckRequest, SetWeightRequest};
 use crate::{CanaryError, Result};
 
 /// Pages of one alarm's partition read at most (1 MB each): far more bakes
 /// than an account runs at once.
 const MAX_PAGES: usize = 20;
 
-/// One bake watching one alarm.
+/// What a record watches with: a bake (its check-health request, with the
+/// task token to fail) or a guarded forward step in flight (its set-weight
+/// request; no token: its own guard stops it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    Bake(Box<CheckRequest>),
+    Shift(Box<SetWeightRequest>),
+}
+
+/// One bake (or forward step) watching one alarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BakeRecord {
     pub alarm_name: String,
     pub execution_arn: String,
+    /// The bake's task token; for a step, an id of the call (`shift:<ms>`)
+    /// that only its own removal matches.
     pub task_token: String,
-    /// The bake's check-health request (alarms, rollback plan, label).
-    pub request: CheckRequest,
+    /// The request (alarms, rollback plan, label).
+    pub watch: Watch,
     pub started_at: i64,
     pub expires_at: i64,
 }
@@ -93,7 +110,11 @@ pub async fn register(
     record: &BakeRecord,
     alarms: &[String],
 ) -> Result<()> {
-    let request = serde_json::to_string(&record.request)
+    let (kind, request) = match &record.watch {
+        Watch::Bake(r) => ("bake", serde_json::to_string(r)),
+        Watch::Shift(r) => ("shift", serde_json::to_string(r)),
+    };
+    let request = request
         .map_err(|e| CanaryError::invalid(format!("bake request does not serialise: {e}")))?;
     for alarm in alarms {
         let out = ddb
@@ -102,6 +123,7 @@ pub async fn register(
             .item("alarmName", s(alarm.as_str()))
             .item("execution", s(record.execution_arn.as_str()))
             .item("taskToken", s(record.task_token.as_str()))
+            .item("kind", s(kind))
             .item("request", s(request.as_str()))
             .item("startedAt", n(record.started_at))
             .item("expiresAt", n(record.expires_at))
@@ -131,8 +153,16 @@ fn item_num(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
 /// An item as a record; `None` for one that does not parse (logged, skipped).
 pub fn record_of(item: &HashMap<String, AttributeValue>) -> Option<BakeRecord> {
     let request = item_str(item, "request")?;
-    let request = match serde_json::from_str::<CheckRequest>(&request) {
-        Ok(r) => r,
+    let watch = match item_str(item, "kind").as_deref() {
+        Some("shift") => serde_json::from_str::<SetWeightRequest>(&request)
+            .map(|r| Watch::Shift(Box::new(r)))
+            .map_err(|e| e.to_string()),
+        _ => serde_json::from_str::<CheckRequest>(&request)
+            .map(|r| Watch::Bake(Box::new(r)))
+            .map_err(|e| e.to_string()),
+    };
+    let watch = match watch {
+        Ok(w) => w,
         Err(e) => {
             warn!(error = %e, "bake record with an unreadable request: skipped");
             return None;
@@ -142,7 +172,7 @@ pub fn record_of(item: &HashMap<String, AttributeValue>) -> Option<BakeRecord> {
         alarm_name: item_str(item, "alarmName")?,
         execution_arn: item_str(item, "execution")?,
         task_token: item_str(item, "taskToken")?,
-        request,
+        watch,
         started_at: item_num(item, "startedAt").unwrap_or(0),
         expires_at: item_num(item, "expiresAt")?,
     })

@@ -149,11 +149,23 @@ async fn act_on_record(
         bake_ended: false,
         error: None,
     };
+    let request = match &rec.watch {
+        bakes::Watch::Bake(r) => r,
+        bakes::Watch::Shift(step) => {
+            // A forward step in flight: no token to check or fail; its own
+            // guard stops it (see `act_on_shift`).
+            let action = act_on_shift(ctx, ev, action, step).await;
+            if action.action != "failed" {
+                remove_record(ctx, table, &rec).await;
+            }
+            return action;
+        }
+    };
     match sfn::task_waiting(&ctx.clients.sfn, &rec.task_token).await {
         Ok(true) => {
             let bake = sfn::OpenBake {
                 task_token: rec.task_token.clone(),
-                request: rec.request.clone(),
+                request: (**request).clone(),
                 state_name: None,
             };
             action = end_bake(ctx, ev, action, &bake).await;
@@ -168,20 +180,24 @@ async fn act_on_record(
         }
     }
     if action.action != "failed" {
-        if let Err(e) = bakes::remove(
-            &ctx.clients.dynamodb,
-            table,
-            &rec.alarm_name,
-            &rec.execution_arn,
-            &rec.task_token,
-        )
-        .await
-        {
-            // It expires at the bake's end anyway.
-            warn!(execution = %rec.execution_arn, error = %e, "bake record not removed");
-        }
+        remove_record(ctx, table, &rec).await;
     }
     action
+}
+
+/// Removes a handled record; it expires at its end anyway.
+async fn remove_record(ctx: &Context, table: &str, rec: &bakes::BakeRecord) {
+    if let Err(e) = bakes::remove(
+        &ctx.clients.dynamodb,
+        table,
+        &rec.alarm_name,
+        &rec.execution_arn,
+        &rec.task_token,
+    )
+    .await
+    {
+        warn!(execution = %rec.execution_arn, error = %e, "bake record not removed");
+    }
 }
 
 async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> ExecutionAction {

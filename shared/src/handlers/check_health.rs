@@ -86,7 +86,7 @@ async fn register_bake(ctx: &Context, req: &CheckRequest) -> Result<()> {
         alarm_name: String::new(),
         execution_arn: execution.clone(),
         task_token: token.clone(),
-        request: req.clone(),
+        watch: bakes::Watch::Bake(Box::new(req.clone())),
         started_at,
         expires_at: bakes::expiry(started_at, *bake_seconds),
     };
