@@ -12,10 +12,9 @@
 //! event grow with the bakes *watching* the alarm, not with the running
 //! deployments. Without the table, or when the table cannot be read, the
 //! function falls back to listing the running executions and reading each
-//! one's history (1 + N Step Functions calls), which also finds a forward
-//! step's set-weight in flight (`act_on_shift`); with the registry such a
-//! step is left to its own guard and the bake after it, whose first look at
-//! the alarms fails it.
+//! one's history (1 + N Step Functions calls). A forward step's set-weight
+//! in flight (`act_on_shift`) is found either way: set-weight records it in
+//! the registry for the time of its call.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use tokio::task::JoinSet;
