@@ -11,10 +11,10 @@
 //! ListExecutions bucket 100-200 / refill 2-5 per second). Measured on the
 //! local AWS with those limits on (`bench/fleet.py`, `bench/README.md`,
 //! 2026-12-02): with N = 20 / 100 / 200 deployments baking, the scan made
-//! 28 / 108 / 209 calls and put the weights back in 0.49 / 2.7 / 2.5 s;
+//! 28 / 108 / 209 calls and put the weights back in 0.35 / 0.94 / 2.2 s;
 //! this registry made 9 calls at every N (one `Query`, one heartbeat and
 //! one SendTaskFailure per watching bake, the weight change, one
-//! `DeleteItem`) and took 0.26 / 0.47 / 0.11 s. The other candidates: an execution's own tags
+//! `DeleteItem`) and took 0.20 / 0.14 / 0.12 s. The other candidates: an execution's own tags
 //! (Step Functions tags state machines and activities, not executions, and a
 //! tag lookup would still be per resource), SSM parameters by path (paged,
 //! 40 TPS by default, no TTL). DynamoDB gives what the lookup needs: a
