@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR ?= never
 help:
 	@echo "make demo   - canary deployment + automatic rollback on a local AWS (no account)"
 	@echo "make test   - fmt, clippy, ruff, unit/mock tests, state machine, infra, local AWS and end-to-end tests"
-	@echo "make bench  - benchmarks (init time, size, overhead, rollback reaction, cost, what clients see: ~30 min)"
+	@echo "make bench  - benchmarks (init time, size, overhead, rollback reaction, cost, what clients see, the fleet: ~40 min)"
 
 setup:
 	local/setup.sh

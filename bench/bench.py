@@ -7,7 +7,10 @@
 - rollback reaction (alarm event delivered -> both weights back),
 - cost per deployment (state transitions, Lambda invocations, AWS calls),
 - what clients see (`clients`, bench/clients.py): share per step, time to
-  safety, blast radius, failed requests, from the clients' request log.
+  safety, blast radius, failed requests, from the clients' request log,
+- the fleet (`fleet`, bench/fleet.py): N deployments baking, one alarm
+  fires: event -> weights back and the alarm path's AWS calls, through the
+  bake registry and through the history scan; the gate's CloudWatch calls.
 
 Figures are medians with min and max; targets are checked and printed, never
 asserted (these machines are noisy). See bench/README.md."""
@@ -29,7 +32,7 @@ import init_time  # noqa: E402
 import size  # noqa: E402
 from common import BENCH, FUNCTIONS, RELEASE_DIR, RESULTS_DIR, baseline_python, machine  # noqa: E402
 
-SECTIONS = ("size", "init", "orchestration", "rollback", "cost", "clients")
+SECTIONS = ("size", "init", "orchestration", "rollback", "cost", "clients", "fleet")
 
 
 def release_binaries_present() -> bool:
@@ -105,6 +108,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Always the debug functions under cargo lambda watch (--lambda-services
         # does not apply): the section measures clients, not the functions.
         step("clients", lambda: clients.run(args.clients_profile, reps=args.clients_reps))
+    if "fleet" in sections:
+        import fleet
+
+        # cargo lambda watch (debug builds), like the clients section.
+        sizes = tuple(int(x) for x in args.fleet_sizes.split(",")) if args.fleet_sizes else None
+        step("fleet", lambda: fleet.run(args.fleet_profile or ("smoke" if args.quick else "full"), sizes))
     doc["finishedAt"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return doc
 
@@ -228,6 +237,15 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(f"| clients section | profile {c['profile']}, {c['lambdaService']}, {c['wallS']:.0f} s wall | | | | | |")
         for figure, subject, stats, target, met in clients.table_rows(c):
             row(figure, subject, stats, target, met)
+    if doc.get("fleet"):
+        import fleet
+
+        f = doc["fleet"]
+        lines.append(f"| fleet section | N = {', '.join(map(str, f['sizes']))}, {f['lambdaService']}, API limits on, {f['wallS']:.0f} s wall | | | | | |")
+        for figure, subject, stats, target, met in fleet.table_rows(f):
+            row(figure, subject, stats, target, met)
+        for e in f.get("errors", []):
+            lines.append(f"| **error** | fleet: {e} | | | | | |")
     for name, why in doc.get("skipped", {}).items():
         lines.append(f"| skipped | {name}: {why} | | | | | |")
     for name, err in doc.get("errors", {}).items():
@@ -248,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="1 repetition everywhere (smoke test)")
     p.add_argument("--clients-profile", default=None, choices=["full", "quick", "smoke"], help="clients section: full (3 repetitions, <= 30 min), quick (1), smoke (the test's: < 2 min)")
     p.add_argument("--clients-reps", type=int, default=None, help="clients section: repetitions (default: the profile's)")
+    p.add_argument("--fleet-profile", default=None, choices=["full", "smoke"], help="fleet section: full (N = 20, 100, 200) or smoke (N = 3); default full (smoke with --quick)")
+    p.add_argument("--fleet-sizes", default=None, help="fleet section: comma list of N, overriding the profile (e.g. 20,100)")
     args = p.parse_args(argv)
     if args.quick:
         args.reps, args.local_reps = 1, 1
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: saved {saved.relative_to(BENCH.parent)}", file=sys.stderr)
     print(text)
     print(f"\nJSON: {out}", file=sys.stderr)
-    return 1 if doc["errors"] or (doc.get("clients") or {}).get("errors") else 0
+    return 1 if doc["errors"] or (doc.get("clients") or {}).get("errors") or (doc.get("fleet") or {}).get("errors") else 0
 
 
 if __name__ == "__main__":

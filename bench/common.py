@@ -24,6 +24,7 @@ def baseline_python() -> Path:
     """bench/.venv when bench/setup.sh made it, else the harness's .venv."""
     return BASELINE_PYTHON if BASELINE_PYTHON.exists() else VENV_PYTHON
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:ecs-dns-canary"
+BAKE_TABLE = "ecs-dns-canary-bakes"
 
 
 def summary(values: list[float], digits: int = 3) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def lambda_env(function_name: str, runtime_api: str, handler: str, execution_env
         "AWS_SESSION_TOKEN": "benchmark-session-token",
         "AWS_EC2_METADATA_DISABLED": "true",
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+        "BAKE_TABLE": BAKE_TABLE,
     }
     env.update(extra or {})
     return env

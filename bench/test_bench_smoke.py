@@ -1,8 +1,9 @@
 """Checks that the benchmark machinery runs (one repetition of everything).
 No timing is asserted: only that each section produces its figures.
 
-Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py (about 3 min:
-1.5 for the control-plane sections, 1.5 for the clients section)
+Run: .venv/bin/python -m pytest -q bench/test_bench_smoke.py (about 4.5 min:
+1.5 for the control-plane sections, 1.5 for the clients section, 1.2 for
+the fleet section)
 Without release binaries (target/release/<function>) the size and init
 sections are skipped and the local-AWS sections use cargo lambda watch."""
 
@@ -93,3 +94,32 @@ def test_bench_clients_smoke(tmp_path: Path) -> None:
     assert set(kinds) == {"successful canary", "rollback (bad canary), no propagation"}, kinds
     assert all(k["failed"]["n"] == k["n"] for k in kinds.values())
     assert "| time to safety, s" in doc["table"] and "| blast radius" in doc["table"]
+
+
+def test_bench_fleet_smoke(tmp_path: Path) -> None:
+    """The fleet section (bench/fleet.py) with N = 3 (two parked bakes and
+    one real deployment per way), API limits on: the alarm path through the
+    bake registry makes one Query and reads no history; the history scan
+    (the fallback, forced by failing the Query) lists the executions and
+    reads each one's history; both put the watcher's weights back; the
+    parked bakes' gate checks all passed. No timing is asserted."""
+    out = tmp_path / "bench.json"
+    code = bench.main(["--sections", "fleet", "--fleet-profile", "smoke", "--no-build", "--out", str(out)])
+    doc = json.loads(out.read_text())
+    f = doc["fleet"]
+    assert f["errors"] == [], f["errors"]
+    assert code == 0
+    runs = {r["way"]: r for r in f["runs"]}
+    reg, scan = runs["registry"], runs["historyScan"]
+    assert reg["lookup"] == "registry" and scan["lookup"] == "historyScan"
+    assert reg["actions"] == ["rolledBack"], reg
+    assert reg["alarmPathByOperation"]["dynamodb:Query"] == 1
+    assert "stepfunctions:GetExecutionHistory" not in reg["alarmPathByOperation"]
+    assert "stepfunctions:ListExecutions" not in reg["alarmPathByOperation"]
+    assert scan["alarmPathByOperation"]["stepfunctions:GetExecutionHistory"] == scan["runningExecutions"]
+    assert "rolledBack" in scan["actions"]
+    assert reg["eventToWeightsBackMs"] > 0 and scan["eventToWeightsBackMs"] > 0
+    gate = f["gate"][0]
+    assert gate["bakes"] == 2 and gate["failedBakes"] == 0 and gate["notParked"] == 0
+    assert gate["dynamodbPutItem"] == 2  # each parked bake registered under its one alarm
+    assert "| fleet: alarm path AWS calls |" in doc["table"]

@@ -444,6 +444,31 @@ class LocalAws:
         rates = {"DescribeAlarms": describe_alarms, "DescribeAlarmHistory": describe_alarm_history}
         return self._control("POST", "cloudwatch-rate-limit", {"enabled": enabled, "rates": rates, "burst": burst, "caller": caller})
 
+    def stepfunctions_rate_limit(
+        self,
+        enabled: bool = True,
+        rates: dict[str, float] | None = None,
+        burst: dict[str, float] | None = None,
+        caller: str = "any",
+    ) -> dict[str, Any]:
+        """Step Functions' API throttling quotas (token bucket per account and
+        Region: GetExecutionHistory 400 / 20 per s, ListExecutions 200 / 5, ...,
+        `ratelimit.STEPFUNCTIONS_RATES`); off after `reset()`."""
+        return self._control("POST", "stepfunctions-rate-limit",
+                             {"enabled": enabled, "rates": rates, "burst": burst, "caller": caller})
+
+    def dynamodb_ttl(self, sweep_seconds: float | None = None, delay_seconds: float | None = None,
+                     sweep_now: bool = False) -> dict[str, Any]:
+        """DynamoDB TTL emulation (patches/dynamodb_ttl.py): expired items are
+        deleted by a sweep every `sweep_seconds`, at least `delay_seconds`
+        after expiry; reads see them until then."""
+        body: dict[str, Any] = {"sweepNow": sweep_now}
+        if sweep_seconds is not None:
+            body["sweepSeconds"] = sweep_seconds
+        if delay_seconds is not None:
+            body["delaySeconds"] = delay_seconds
+        return self._control("POST", "dynamodb-ttl", body)
+
     def point_lambda(self, url: str | None) -> None:
         """Sends Step Functions Task invokes and alarm events to `url`."""
         self._control("POST", "lambda", {"url": url})

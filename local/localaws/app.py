@@ -14,7 +14,7 @@ from typing import Any
 from . import cbor_front, config, control, errors, route53_recorder
 from .faults import FAULTS
 from .identify import RequestInfo, identify
-from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT
+from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT, STEPFUNCTIONS_LIMIT
 from .state import MOTO_LOCK, STATE, now_iso
 
 LOG = logging.getLogger("localaws.calls")
@@ -84,6 +84,9 @@ class LocalAwsApp:
         elif info.service == "cloudwatch" and not CLOUDWATCH_LIMIT.allow(info.operation, config.ACCOUNT_ID, info.region, info.caller):
             response = errors.for_kind(info, "throttle")
             fault = {"kind": "throttle", "reason": "cloudwatch-rate-limit"}
+        elif info.service == "stepfunctions" and not STEPFUNCTIONS_LIMIT.allow(info.operation, config.ACCOUNT_ID, info.region, info.caller):
+            response = errors.for_kind(info, "throttle")
+            fault = {"kind": "throttle", "reason": "stepfunctions-rate-limit"}
         else:
             # The path (REST: zone id, record) and body (JSON/CBOR/query: cluster, service, names) for `resource` rules.
             text = path + "?" + environ.get("QUERY_STRING", "") + body.decode("utf-8", "replace")

@@ -14,6 +14,12 @@ SECRET_ACCESS_KEY = "localaws"
 STATE_MACHINE_NAME = "ecs-dns-canary"
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}"
 
+# The bake registry (issue 17): check-health records each bake there and
+# alarm-rollback looks bakes up by alarm name (shared/src/aws/bakes.rs). The
+# local world creates it (tests/e2e/world.py: create_bake_table); its name
+# reaches the functions as BAKE_TABLE.
+BAKE_TABLE = "ecs-dns-canary-bakes"
+
 # The function that receives CloudWatch alarm state change events (issue 7).
 ALARM_EVENT_FUNCTION = "alarm-rollback"
 

@@ -27,6 +27,10 @@ POST   /_localaws/alarm-evaluation        {"enabled": true, "tickSeconds": 10, "
 GET    /_localaws/cloudwatch-rate-limit
 POST   /_localaws/cloudwatch-rate-limit   {"enabled": true, "rates": {"DescribeAlarms": 9,
                                            "DescribeAlarmHistory": 20}, "burst": {...}, "caller": "any"}
+GET    /_localaws/stepfunctions-rate-limit
+POST   /_localaws/stepfunctions-rate-limit {"enabled": true, "rates": {...}, "burst": {...}, "caller": "any"}
+GET    /_localaws/dynamodb-ttl
+POST   /_localaws/dynamodb-ttl            {"sweepSeconds": 5, "delaySeconds": 0, "sweepNow": true}
 GET    /_localaws/dns                     DNS endpoints, settings, query count
 POST   /_localaws/dns/route53-propagation {"seconds": 0, "spread": 0}
 POST   /_localaws/dns/cloudmap-delay      {"seconds": 0}
@@ -47,7 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .faults import FAULTS
-from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT
+from .ratelimit import CLOUDWATCH_LIMIT, ROUTE53_LIMIT, STEPFUNCTIONS_LIMIT
 from .state import MOTO_LOCK, STATE, HealthPlan
 
 LOG = logging.getLogger("localaws.control")
@@ -63,7 +67,7 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def reset_harness() -> None:
-    from .patches import cloudwatch_eval, ecs_scheduler, sfn_execution
+    from .patches import cloudwatch_eval, dynamodb_ttl, ecs_scheduler, sfn_execution
 
     from . import dns_server, resolver
 
@@ -71,6 +75,8 @@ def reset_harness() -> None:
     FAULTS.remove()
     ROUTE53_LIMIT.configure(False)
     CLOUDWATCH_LIMIT.configure(False)
+    STEPFUNCTIONS_LIMIT.configure(False)
+    dynamodb_ttl.SWEEPER.reset()
     cloudwatch_eval.EVALUATOR.reset()
     dns_server.PUBLISHER.reset()
     resolver.flush_caches()
@@ -115,7 +121,7 @@ def handle(environ: dict[str, Any], app: Any) -> Response:
 
 
 def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> Response:
-    from .patches import ecs_scheduler
+    from .patches import dynamodb_ttl, ecs_scheduler
     from .patches.cloudwatch_history import query_history
 
     if path == "/_localaws/health":
@@ -223,6 +229,21 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
                 ),
             )
         return _json(200, CLOUDWATCH_LIMIT.status())
+    if path == "/_localaws/stepfunctions-rate-limit":
+        if method == "POST":
+            return _json(
+                200,
+                STEPFUNCTIONS_LIMIT.configure(
+                    bool(body.get("enabled", True)),
+                    body.get("rates"),
+                    body.get("burst"),
+                    str(body.get("caller", "any")),
+                ),
+            )
+        return _json(200, STEPFUNCTIONS_LIMIT.status())
+    ttl_answer = dynamodb_ttl.control_route(method, path, body)
+    if ttl_answer is not None:
+        return _json(*ttl_answer)
     if path.startswith("/_localaws/dns"):
         return _dns_route(method, path, body)
     if path == "/_localaws/lambda" and method == "POST":

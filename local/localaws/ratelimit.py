@@ -85,10 +85,12 @@ class CloudWatchLimit:
     CloudWatch operations. Off by default (the fast default of `make test`);
     `aws.cloudwatch_rate_limit()` turns it on at AWS's rates."""
 
+    DEFAULT_RATES = CLOUDWATCH_RATES
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.enabled = False
-        self.rates: dict[str, float] = dict(CLOUDWATCH_RATES)
+        self.rates: dict[str, float] = dict(self.DEFAULT_RATES)
         self.burst: dict[str, float] = {}
         self.caller = "any"
         self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
@@ -102,7 +104,7 @@ class CloudWatchLimit:
     ) -> dict[str, Any]:
         with self._lock:
             self.enabled = enabled
-            self.rates = dict(CLOUDWATCH_RATES)
+            self.rates = dict(self.DEFAULT_RATES)
             for op, rate in (rates or {}).items():
                 if float(rate) <= 0:
                     raise ValueError(f"rate for {op} must be > 0")
@@ -144,3 +146,52 @@ class CloudWatchLimit:
 
 
 CLOUDWATCH_LIMIT = CloudWatchLimit()
+
+
+# Step Functions service quotas (Step Functions Developer Guide, "Step
+# Functions service quotas", "Quotas related to API action throttling",
+# Standard workflows): a token bucket per account and Region; bucket size /
+# refill rate per second in US East (N. Virginia), US West (Oregon) and
+# Europe (Ireland): GetExecutionHistory 400 / 20, ListExecutions 200 / 5,
+# DescribeExecution 300 / 15, SendTaskFailure / SendTaskSuccess /
+# SendTaskHeartbeat 3,000 / 500, StartExecution 1,300 / 300. Above them:
+# `ThrottlingException` (HTTP 400).
+STEPFUNCTIONS_RATES = {
+    "GetExecutionHistory": 20.0,
+    "ListExecutions": 5.0,
+    "DescribeExecution": 15.0,
+    "SendTaskFailure": 500.0,
+    "SendTaskSuccess": 500.0,
+    "SendTaskHeartbeat": 500.0,
+    "StartExecution": 300.0,
+}
+STEPFUNCTIONS_BURST = {
+    "GetExecutionHistory": 400.0,
+    "ListExecutions": 200.0,
+    "DescribeExecution": 300.0,
+    "SendTaskFailure": 3000.0,
+    "SendTaskSuccess": 3000.0,
+    "SendTaskHeartbeat": 3000.0,
+    "StartExecution": 1300.0,
+}
+
+
+class StepFunctionsLimit(CloudWatchLimit):
+    """The same token buckets with Step Functions' rates and bucket sizes.
+    Off by default; `aws.stepfunctions_rate_limit()` turns it on."""
+
+    DEFAULT_RATES = STEPFUNCTIONS_RATES
+
+    def configure(
+        self,
+        enabled: bool,
+        rates: dict[str, float] | None = None,
+        burst: dict[str, float] | None = None,
+        caller: str = "any",
+    ) -> dict[str, Any]:
+        merged = dict(STEPFUNCTIONS_BURST)
+        merged.update(burst or {})
+        return super().configure(enabled, rates, merged, caller)
+
+
+STEPFUNCTIONS_LIMIT = StepFunctionsLimit()

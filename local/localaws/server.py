@@ -42,6 +42,7 @@ def function_env(moto_url: str, extra: dict[str, str] | None = None) -> dict[str
         "AWS_SDK_UA_APP_ID": config.FUNCTION_UA_APP_ID,
         "CANARY_INSYNC_POLL_MS": "50",
         "STATE_MACHINE_ARN": config.STATE_MACHINE_ARN,
+        "BAKE_TABLE": config.BAKE_TABLE,
         "RUST_LOG": "info",
     }
     env.update(extra or {})

@@ -1,6 +1,7 @@
 //! One adapter per AWS service: each turns SDK calls into the plain views the
 //! [`crate::plan`] decisions take, and SDK errors into [`crate::CanaryError`].
 
+pub mod bakes;
 pub mod cloudmap;
 pub mod cloudwatch;
 pub mod ecs;

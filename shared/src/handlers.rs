@@ -58,6 +58,7 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
         calls: &[
             "cloudwatch:DescribeAlarmHistory",
             "cloudwatch:DescribeAlarms",
+            "dynamodb:PutItem",
             "ecs:DescribeTaskSets",
             "servicediscovery:GetInstancesHealthStatus",
             "servicediscovery:GetService",
@@ -71,6 +72,8 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
         calls: &[
             "cloudwatch:DescribeAlarmHistory",
             "cloudwatch:DescribeAlarms",
+            "dynamodb:DeleteItem",
+            "dynamodb:PutItem",
             "ecs:DescribeTaskSets",
             "ecs:UpdateServicePrimaryTaskSet",
             "route53:ChangeResourceRecordSets",
@@ -94,16 +97,26 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
     AwsActions {
         function: "alarm-rollback",
         calls: &[
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
             "route53:ChangeResourceRecordSets",
             "route53:ListResourceRecordSets",
             "servicediscovery:GetInstancesHealthStatus",
             "servicediscovery:GetService",
             "servicediscovery:ListInstances",
-            "states:GetExecutionHistory",
-            "states:ListExecutions",
             "states:SendTaskFailure",
+            "states:SendTaskHeartbeat",
         ],
-        error_path_calls: &[],
+        error_path_calls: &[
+            (
+                "states:ListExecutions",
+                "the fallback when the bake table cannot be read: scan the running executions",
+            ),
+            (
+                "states:GetExecutionHistory",
+                "the fallback when the bake table cannot be read: each running execution's open bake",
+            ),
+        ],
     },
     AwsActions {
         function: "repair",

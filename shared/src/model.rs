@@ -392,6 +392,14 @@ pub enum CheckRequest {
         /// from the execution history by the alarm-rollback function.
         #[serde(default)]
         rollback: Option<RollbackPlan>,
+        /// The execution (`$$.Execution.Id`) of a bake: with `bakeSeconds`
+        /// and the function's `BAKE_TABLE`, check-health records the bake
+        /// in the bake registry under each alarm (see `aws::bakes`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<String>,
+        /// The bake's length: the record expires when the bake ends.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bake_seconds: Option<u64>,
     },
 }
 
@@ -509,6 +517,11 @@ pub struct SetWeightRequest {
     /// propagation term.
     #[serde(default)]
     pub rollback_bound: Option<RollbackBound>,
+    /// The execution (`$$.Execution.Id`) of a guarded forward step: with
+    /// `BAKE_TABLE`, set-weight records the step in the bake registry while
+    /// it is in flight, so alarm-rollback finds it by alarm name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// What set-weight needs to compute the exact drain of `slot`.
@@ -668,6 +681,11 @@ pub struct AlarmRollbackReport {
     pub alarm_name: String,
     pub state: String,
     pub executions: Vec<ExecutionAction>,
+    /// How the bakes were found: `registry` (one Query by alarm name; only
+    /// the bakes watching the alarm are listed) or `historyScan` (every
+    /// running execution, the fallback). Absent for a non-ALARM event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<String>,
 }
 
 // ---------------------------------------------------------------- repair

@@ -12,6 +12,8 @@ pub struct Clients {
     pub cloudmap: aws_sdk_servicediscovery::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// The bake registry (see [`crate::aws::bakes`]).
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Clients {
@@ -29,6 +31,7 @@ impl Clients {
             cloudmap: aws_sdk_servicediscovery::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
         }
     }
 }
@@ -49,6 +52,11 @@ pub struct Settings {
     pub repairs_state_machine_arn: Option<String>,
     /// How the alarm gate spaces its CloudWatch calls and waits out throttling.
     pub cloudwatch: crate::aws::cloudwatch::Pacing,
+    /// The bake registry's DynamoDB table (`BAKE_TABLE`): check-health
+    /// records each bake there, alarm-rollback looks bakes up by alarm name.
+    /// Unset: nothing is recorded and alarm-rollback scans the running
+    /// executions' histories (the fallback).
+    pub bake_table: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,13 +67,14 @@ impl Default for Settings {
             state_machine_arn: None,
             repairs_state_machine_arn: None,
             cloudwatch: crate::aws::cloudwatch::Pacing::default(),
+            bake_table: None,
         }
     }
 }
 
 impl Settings {
-    /// Reads `CANARY_INSYNC_POLL_MS`, `CANARY_INSYNC_TIMEOUT_S` and
-    /// `STATE_MACHINE_ARN`; anything absent or unparsable keeps its default.
+    /// Reads `CANARY_INSYNC_POLL_MS`, `CANARY_INSYNC_TIMEOUT_S`,
+    /// `STATE_MACHINE_ARN` and `BAKE_TABLE`; anything absent or unparsable keeps its default.
     pub fn from_env() -> Self {
         let mut s = Self::default();
         if let Some(ms) = env_u64("CANARY_INSYNC_POLL_MS") {
@@ -80,6 +89,7 @@ impl Settings {
         s.repairs_state_machine_arn = std::env::var("REPAIRS_STATE_MACHINE_ARN")
             .ok()
             .filter(|v| !v.is_empty());
+        s.bake_table = std::env::var("BAKE_TABLE").ok().filter(|v| !v.is_empty());
         s
     }
 }

@@ -69,6 +69,8 @@ fn alarms(names: &[&str], since: &str) -> CheckRequest {
         task_token: None,
         label: Some("step 2 of 3 (50%)".into()),
         rollback: None,
+        execution: None,
+        bake_seconds: None,
     }
 }
 
@@ -603,6 +605,8 @@ async fn insufficient_data_passes_or_fails_as_configured() {
         task_token: None,
         label: None,
         rollback: None,
+        execution: None,
+        bake_seconds: None,
     };
     let e = err(check_health::run(&mocks(), &strict).await);
     assert_eq!(e.error_type(), "AlarmFiring");

@@ -32,6 +32,7 @@ fn request(slot: Slot, percent: u8) -> SetWeightRequest {
         rollback: None,
         drain: None,
         rollback_bound: None,
+        execution: None,
     }
 }
 

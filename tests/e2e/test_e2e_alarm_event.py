@@ -72,6 +72,7 @@ def test_alarm_event_rolls_back_within_a_second_and_leaves_other_deployments_alo
     weights_b = W.weights(world, b)
     assert W.weights(world, a) == {"blue": 90, "green": 10} and weights_b == {"blue": 90, "green": 10}
     mark = aws.route53_changes()[-1]["seq"]
+    call_mark = aws.calls()[-1]["seq"]
     t_alarm = time.time()
 
     aws.set_alarm_state(alarm, "ALARM", "5xx above threshold")
@@ -80,7 +81,15 @@ def test_alarm_event_rolls_back_within_a_second_and_leaves_other_deployments_alo
     assert delivery["result"] == "ok", delivery
     actions = {x["executionArn"]: x for x in delivery["response"]["executions"]}
     assert actions[arn_a]["action"] == "rolledBack" and actions[arn_a]["bakeEnded"] is True, actions
-    assert actions[arn_b]["action"] == "notWatching", actions
+    # Issue 17: the bakes are found by the alarm's name in the bake registry
+    # (one DynamoDB Query): B, which does not watch the alarm, is not even
+    # looked at, and no execution is listed nor its history read.
+    assert delivery["response"]["lookup"] == "registry", delivery["response"]
+    assert arn_b not in actions, actions
+    during = [(c["service"], c["operation"]) for c in aws.calls(caller="function", since=call_mark)
+              if c["time"] <= delivery["completedAt"]]
+    assert during.count(("dynamodb", "Query")) == 1, during
+    assert not [c for c in during if c[1] in ("ListExecutions", "GetExecutionHistory")], during
     # The function's weight change, from the Route 53 change log.
     rollback = [c for c in aws.route53_changes(since=mark) if c["caller"] == "function"]
     assert [W.weight_changes([c], a) for c in rollback][:1] == [[{"blue": 100, "green": 0}]], rollback

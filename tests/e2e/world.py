@@ -131,6 +131,33 @@ def create_repairs_state_machine(aws) -> str:
     )["stateMachineArn"]
 
 
+BAKE_TABLE = "ecs-dns-canary-bakes"
+
+
+def create_bake_table(aws) -> str:
+    """The bake registry (issue 17, shared/src/aws/bakes.rs) as
+    infra/template.yaml declares it: partition key `alarmName`, sort key
+    `execution`, TTL on `expiresAt`. Idempotent. The functions get its name
+    as BAKE_TABLE (localaws.server.function_env)."""
+    ddb = aws.client("dynamodb")
+    try:
+        ddb.create_table(
+            TableName=BAKE_TABLE,
+            AttributeDefinitions=[{"AttributeName": "alarmName", "AttributeType": "S"},
+                                  {"AttributeName": "execution", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "alarmName", "KeyType": "HASH"},
+                       {"AttributeName": "execution", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ddb.exceptions.ResourceInUseException:
+        pass
+    ttl = ddb.describe_time_to_live(TableName=BAKE_TABLE)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") != "ENABLED":
+        ddb.update_time_to_live(TableName=BAKE_TABLE,
+                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+    return BAKE_TABLE
+
+
 @dataclasses.dataclass(frozen=True)
 class ClientAlarm:
     """The gate alarms on the clients' own metrics (``localaws.clients``
@@ -357,6 +384,7 @@ def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10, cloudmap
             _time.sleep(0.1)
         else:
             raise TimeoutError(f"{svc.name}: the seed's task set did not start within 60 s")
+    create_bake_table(aws)
     return World(
         aws=aws,
         cluster=cluster,

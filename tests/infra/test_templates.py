@@ -546,6 +546,7 @@ STAR_RESOURCE_ACTIONS = {
     # No resource type exists for these (Service Authorization Reference).
     "ecs:DescribeTaskDefinition",
     "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",

@@ -107,6 +107,8 @@ def test_success_payloads(sfn):
             assert since.startswith("20") and "T" in since, since
         else:
             assert since == f"2026-11-27T10:59:{k - 1:02d}Z"
+        # The bake registry (issue 17): the step records itself while in flight.
+        assert ":execution:" in shift_call.payload.pop("execution")
         assert shift_call.payload == {
             "target": h.TARGET,
             "slot": "green",
@@ -124,6 +126,11 @@ def test_success_payloads(sfn):
         token = bake_call.payload.pop("taskToken")
         assert isinstance(token, str) and token
         assert bake_call.state == "Bake"
+        # The bake registry (issue 17): the execution and the bake's length,
+        # so check-health records the bake until it ends.
+        execution = bake_call.payload.pop("execution")
+        assert ":execution:" in execution, execution
+        assert bake_call.payload.pop("bakeSeconds") > 0
         assert bake_call.payload == {
             "check": "alarms",
             "alarms": alarms,

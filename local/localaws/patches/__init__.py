@@ -21,12 +21,14 @@ def apply_all() -> None:
             cloudwatch_history,
             cloudwatch_list_metrics,
             dns_state,
+            dynamodb_ttl,
             ecs_errors,
             ecs_primary_task_set,
             ecs_scheduler,
             route53_change_batch,
             sfn_callbacks,
             sfn_execution,
+            sfn_heartbeat,
             sfn_history,
             sfn_lambda_invoke,
             sfn_status_events,
@@ -36,6 +38,8 @@ def apply_all() -> None:
         sfn_execution.apply()
         sfn_lambda_invoke.apply()
         sfn_callbacks.apply()
+        sfn_heartbeat.apply()
+        dynamodb_ttl.apply()
         sfn_history.apply()
         sfn_wait_timestamp.apply()
         sfn_status_events.apply()

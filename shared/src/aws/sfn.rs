@@ -1,7 +1,8 @@
 //! Step Functions: how the alarm-rollback function finds the deployments that
-//! are baking and ends their bake. Nothing is stored anywhere else: the bake
-//! task's own `TaskScheduled` event carries its token, its alarms and its
-//! rollback plan.
+//! are baking and ends their bake. The bake task's own `TaskScheduled` event
+//! carries its token, its alarms and its rollback plan: reading it is the
+//! fallback when the bake registry ([`super::bakes`]) is not configured or
+//! not reachable, and what the CLI's abort reads.
 
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use aws_sdk_sfn::Client;
@@ -354,6 +355,22 @@ pub async fn record_repair(
                 Ok(false)
             }
             _ => Err(classify("states:StartExecution", e)),
+        },
+    }
+}
+
+/// Whether a task still waits for this token: `SendTaskHeartbeat`, which
+/// ends nothing. It answers `TaskDoesNotExist` / `TaskTimedOut` /
+/// `InvalidToken` once the task has ended (Step Functions API Reference,
+/// SendTaskHeartbeat). The bake registry's records are checked with it
+/// before anything is moved: a record may outlive its bake by a moment (a
+/// bake ended by SendTaskSuccess, or by its timeout within the second).
+pub async fn task_waiting(sfn: &Client, token: &str) -> Result<bool> {
+    match sfn.send_task_heartbeat().task_token(token).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => match error_code(&e) {
+            Some("TaskDoesNotExist") | Some("TaskTimedOut") | Some("InvalidToken") => Ok(false),
+            _ => Err(classify("states:SendTaskHeartbeat", e)),
         },
     }
 }

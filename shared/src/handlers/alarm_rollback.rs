@@ -4,16 +4,27 @@
 //! all traffic back at once (the same [`traffic::shift`] as every rollback)
 //! and fails the bake's task token so the execution takes its rollback path
 //! now instead of at the end of the bake.
+//!
+//! Finding them: with `BAKE_TABLE` set, one DynamoDB `Query` by the alarm's
+//! name returns the bakes that watch it (each bake records itself when it
+//! starts: [`crate::aws::bakes`]); each is checked to still wait for its
+//! token (one SendTaskHeartbeat) before anything moves. So the calls per
+//! event grow with the bakes *watching* the alarm, not with the running
+//! deployments. Without the table, or when the table cannot be read, the
+//! function falls back to listing the running executions and reading each
+//! one's history (1 + N Step Functions calls). A forward step's set-weight
+//! in flight (`act_on_shift`) is found either way: set-weight records it in
+//! the registry for the time of its call.
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::{respond, traffic};
-use crate::aws::sfn;
+use crate::aws::{bakes, sfn};
 use crate::model::{AlarmRollbackReport, CheckRequest, ExecutionAction, SetWeightRequest};
 use crate::runtime::Context;
-use crate::{CanaryError, Result};
+use crate::{time, CanaryError, Result};
 
 pub async fn handle(
     ctx: &Context,
@@ -60,20 +71,56 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<AlarmRoll
         alarm_name: ev.alarm_name.clone(),
         state: ev.state.clone(),
         executions: Vec::new(),
+        lookup: None,
     };
     if ev.state != "ALARM" {
         info!(alarm = %ev.alarm_name, state = %ev.state, "not an ALARM transition: nothing to do");
         return Ok(report);
     }
+    if let Some(table) = ctx.settings.bake_table.as_deref() {
+        // One Query by alarm name, whatever the number of running
+        // deployments (see `aws::bakes` for why this store).
+        match bakes::watchers(
+            &ctx.clients.dynamodb,
+            table,
+            &ev.alarm_name,
+            time::now().secs(),
+        )
+        .await
+        {
+            Ok(records) => {
+                info!(alarm = %ev.alarm_name, watchers = records.len(), "bake registry");
+                report.lookup = Some("registry".into());
+                let mut tasks = JoinSet::new();
+                for rec in records {
+                    let (ctx, ev, table) = (ctx.clone(), ev.clone(), table.to_string());
+                    tasks.spawn(async move { act_on_record(&ctx, &ev, &table, rec).await });
+                }
+                collect(&mut tasks, &mut report).await;
+                return Ok(report);
+            }
+            Err(e) => {
+                // The fallback: the history scan below finds every bake
+                // (1 + N Step Functions calls), as before the registry.
+                warn!(alarm = %ev.alarm_name, error_type = e.error_type(), error = %e, "bake registry unreachable: scanning the running executions instead");
+            }
+        }
+    }
     let sm = ctx.settings.state_machine_arn.as_deref().ok_or_else(|| {
         CanaryError::invalid("STATE_MACHINE_ARN is not set for the alarm-rollback function")
     })?;
+    report.lookup = Some("historyScan".into());
     let executions = sfn::running_executions(&ctx.clients.sfn, sm).await?;
     let mut tasks = JoinSet::new();
     for arn in executions {
         let (ctx, ev) = (ctx.clone(), ev.clone());
         tasks.spawn(async move { act_on(&ctx, &ev, arn).await });
     }
+    collect(&mut tasks, &mut report).await;
+    Ok(report)
+}
+
+async fn collect(tasks: &mut JoinSet<ExecutionAction>, report: &mut AlarmRollbackReport) {
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(action) => report.executions.push(action),
@@ -83,11 +130,77 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<AlarmRoll
     report
         .executions
         .sort_by(|a, b| a.execution_arn.cmp(&b.execution_arn));
-    Ok(report)
+}
+
+/// A bake found in the registry: checked to be still waiting for its token
+/// (SendTaskHeartbeat), then ended like a bake found by the scan; its record
+/// is removed once it no longer waits.
+async fn act_on_record(
+    ctx: &Context,
+    ev: &AlarmEvent,
+    table: &str,
+    rec: bakes::BakeRecord,
+) -> ExecutionAction {
+    let mut action = ExecutionAction {
+        execution_arn: rec.execution_arn.clone(),
+        action: "notBaking".into(),
+        weights: None,
+        bake_ended: false,
+        error: None,
+    };
+    let request = match &rec.watch {
+        bakes::Watch::Bake(r) => r,
+        bakes::Watch::Shift(step) => {
+            // A forward step in flight: no token to check or fail; its own
+            // guard stops it (see `act_on_shift`).
+            let action = act_on_shift(ctx, ev, action, step).await;
+            if action.action != "failed" {
+                remove_record(ctx, table, &rec).await;
+            }
+            return action;
+        }
+    };
+    match sfn::task_waiting(&ctx.clients.sfn, &rec.task_token).await {
+        Ok(true) => {
+            let bake = sfn::OpenBake {
+                task_token: rec.task_token.clone(),
+                request: (**request).clone(),
+                state_name: None,
+            };
+            action = end_bake(ctx, ev, action, &bake).await;
+        }
+        Ok(false) => {
+            info!(execution = %rec.execution_arn, "registered bake no longer waits: record removed");
+        }
+        Err(e) => {
+            action.action = "failed".into();
+            action.error = Some(e.to_string());
+            return action;
+        }
+    }
+    if action.action != "failed" {
+        remove_record(ctx, table, &rec).await;
+    }
+    action
+}
+
+/// Removes a handled record; it expires at its end anyway.
+async fn remove_record(ctx: &Context, table: &str, rec: &bakes::BakeRecord) {
+    if let Err(e) = bakes::remove(
+        &ctx.clients.dynamodb,
+        table,
+        &rec.alarm_name,
+        &rec.execution_arn,
+        &rec.task_token,
+    )
+    .await
+    {
+        warn!(execution = %rec.execution_arn, error = %e, "bake record not removed");
+    }
 }
 
 async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> ExecutionAction {
-    let mut action = ExecutionAction {
+    let action = ExecutionAction {
         execution_arn: execution_arn.clone(),
         action: "notBaking".into(),
         weights: None,
@@ -101,17 +214,27 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
             return action;
         }
         Err(e) => {
+            let mut action = action;
             action.action = "failed".into();
             action.error = Some(e.to_string());
             return action;
         }
     };
-    let bake = match activity {
-        sfn::OpenActivity::Bake(b) => b,
-        sfn::OpenActivity::Shift { request, .. } => {
-            return act_on_shift(ctx, ev, action, &request).await;
-        }
-    };
+    match activity {
+        sfn::OpenActivity::Bake(b) => end_bake(ctx, ev, action, &b).await,
+        sfn::OpenActivity::Shift { request, .. } => act_on_shift(ctx, ev, action, &request).await,
+    }
+}
+
+/// A bake watching the alarm: all traffic back to the live slot, then its
+/// token failed with `AlarmFiring`.
+async fn end_bake(
+    ctx: &Context,
+    ev: &AlarmEvent,
+    mut action: ExecutionAction,
+    bake: &sfn::OpenBake,
+) -> ExecutionAction {
+    let execution_arn = action.execution_arn.clone();
     let CheckRequest::Alarms {
         alarms,
         rollback,

@@ -4,7 +4,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use tracing::info;
 
 use super::{parse, respond};
-use crate::aws::{cloudmap, cloudwatch, ecs};
+use crate::aws::{bakes, cloudmap, cloudwatch, ecs};
 use crate::model::{
     AlarmGate, CheckReport, CheckRequest, GateReport, ReadinessReport, Slot, Target, TaskSetRef,
 };
@@ -47,10 +47,52 @@ pub async fn run(ctx: &Context, req: &CheckRequest) -> Result<CheckReport> {
             label,
             task_token,
             ..
-        } => check_alarms(ctx, alarms, since, label.as_deref(), task_token.is_some())
-            .await
-            .map(CheckReport::Gate),
+        } => {
+            // Recorded before the alarms are read: an alarm that fires
+            // between this check and the bake's wait finds the record.
+            register_bake(ctx, req).await?;
+            check_alarms(ctx, alarms, since, label.as_deref(), task_token.is_some())
+                .await
+                .map(CheckReport::Gate)
+        }
     }
+}
+
+/// At a bake's start (a task token, the execution and the bake's length in
+/// the request, `BAKE_TABLE` set): records the bake under each alarm it
+/// watches, expiring when the bake ends (see [`bakes`]). A write that fails
+/// fails the check `Retryable` (the Bake state retries it), as a CloudWatch
+/// read would: a bake that alarm-rollback cannot find would only be ended by
+/// the gate after it.
+async fn register_bake(ctx: &Context, req: &CheckRequest) -> Result<()> {
+    let CheckRequest::Alarms {
+        alarms,
+        task_token: Some(token),
+        execution: Some(execution),
+        bake_seconds: Some(bake_seconds),
+        ..
+    } = req
+    else {
+        return Ok(());
+    };
+    let Some(table) = ctx.settings.bake_table.as_deref() else {
+        return Ok(());
+    };
+    if alarms.names.is_empty() {
+        return Ok(());
+    }
+    let started_at = time::now().secs();
+    let record = bakes::BakeRecord {
+        alarm_name: String::new(),
+        execution_arn: execution.clone(),
+        task_token: token.clone(),
+        watch: bakes::Watch::Bake(Box::new(req.clone())),
+        started_at,
+        expires_at: bakes::expiry(started_at, *bake_seconds),
+    };
+    bakes::register(&ctx.clients.dynamodb, table, &record, &alarms.names).await?;
+    info!(execution = %execution, alarms = alarms.names.len(), expires_at = record.expires_at, "bake registered");
+    Ok(())
 }
 
 async fn check_readiness(

@@ -198,6 +198,7 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                         since: None,
                         rollback: None,
                         rollback_bound: plan.rollback_bound.clone(),
+                        execution: None,
                         drain: Some(DrainRequest {
                             slot: plan.new_slot,
                             served_before: false,

@@ -4,7 +4,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use tracing::{info, warn};
 
 use super::{parse, respond, traffic};
-use crate::aws::ecs;
+use crate::aws::bakes::Watch;
+use crate::aws::{bakes, ecs};
 use crate::model::{DrainReport, SetWeightRequest, WeightReport};
 use crate::plan::{self, slot_of};
 use crate::runtime::Context;
@@ -81,7 +82,8 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         }
     };
 
-    let mut report = traffic::shift(
+    let step = register_step(ctx, req, guard.is_some()).await?;
+    let shifted = traffic::shift(
         ctx,
         t,
         req.slot,
@@ -90,7 +92,11 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         req.wait_insync.unwrap_or(true),
         guard,
     )
-    .await?;
+    .await;
+    if let Some((table, record)) = step {
+        unregister_step(ctx, &table, &record).await;
+    }
+    let mut report = shifted?;
 
     if let Some(e) = primary_error {
         return Err(e.with_context(&format!(
@@ -148,4 +154,64 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         "weights in place"
     );
     Ok(report)
+}
+
+/// A guarded forward step (alarms and a rollback plan, the execution given,
+/// `BAKE_TABLE` set) records itself in the bake registry for the time of
+/// its call, so an alarm event finds it by name and moves traffic back at
+/// once. Expires after the longest INSYNC wait plus a minute. A write that
+/// fails fails the step `Retryable` before anything changed.
+async fn register_step(
+    ctx: &Context,
+    req: &SetWeightRequest,
+    guarded: bool,
+) -> Result<Option<(String, bakes::BakeRecord)>> {
+    let (Some(table), Some(execution), Some(alarms), Some(_)) = (
+        ctx.settings.bake_table.as_deref(),
+        req.execution.as_deref(),
+        req.alarms.as_ref(),
+        req.rollback.as_ref(),
+    ) else {
+        return Ok(None);
+    };
+    if !guarded || alarms.names.is_empty() {
+        return Ok(None);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let started_at = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let record = bakes::BakeRecord {
+        alarm_name: String::new(),
+        execution_arn: execution.to_string(),
+        task_token: format!("shift:{}", now.as_millis()),
+        watch: bakes::Watch::Shift(Box::new(req.clone())),
+        started_at,
+        expires_at: bakes::expiry(
+            started_at,
+            ctx.settings.insync_timeout.as_secs().saturating_add(60),
+        ),
+    };
+    bakes::register(&ctx.clients.dynamodb, table, &record, &alarms.names).await?;
+    Ok(Some((table.to_string(), record)))
+}
+
+/// Removes the step's records once its call ended (best effort: they expire).
+async fn unregister_step(ctx: &Context, table: &str, record: &bakes::BakeRecord) {
+    let Watch::Shift(req) = &record.watch else {
+        return;
+    };
+    for alarm in req.alarms.iter().flat_map(|a| a.names.iter()) {
+        if let Err(e) = bakes::remove(
+            &ctx.clients.dynamodb,
+            table,
+            alarm,
+            &record.execution_arn,
+            &record.task_token,
+        )
+        .await
+        {
+            tracing::warn!(alarm = %alarm, error = %e, "step record not removed");
+        }
+    }
 }

@@ -145,6 +145,7 @@ pub fn settings() -> Settings {
             throttle_cap: Duration::from_millis(4),
             throttle_budget: Duration::from_millis(500),
         },
+        bake_table: None,
     }
 }
 
@@ -156,6 +157,7 @@ pub struct Mocks {
     cloudmap: Vec<Rule>,
     cloudwatch: Vec<Rule>,
     sfn: Vec<Rule>,
+    dynamodb: Vec<Rule>,
     settings: Option<Settings>,
 }
 
@@ -194,6 +196,11 @@ impl Mocks {
         self
     }
 
+    pub fn dynamodb(mut self, rules: &[&Rule]) -> Self {
+        self.dynamodb.extend(rules.iter().map(|r| (*r).clone()));
+        self
+    }
+
     pub fn settings(mut self, s: Settings) -> Self {
         self.settings = Some(s);
         self
@@ -221,6 +228,8 @@ impl Mocks {
                     |c| c.retry_config(no_retry())
                 ),
                 sfn: mock_client!(aws_sdk_sfn, RuleMode::MatchAny, &self.sfn, |c| c
+                    .retry_config(no_retry())),
+                dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &self.dynamodb, |c| c
                     .retry_config(no_retry())),
             },
             settings: self.settings.clone().unwrap_or_else(settings),

@@ -1,0 +1,131 @@
+"""The local AWS behind the bake registry (issue 17): DynamoDB TTL deletes
+expired items only at a sweep (reads see them until then), conditional
+writes answer ConditionalCheckFailedException, SendTaskHeartbeat tells
+whether a token still waits, and Step Functions' API limits throttle."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import no_retry_client
+from fake_lambda import FakeLambda
+from sfn_helpers import create_machine, wait, wait_for
+from test_sfn_lambda import BAKE_INPUT, _bake_machine
+
+from localaws import LocalAws
+
+TABLE = "bakes-test"
+
+
+def _table(aws: LocalAws) -> object:
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "alarmName", "AttributeType": "S"},
+                              {"AttributeName": "execution", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "alarmName", "KeyType": "HASH"},
+                   {"AttributeName": "execution", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+    return ddb
+
+
+def _put(ddb: object, execution: str, expires_at: int) -> None:
+    ddb.put_item(TableName=TABLE, Item={"alarmName": {"S": "a"}, "execution": {"S": execution},
+                                        "expiresAt": {"N": str(expires_at)}})
+
+
+def _executions(ddb: object) -> list[str]:
+    items = ddb.query(TableName=TABLE, KeyConditionExpression="alarmName = :a",
+                      ExpressionAttributeValues={":a": {"S": "a"}}, ConsistentRead=True)["Items"]
+    return sorted(i["execution"]["S"] for i in items)
+
+
+def test_ttl_deletes_expired_items_only_at_a_sweep(aws: LocalAws) -> None:
+    aws.dynamodb_ttl(sweep_seconds=3600)  # no background sweep during the test
+    ddb = _table(aws)
+    now = int(time.time())
+    _put(ddb, "expired", now - 10)
+    _put(ddb, "live", now + 600)
+    _put(ddb, "ancient", now - 6 * 365 * 24 * 3600)  # > 5 years past: never deleted by TTL
+    # Until TTL's background process runs, reads still return expired items.
+    assert _executions(ddb) == ["ancient", "expired", "live"]
+    status = aws.dynamodb_ttl(sweep_now=True)
+    assert status["sweptNow"] == 1
+    assert _executions(ddb) == ["ancient", "live"]
+
+
+def test_ttl_delay_keeps_items_until_it_has_passed(aws: LocalAws) -> None:
+    aws.dynamodb_ttl(sweep_seconds=3600, delay_seconds=60)
+    ddb = _table(aws)
+    now = int(time.time())
+    _put(ddb, "recent", now - 10)
+    _put(ddb, "old", now - 120)
+    aws.dynamodb_ttl(sweep_now=True)
+    assert _executions(ddb) == ["recent"]
+
+
+def test_a_table_without_ttl_is_never_swept(aws: LocalAws) -> None:
+    aws.dynamodb_ttl(sweep_seconds=3600)
+    ddb = aws.client("dynamodb")
+    ddb.create_table(TableName="plain", AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    ddb.put_item(TableName="plain", Item={"k": {"S": "x"}, "expiresAt": {"N": "1"}})
+    aws.dynamodb_ttl(sweep_now=True)
+    assert ddb.get_item(TableName="plain", Key={"k": {"S": "x"}}).get("Item")
+
+
+def test_conditional_write_refuses_an_older_bake(aws: LocalAws) -> None:
+    ddb = _table(aws)
+    item = {"alarmName": {"S": "a"}, "execution": {"S": "e"}, "startedAt": {"N": "200"}, "expiresAt": {"N": "9999999999"}}
+    cond = "attribute_not_exists(alarmName) OR startedAt <= :started"
+    ddb.put_item(TableName=TABLE, Item=item, ConditionExpression=cond, ExpressionAttributeValues={":started": {"N": "200"}})
+    older = {**item, "startedAt": {"N": "100"}}
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName=TABLE, Item=older, ConditionExpression=cond, ExpressionAttributeValues={":started": {"N": "100"}})
+    assert e.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_heartbeat_tells_whether_the_bake_still_waits(aws: LocalAws, fake_lambda: FakeLambda) -> None:
+    """The Bake sets no HeartbeatSeconds: SendTaskHeartbeat still succeeds
+    while it waits, and fails once its token was used."""
+    tokens: list[str] = []
+    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {}
+    machine = _bake_machine(aws)
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="hb-1", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]
+    wait_for(lambda: tokens, what="bake invoke")
+    sfn.send_task_heartbeat(taskToken=tokens[0])
+    sfn.send_task_success(taskToken=tokens[0], output="{}")
+    assert wait(aws, arn, 10)["status"] == "SUCCEEDED"
+    with pytest.raises(ClientError) as e:
+        sfn.send_task_heartbeat(taskToken=tokens[0])
+    assert e.value.response["Error"]["Code"] in ("TaskDoesNotExist", "InvalidToken", "TaskTimedOut")
+    with pytest.raises(ClientError) as e:
+        sfn.send_task_heartbeat(taskToken="not-a-token")
+    assert e.value.response["Error"]["Code"] == "InvalidToken"
+
+
+def test_step_functions_rate_limit_throttles_get_execution_history(aws: LocalAws) -> None:
+    machine = create_machine(aws, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="rl-1", input="{}")["executionArn"]
+    status = aws.stepfunctions_rate_limit(True, rates={"GetExecutionHistory": 1}, burst={"GetExecutionHistory": 2})
+    assert status["rates"]["GetExecutionHistory"] == 1 and status["rates"]["ListExecutions"] == 5
+    raw = no_retry_client(aws, "stepfunctions")
+    codes = []
+    for _ in range(4):
+        try:
+            raw.get_execution_history(executionArn=arn)
+            codes.append("ok")
+        except ClientError as e:
+            codes.append(e.response["Error"]["Code"])
+    assert codes[:2] == ["ok", "ok"] and "ThrottlingException" in codes[2:], codes
+    throttled = [c for c in aws.calls(service="stepfunctions", operation="GetExecutionHistory") if c.get("fault")]
+    assert throttled and throttled[0]["fault"]["reason"] == "stepfunctions-rate-limit"
+    aws.stepfunctions_rate_limit(False)
+    raw.get_execution_history(executionArn=arn)
