@@ -146,7 +146,7 @@ def test_plan_of_a_good_input_shows_slots_steps_and_the_change_then_the_deployme
                           timeout=60)
     assert text.returncode == 0, text.stderr
     for line in ("a deployment would start", "slots: live blue", "idle green", "accepted: strategy.allowShortBake",
-                 "1/3   10 %  weights blue 90 / green 10", f"-> {image}", "rollback: a rollback reaches every client"):
+                 "1/3   10 %  weights blue 90 / green 10", f"-> {image}", "rollback: a rollback reaches new connections"):
         assert line in text.stdout, (line, text.stdout)
 
     # What plan said is what create-taskset does.
