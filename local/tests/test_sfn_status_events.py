@@ -12,6 +12,13 @@ from sfn_helpers import create_machine, run, wait, wait_for
 
 from localaws import LocalAws
 
+
+def of(events: list[dict], *arns: str) -> list[dict]:
+    """The events of these executions only: the session's local AWS is shared,
+    and an execution an earlier test left running (on a state machine also
+    named ecs-dns-canary) may end, and be delivered, during this one."""
+    return [e for e in events if e["detail"]["executionArn"] in arns]
+
 FAIL = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "RolledBackOnError", "Cause": "because"}}}
 OK = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
 WAIT = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
@@ -23,8 +30,8 @@ def test_a_failed_execution_of_the_deployment_state_machine_reaches_repair(aws: 
     machine = create_machine(aws, FAIL)
     arn, d = run(aws, machine, "orders-v2", {"target": "x"})
     assert d["status"] == "FAILED"
-    wait_for(lambda: events, 5, "status change event")
-    ev = events[0]
+    wait_for(lambda: of(events, arn), 5, "status change event")
+    ev = of(events, arn)[0]
     assert ev["source"] == "aws.states" and ev["detail-type"] == "Step Functions Execution Status Change"
     assert ev["resources"] == [arn]
     det = ev["detail"]
@@ -33,7 +40,9 @@ def test_a_failed_execution_of_the_deployment_state_machine_reaches_repair(aws: 
     assert det["error"] == "RolledBackOnError" and det["cause"] == "because"
     assert json.loads(det["input"]) == {"target": "x"}
     assert isinstance(det["startDate"], int) and det["stopDate"] >= det["startDate"]
-    deliveries = wait_for(lambda: [x for x in aws.sfn_status_events()["deliveries"] if x.get("completedAt")], 5, "log")
+    deliveries = wait_for(
+        lambda: [x for x in aws.sfn_status_events()["deliveries"] if x.get("completedAt") and x["executionArn"] == arn], 5, "log"
+    )
     assert deliveries[0]["result"] == "ok" and deliveries[0]["response"] == {"action": "left"}
 
 
@@ -42,11 +51,13 @@ def test_only_what_the_rule_matches_is_delivered(aws: LocalAws, fake_lambda: Fak
     fake_lambda.handlers["repair"] = lambda e: events.append(e) or {}
     ok = create_machine(aws, OK)
     other = create_machine(aws, FAIL, name="someone-else")
-    assert run(aws, ok, "fine", {})[1]["status"] == "SUCCEEDED"
-    assert run(aws, other, "theirs", {})[1]["status"] == "FAILED"
+    fine, d = run(aws, ok, "fine", {})
+    assert d["status"] == "SUCCEEDED"
+    theirs, d = run(aws, other, "theirs", {})
+    assert d["status"] == "FAILED"
     time.sleep(1.0)
-    assert events == []
-    assert aws.sfn_status_events()["deliveries"] == []
+    assert of(events, fine, theirs) == []
+    assert [x for x in aws.sfn_status_events()["deliveries"] if x["executionArn"] in (fine, theirs)] == []
 
 
 def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redelivered(
@@ -59,9 +70,10 @@ def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redeliv
     arn = sfn.start_execution(stateMachineArn=machine, name="stopped", input="{}")["executionArn"]
     sfn.stop_execution(executionArn=arn, error="RolledBackOnAbort", cause="aborted by me")
     assert wait(aws, arn)["status"] == "ABORTED"
-    wait_for(lambda: events, 5, "ABORTED event")
-    assert events[0]["detail"]["status"] == "ABORTED"
-    assert events[0]["detail"]["error"] == "RolledBackOnAbort" and events[0]["detail"]["cause"] == "aborted by me"
+    wait_for(lambda: of(events, arn), 5, "ABORTED event")
+    ev = of(events, arn)[0]
+    assert ev["detail"]["status"] == "ABORTED"
+    assert ev["detail"]["error"] == "RolledBackOnAbort" and ev["detail"]["cause"] == "aborted by me"
 
     aws.sfn_status_events(enabled=False)
     arn2 = sfn.start_execution(stateMachineArn=machine, name="lost", input="{}")["executionArn"]
@@ -69,8 +81,8 @@ def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redeliv
     dropped = wait_for(
         lambda: [x for x in aws.sfn_status_events()["deliveries"] if x["executionArn"] == arn2], 5, "dropped entry"
     )
-    assert dropped[0]["result"] == "dropped" and len(events) == 1
+    assert dropped[0]["result"] == "dropped" and of(events, arn2) == []
 
     aws.redeliver_sfn_status_event(dropped[0]["eventId"])
-    wait_for(lambda: len(events) == 2, 5, "redelivery")
-    assert events[1]["detail"]["executionArn"] == arn2
+    wait_for(lambda: of(events, arn2), 5, "redelivery")
+    assert len(of(events, arn, arn2)) == 2
