@@ -11,6 +11,7 @@ use tracing::debug;
 use super::{classify, error_code};
 use crate::model::{CheckRequest, Deployment, SetWeightRequest, ShiftTimes};
 use crate::{CanaryError, Result};
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 
 /// Running executions of the state machine.
 pub async fn running_executions(sfn: &Client, state_machine_arn: &str) -> Result<Vec<String>> {
@@ -95,11 +96,9 @@ pub async fn open_activity(sfn: &Client, execution_arn: &str) -> Result<Option<O
         .include_execution_data(true)
         .send()
         .await
-        .map_err(|e| match error_code(&e) {
-            Some("ExecutionDoesNotExist") => {
-                CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
-            }
-            _ => classify("states:GetExecutionHistory", e),
+        .map_err(|e| {
+            missing_execution(&e, execution_arn)
+                .unwrap_or_else(|| classify("states:GetExecutionHistory", e))
         })?;
     // Newest first: with reverseOrder Step Functions returns the latest 25
     // events (GetExecutionHistory API Reference; the local AWS honours it
@@ -218,11 +217,9 @@ pub async fn describe_execution(sfn: &Client, execution_arn: &str) -> Result<Exe
         .execution_arn(execution_arn)
         .send()
         .await
-        .map_err(|e| match error_code(&e) {
-            Some("ExecutionDoesNotExist") => {
-                CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
-            }
-            _ => classify("states:DescribeExecution", e),
+        .map_err(|e| {
+            missing_execution(&e, execution_arn)
+                .unwrap_or_else(|| classify("states:DescribeExecution", e))
         })?;
     Ok(ExecutionFacts {
         name: out.name().unwrap_or_default().to_string(),
@@ -264,11 +261,9 @@ pub async fn history_facts(sfn: &Client, execution_arn: &str) -> Result<HistoryF
             .set_next_token(token.take())
             .send()
             .await
-            .map_err(|e| match error_code(&e) {
-                Some("ExecutionDoesNotExist") => {
-                    CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist"))
-                }
-                _ => classify("states:GetExecutionHistory", e),
+            .map_err(|e| {
+                missing_execution(&e, execution_arn)
+                    .unwrap_or_else(|| classify("states:GetExecutionHistory", e))
             })?;
         events.extend(out.events().iter().cloned());
         match out.next_token() {
@@ -373,4 +368,14 @@ pub async fn task_waiting(sfn: &Client, token: &str) -> Result<bool> {
             _ => Err(classify("states:SendTaskHeartbeat", e)),
         },
     }
+}
+
+/// `TargetNotFound` when a call names an execution that does not exist
+/// (`ExecutionDoesNotExist`); other errors are left to `classify`.
+fn missing_execution<E: ProvideErrorMetadata>(
+    e: &SdkError<E>,
+    execution_arn: &str,
+) -> Option<CanaryError> {
+    (error_code(e) == Some("ExecutionDoesNotExist"))
+        .then(|| CanaryError::TargetNotFound(format!("execution {execution_arn} does not exist")))
 }
