@@ -118,3 +118,38 @@ def test_cbor_error_types_are_absolute_shape_ids() -> None:
     assert qualified_error_type("cloudwatch", "ResourceNotFound") == "com.amazonaws.cloudwatch#ResourceNotFound"
     assert qualified_error_type("cloudwatch", "InvalidParameterValue") == "com.amazonaws.cloudwatch#InvalidParameterValueException"
     assert qualified_error_type("cloudwatch", "Throttling") == "com.amazonaws.cloudwatch#Throttling"
+
+
+def test_a_failed_execution_has_its_error_before_its_status() -> None:
+    """A reader that sees FAILED sees the error too (patches/sfn_execution.py):
+    the status is recorded at the moment it is set, with the error in place
+    then. Stock moto sets the status first."""
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    from localaws.patches import sfn_execution
+
+    sfn_execution.apply()
+    sfn_execution.apply()  # idempotent: applied after every reset
+
+    seen: list[tuple[str, object, object]] = []
+
+    class Exec:
+        error = None
+        cause = None
+
+        @property
+        def exec_status(self) -> object:
+            return None
+
+        @exec_status.setter
+        def exec_status(self, value: object) -> None:
+            seen.append((getattr(value, "value", value), self.error, self.cause))
+
+    execution = Exec()
+    state = ProgramError({"error": "RolledBackOnAlarm", "cause": "alarm fired"})
+    execution.exec_worker = SimpleNamespace(env=SimpleNamespace(program_state=lambda: state))  # type: ignore[attr-defined]
+    BaseExecutionWorkerCommunication(execution)._reflect_execution_status()  # type: ignore[arg-type]
+    assert seen == [("FAILED", "RolledBackOnAlarm", "alarm fired")]
