@@ -102,32 +102,8 @@ pub struct PlanArgs {
     #[arg(long, short = 'f', env = "CANARY_DEPLOYMENT_FILE", value_name = "PATH")]
     pub file: PathBuf,
 
-    /// The new image for the target container (replaces the file's `image`
-    /// and `taskDefinition`).
-    #[arg(
-        long,
-        env = "CANARY_IMAGE",
-        value_name = "REF",
-        conflicts_with = "task_definition"
-    )]
-    pub image: Option<String>,
-
-    /// A ready task definition to deploy as is.
-    #[arg(long, env = "CANARY_TASK_DEFINITION", value_name = "ARN")]
-    pub task_definition: Option<String>,
-
-    /// Replaces `strategy.steps`.
-    #[arg(
-        long,
-        env = "CANARY_STEPS",
-        value_delimiter = ',',
-        value_name = "P,P,.."
-    )]
-    pub steps: Option<Vec<u8>>,
-
-    /// Replaces `strategy.bakeSeconds`.
-    #[arg(long, env = "CANARY_BAKE_SECONDS", value_name = "SECS")]
-    pub bake: Option<u32>,
+    #[command(flatten)]
+    pub overrides: Overrides,
 
     /// The execution name (deployment id) to check. Default: the name deploy
     /// would derive.
@@ -135,31 +111,10 @@ pub struct PlanArgs {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// The deployment file: a DeploymentRequest (target, strategy, alarms;
-    /// `image` may be left out and given with --image). With --from it may
-    /// be left out: the earlier execution's input is used.
-    #[arg(
-        long,
-        short = 'f',
-        env = "CANARY_DEPLOYMENT_FILE",
-        value_name = "PATH",
-        required_unless_present = "from"
-    )]
-    pub file: Option<PathBuf>,
-
-    /// Deploy the task definition an earlier execution (name or ARN)
-    /// deployed, read from its history: e.g. `--from NAME --steps 100
-    /// --bake 0` switches back to yesterday's version in one step.
-    #[arg(
-        long,
-        env = "CANARY_DEPLOY_FROM",
-        value_name = "EXECUTION",
-        conflicts_with_all = ["image", "task_definition"]
-    )]
-    pub from: Option<String>,
-
+/// The command-line values that replace the deployment file's (deploy and
+/// plan take the same ones, applied by the same code: `deploy::apply`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct Overrides {
     /// The new image for the target container (replaces the file's `image`
     /// and `taskDefinition`).
     #[arg(
@@ -188,6 +143,35 @@ pub struct DeployArgs {
     /// Bake time after each step, in seconds. Replaces `strategy.bakeSeconds`.
     #[arg(long, env = "CANARY_BAKE_SECONDS", value_name = "SECS")]
     pub bake: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deployment file: a DeploymentRequest (target, strategy, alarms;
+    /// `image` may be left out and given with --image). With --from it may
+    /// be left out: the earlier execution's input is used.
+    #[arg(
+        long,
+        short = 'f',
+        env = "CANARY_DEPLOYMENT_FILE",
+        value_name = "PATH",
+        required_unless_present = "from"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Deploy the task definition an earlier execution (name or ARN)
+    /// deployed, read from its history: e.g. `--from NAME --steps 100
+    /// --bake 0` switches back to yesterday's version in one step.
+    #[arg(
+        long,
+        env = "CANARY_DEPLOY_FROM",
+        value_name = "EXECUTION",
+        conflicts_with_all = ["image", "task_definition"]
+    )]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
 
     /// Execution name (the deployment id). Default: <service>-<image tag>-<UTC time>.
     #[arg(long, env = "CANARY_EXECUTION_NAME")]
@@ -322,9 +306,9 @@ mod tests {
             return Err("not deploy".into());
         };
         assert_eq!(d.file, Some(PathBuf::from("d.json")));
-        assert_eq!(d.image.as_deref(), Some("repo/app:v2"));
-        assert_eq!(d.steps, Some(vec![10, 50, 100]));
-        assert_eq!(d.bake, Some(30));
+        assert_eq!(d.overrides.image.as_deref(), Some("repo/app:v2"));
+        assert_eq!(d.overrides.steps, Some(vec![10, 50, 100]));
+        assert_eq!(d.overrides.bake, Some(30));
         assert!(d.watch && !d.dry_run);
         assert_eq!(d.follow.poll_ms, 1000);
         Ok(())
@@ -369,7 +353,7 @@ mod tests {
             return Err("not plan".into());
         };
         assert_eq!(
-            (p.file, p.image.as_deref()),
+            (p.file, p.overrides.image.as_deref()),
             (PathBuf::from("d.json"), Some("a:2"))
         );
         Ok(())

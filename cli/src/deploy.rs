@@ -11,33 +11,13 @@ use canary_engine::model::DeploymentRequest;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::args::DeployArgs;
+use crate::args::{DeployArgs, Overrides};
 use crate::error::{CliError, Result};
 use crate::history::short_name;
 use crate::output::{print_json, rfc3339};
 
 /// Step Functions' limit on execution names.
 pub const MAX_NAME: usize = 80;
-
-/// The command-line values that replace the file's.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub image: Option<String>,
-    pub task_definition: Option<String>,
-    pub steps: Option<Vec<u8>>,
-    pub bake_seconds: Option<u32>,
-}
-
-impl From<&DeployArgs> for Overrides {
-    fn from(a: &DeployArgs) -> Self {
-        Self {
-            image: a.image.clone(),
-            task_definition: a.task_definition.clone(),
-            steps: a.steps.clone(),
-            bake_seconds: a.bake,
-        }
-    }
-}
 
 /// Parses the file text as a `DeploymentRequest` (unknown fields refused),
 /// applies the overrides and checks what the engine would refuse anyway.
@@ -46,24 +26,44 @@ pub fn prepare(path: &Path, text: &str, o: &Overrides) -> Result<DeploymentReque
         path: path.to_path_buf(),
         reason,
     };
-    let mut req: DeploymentRequest =
-        serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    if let Some(image) = &o.image {
-        req.image = Some(image.clone());
-        req.task_definition = None;
-    }
-    if let Some(td) = &o.task_definition {
-        req.task_definition = Some(td.clone());
-        req.image = None;
-    }
-    if let Some(steps) = &o.steps {
-        req.strategy.steps = Some(steps.clone());
-    }
-    if let Some(bake) = o.bake_seconds {
-        req.strategy.bake_seconds = Some(bake);
-    }
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let req: DeploymentRequest =
+        serde_json::from_value(apply(v, o)).map_err(|e| invalid(e.to_string()))?;
     check(&req).map_err(invalid)?;
     Ok(req)
+}
+
+/// The overrides on the deployment JSON, before it is parsed (so `plan`
+/// can hand the engine the exact payload and get the engine's own
+/// `error_type` for a bad one). `image` and `taskDefinition` replace each
+/// other; `steps` and `bakeSeconds` go into `strategy`. A document that is
+/// not an object is returned as it is, for the parser to refuse.
+pub fn apply(mut v: Value, o: &Overrides) -> Value {
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    if let Some(image) = &o.image {
+        obj.insert("image".into(), image.clone().into());
+        obj.remove("taskDefinition");
+    }
+    if let Some(td) = &o.task_definition {
+        obj.insert("taskDefinition".into(), td.clone().into());
+        obj.remove("image");
+    }
+    if o.steps.is_some() || o.bake.is_some() {
+        let strategy = obj
+            .entry("strategy")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(s) = strategy.as_object_mut() {
+            if let Some(steps) = &o.steps {
+                s.insert("steps".into(), steps.clone().into());
+            }
+            if let Some(bake) = o.bake {
+                s.insert("bakeSeconds".into(), bake.into());
+            }
+        }
+    }
+    v
 }
 
 /// The checks that need no AWS call: the engine's own validation, so the
@@ -198,7 +198,7 @@ pub async fn start(
     args: &DeployArgs,
     now: DateTime,
 ) -> Result<Started> {
-    let mut overrides = Overrides::from(args);
+    let mut overrides = args.overrides.clone();
     let (path, text) = match (&args.file, &args.from) {
         (Some(file), from) => {
             let text = std::fs::read_to_string(file).map_err(|source| CliError::ReadFile {
@@ -347,7 +347,7 @@ mod tests {
         let o = Overrides {
             task_definition: Some(earlier.task_definition_arn.clone()),
             steps: Some(vec![100]),
-            bake_seconds: Some(0),
+            bake: Some(0),
             ..Overrides::default()
         };
         let req = prepare(Path::new("earlier"), &earlier.input, &o).map_err(|e| e.to_string())?;
@@ -412,7 +412,7 @@ mod tests {
         let o = Overrides {
             image: Some("123.dkr.ecr.eu-west-1.amazonaws.com/web:v2".into()),
             steps: Some(vec![25, 100]),
-            bake_seconds: Some(60),
+            bake: Some(60),
             ..Overrides::default()
         };
         let req = prepare(Path::new("d.json"), &file(json!({})), &o)?;

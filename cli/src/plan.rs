@@ -169,37 +169,6 @@ impl PlanReport {
     }
 }
 
-/// Applies the command-line overrides to the file's JSON, as `deploy` does
-/// to its parsed file (here before parsing, so a file refused by the
-/// engine's parser is refused with the same `error_type`).
-pub fn apply_overrides(mut v: Value, a: &PlanArgs) -> Value {
-    let Some(obj) = v.as_object_mut() else {
-        return v;
-    };
-    if let Some(image) = &a.image {
-        obj.insert("image".into(), image.clone().into());
-        obj.remove("taskDefinition");
-    }
-    if let Some(td) = &a.task_definition {
-        obj.insert("taskDefinition".into(), td.clone().into());
-        obj.remove("image");
-    }
-    if a.steps.is_some() || a.bake.is_some() {
-        let strategy = obj
-            .entry("strategy")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        if let Some(s) = strategy.as_object_mut() {
-            if let Some(steps) = &a.steps {
-                s.insert("steps".into(), steps.clone().into());
-            }
-            if let Some(bake) = a.bake {
-                s.insert("bakeSeconds".into(), bake.into());
-            }
-        }
-    }
-    v
-}
-
 /// The engine's clients on the same endpoint and region as the other commands.
 pub async fn clients(global: &GlobalArgs) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -230,7 +199,7 @@ pub async fn run(
         o
     };
     let value: Value = match serde_json::from_str(&text) {
-        Ok(v) => apply_overrides(v, a),
+        Ok(v) => crate::deploy::apply(v, &a.overrides),
         Err(e) => {
             return Ok(PlanReport::new(refused(
                 canary_engine::CanaryError::invalid(e.to_string()),
@@ -456,15 +425,13 @@ mod tests {
 
     #[test]
     fn overrides_replace_the_image_and_the_strategy_in_the_json() {
-        let a = PlanArgs {
-            file: "d.json".into(),
+        let a = crate::args::Overrides {
             image: Some("repo/app:v3".into()),
             task_definition: None,
             steps: Some(vec![100]),
             bake: Some(0),
-            name: None,
         };
-        let v = apply_overrides(
+        let v = crate::deploy::apply(
             serde_json::json!({"taskDefinition": "app:3", "strategy": {"bakeSeconds": 60}}),
             &a,
         );
@@ -473,7 +440,7 @@ mod tests {
             serde_json::json!({"image": "repo/app:v3", "strategy": {"steps": [100], "bakeSeconds": 0}})
         );
         // Not an object: left for the engine's parser to refuse.
-        assert_eq!(apply_overrides(Value::Null, &a), Value::Null);
+        assert_eq!(crate::deploy::apply(Value::Null, &a), Value::Null);
     }
 
     #[test]

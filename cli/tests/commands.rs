@@ -13,7 +13,7 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::DateTime;
-use ecs_dns_canary::args::{DeployArgs, FollowArgs};
+use ecs_dns_canary::args::{DeployArgs, FollowArgs, Overrides};
 use ecs_dns_canary::event::Outcome;
 use ecs_dns_canary::output::{JsonDisplay, PlainDisplay};
 use ecs_dns_canary::{deploy, watch, CliError};
@@ -70,10 +70,12 @@ fn deploy_args(file: PathBuf) -> DeployArgs {
     DeployArgs {
         file: Some(file),
         from: None,
-        image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2".into()),
-        task_definition: None,
-        steps: Some(vec![25, 100]),
-        bake: Some(60),
+        overrides: Overrides {
+            image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2".into()),
+            task_definition: None,
+            steps: Some(vec![25, 100]),
+            bake: Some(60),
+        },
         name: None,
         watch: false,
         dry_run: false,
@@ -161,7 +163,7 @@ async fn deploy_reports_a_name_taken_by_another_input() -> TestResult {
 async fn deploy_refuses_an_invalid_file_without_calling_aws() -> TestResult {
     let file = deployment_file("invalid")?;
     let mut args = deploy_args(file.clone());
-    args.steps = Some(vec![50, 10]);
+    args.overrides.steps = Some(vec![50, 10]);
     // No rules: any call would fail the test with a different error.
     let client = mock_client!(aws_sdk_sfn, RuleMode::Sequential, &[]);
     let result = deploy::start(&client, Some(SM), &args, DateTime::from_secs(0)).await;
