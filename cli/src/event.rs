@@ -17,7 +17,6 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: i64,
-    pub previous_id: i64,
     pub at: DateTime,
     /// The event type as Step Functions names it, e.g. `TaskStateEntered`.
     pub kind: String,
@@ -41,7 +40,6 @@ impl Event {
     pub fn from_sdk(e: &HistoryEvent) -> Self {
         let mut ev = Event {
             id: e.id(),
-            previous_id: e.previous_event_id(),
             at: *e.timestamp(),
             kind: e.r#type().as_str().to_string(),
             state: None,

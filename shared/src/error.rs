@@ -1,8 +1,9 @@
 //! The one error type of the engine. Every kind has a stable `error_type`
 //! name: the README lists them all, and the state machine matches some of
-//! them by name in its `Retry`/`Catch` rules (`Retryable`, `Throttled`,
-//! `AlarmFiring`, `WeightsChanged`); it treats the others alike through
-//! `States.ALL`. A name, once shipped, never changes.
+//! them by name: `Retryable` and `Throttled` in `Retry` rules, `AlarmFiring`,
+//! `WeightsChanged` and `Aborted` in `Catch` rules (`Aborted` reaches it
+//! through the bake's task token, from the CLI's `abort`); it treats the
+//! others alike through `States.ALL`. A name, once shipped, never changes.
 //!
 //! The kinds are listed once, in the `error_kinds!` call below: it makes the
 //! [`CanaryError`] variants, the fieldless [`ErrorKind`] (`as_str()`, `ALL`)

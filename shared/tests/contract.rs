@@ -14,7 +14,10 @@
 //! - `launchTypes`: what `target.network.launchType` accepts;
 //! - `historyBudget`: the execution-history figures create-taskset bounds
 //!   the readiness polls with (the state machine tests check them against
-//!   the definition).
+//!   the definition);
+//! - `stateGroups`: the state names abort and repair decide on
+//!   (`plan::states`), by group (the state machine tests check that every
+//!   state of the definition is in exactly these names).
 //!
 //! The test fails while the checked-in file differs from what the engine
 //! gives today; `UPDATE_CONTRACT=1 cargo test -p canary-engine --test
@@ -116,6 +119,23 @@ fn strip_descriptions(v: &mut Value) {
     }
 }
 
+/// `plan::states`, group by group.
+fn state_groups() -> Value {
+    use plan::states;
+    json!({
+        "create": [states::CREATE],
+        "readiness": states::READINESS,
+        "firstShift": [states::FIRST_SHIFT],
+        "canary": states::CANARY,
+        "shift": [states::SHIFT],
+        "promote": [states::PROMOTE],
+        "promoted": states::PROMOTED,
+        "rollingBack": states::ROLLING_BACK,
+        "done": states::DONE,
+        "ownPathFailed": states::OWN_PATH_FAILED,
+    })
+}
+
 fn contract() -> Value {
     let errors: Vec<Value> = ErrorKind::ALL
         .iter()
@@ -155,6 +175,7 @@ fn contract() -> Value {
             "readinessEventsPerPoll": plan::READINESS_EVENTS_PER_POLL,
             "maxReadyPolls": plan::MAX_READY_POLLS,
         },
+        "stateGroups": state_groups(),
         "schemas": {
             "deserialize": definitions(SchemaSettings::draft2020_12().for_deserialize()),
             "serialize": definitions(SchemaSettings::draft2020_12().for_serialize()),

@@ -215,8 +215,9 @@ def test_a_repair_that_meets_a_newer_deployment_leaves_it_alone(aws, fast):
     assert delivery["response"]["action"] == "restored", delivery
 
     # The first one's deployment lock would refuse a newer deployment for
-    # 120 s after it was taken (README, the lock's grace): an operator
-    # clears it so the test needs seconds, not minutes.
+    # 120 s after it was taken (the lock's grace, cli/README.md's input
+    # reference): an operator clears it so the test needs seconds, not
+    # minutes.
     delete_lock(fast, svc)
     # A newer deployment starts and bakes at 10 %.
     newer = f"{svc.name}-v3"

@@ -110,6 +110,11 @@ def error_path_aws_actions(function: str) -> set[str]:
     return set(functions()[function]["errorPathAwsActions"])
 
 
+def state_groups() -> dict[str, list[str]]:
+    """`plan::states`: the state names abort and repair decide on, by group."""
+    return load()["stateGroups"]
+
+
 def launch_types() -> set[str]:
     """What `target.network.launchType` accepts."""
     return set(load()["launchTypes"])

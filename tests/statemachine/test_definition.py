@@ -375,14 +375,12 @@ def test_one_readiness_poll_costs_the_events_the_engine_budgets(asl):
 
 
 def test_state_names_the_engine_decides_on_exist(asl):
-    """`plan::states` (shared/src/plan.rs) names the states the CLI's abort
+    """`plan::states` (shared/src/plan.rs, as `stateGroups` of
+    contract/contract.json) names the states the CLI's abort
     and the repair function read in a history: each must exist, and every
     state of the definition must be in one of its groups (a new state
     needs a decision there)."""
-    text = (REPO / "shared" / "src" / "plan.rs").read_text()
-    block = re.search(r"pub mod states \{(.*?)\n\}", text, re.S)
-    assert block, "pub mod states not found in plan.rs"
-    names = set(re.findall(r'"([^"]+)"', block.group(1)))
+    names = {name for group in contract.state_groups().values() for name in group}
     defined = set(asl["States"])
     assert names - defined == set(), "plan::states names states the definition lacks"
     assert defined - names == set(), "states plan::states does not classify (abort/repair must decide on them)"

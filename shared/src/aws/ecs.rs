@@ -57,7 +57,6 @@ impl TaskSetInfo {
 /// The parts of the ECS service a deployment needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInfo {
-    pub arn: String,
     pub task_sets: Vec<TaskSetInfo>,
     /// The service-level task definition, if any (EXTERNAL services may have none).
     pub task_definition: Option<String>,
@@ -118,7 +117,6 @@ pub async fn describe_service(ecs: &Client, cluster: &str, service: &str) -> Res
         )));
     }
     Ok(ServiceInfo {
-        arn: svc.service_arn().unwrap_or_default().to_string(),
         task_sets: svc.task_sets().iter().map(TaskSetInfo::from_sdk).collect(),
         task_definition: svc.task_definition().map(str::to_string),
         network_configuration: svc.network_configuration().cloned(),

@@ -48,7 +48,6 @@ pub async fn running_executions(sfn: &Client, state_machine_arn: &str) -> Result
 pub struct OpenBake {
     pub task_token: String,
     pub request: CheckRequest,
-    pub state_name: Option<String>,
 }
 
 /// What an execution is doing that an alarm event can act on.
@@ -60,10 +59,7 @@ pub enum OpenActivity {
     /// alarm guard and rollback plan). There is no token to fail: the call's
     /// own guard (alarm check + conditional write) makes it fail or be
     /// overwritten, and the bake after it sees the alarm.
-    Shift {
-        request: Box<SetWeightRequest>,
-        state_name: Option<String>,
-    },
+    Shift { request: Box<SetWeightRequest> },
 }
 
 /// Events that may follow a bake's `TaskScheduled` while it still waits for
@@ -111,7 +107,7 @@ pub async fn open_activity(sfn: &Client, execution_arn: &str) -> Result<Option<O
 
 /// [`open_activity`] over events sorted newest first.
 pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<OpenActivity> {
-    for (i, ev) in events.iter().enumerate() {
+    for ev in events {
         let t = ev.r#type();
         if still_waiting(t) {
             continue;
@@ -128,14 +124,6 @@ pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<Open
             .task_scheduled_event_details()
             .map(|d| d.parameters())
             .unwrap_or_default();
-        let state_name = events
-            .get(i + 1..)
-            .unwrap_or_default()
-            .iter()
-            .find_map(|e| {
-                e.state_entered_event_details()
-                    .map(|d| d.name().to_string())
-            });
         if let Some(request) = bake_request(params) {
             let CheckRequest::Alarms {
                 task_token: Some(token),
@@ -147,12 +135,10 @@ pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<Open
             return Some(OpenActivity::Bake(Box::new(OpenBake {
                 task_token: token.clone(),
                 request: request.clone(),
-                state_name,
             })));
         }
         return shift_request(params).map(|request| OpenActivity::Shift {
             request: Box::new(request),
-            state_name,
         });
     }
     None
