@@ -153,3 +153,32 @@ def test_a_failed_execution_has_its_error_before_its_status() -> None:
     execution.exec_worker = SimpleNamespace(env=SimpleNamespace(program_state=lambda: state))  # type: ignore[attr-defined]
     BaseExecutionWorkerCommunication(execution)._reflect_execution_status()  # type: ignore[arg-type]
     assert seen == [("FAILED", "RolledBackOnAlarm", "alarm fired")]
+
+
+def test_a_succeeded_execution_has_its_output_before_its_status() -> None:
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    from localaws.patches import sfn_execution
+
+    sfn_execution.apply()
+    seen: list[tuple[str, object]] = []
+
+    class Exec:
+        output = None
+
+        @property
+        def exec_status(self) -> object:
+            return None
+
+        @exec_status.setter
+        def exec_status(self, value: object) -> None:
+            seen.append((getattr(value, "value", value), self.output))
+
+    execution = Exec()
+    env = SimpleNamespace(program_state=ProgramEnded, states=SimpleNamespace(get_input=lambda: {"ok": 1}))
+    execution.exec_worker = SimpleNamespace(env=env)  # type: ignore[attr-defined]
+    BaseExecutionWorkerCommunication(execution)._reflect_execution_status()  # type: ignore[arg-type]
+    assert seen == [("SUCCEEDED", {"ok": 1})]

@@ -11,10 +11,10 @@ returns a FAILED execution with its `error` and `cause` (Step Functions API
 Reference, DescribeExecution: "error: The error string if the execution
 failed"; the record is written once). moto's interpreter sets the status
 first and the error and cause after it, so a reader polling from another
-thread could see FAILED with no error. The status-change events
+thread could see FAILED with no error (or SUCCEEDED with no output). The status-change events
 (sfn_status_events.py) start a thread from the status setter, which made
 that window wide enough for the reliability matrix to hit it in CI. Here the
-error and cause are set before moto sets the status."""
+error and cause (or the output) are set before moto sets the status."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ _MARK = "_localaws_error_first"
 
 def _error_first(original: Any) -> Any:
     def reflect(self: Any) -> None:
-        from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded, ProgramError
 
         state = self.execution.exec_worker.env.program_state()
-        if isinstance(state, ProgramError):
+        if isinstance(state, ProgramEnded):
+            self.execution.output = self.execution.exec_worker.env.states.get_input()
+        elif isinstance(state, ProgramError):
             self.execution.error = state.error.get("error")
             self.execution.cause = state.error.get("cause")
         original(self)
