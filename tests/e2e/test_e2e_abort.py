@@ -269,3 +269,78 @@ def test_promote_full_ends_the_bake_and_goes_to_100_after_the_gate(aws, fast, cl
     # Nothing left to promote: exit 5.
     late = cli("promote", name)
     assert late.returncode == 5, late.stdout + late.stderr
+
+
+# StopExecution in the other states an execution spends time in (issue 15's
+# "Done when": readiness and bake are above). A fault holds the execution in
+# the state long enough to stop it there: the engine's own retries of a
+# throttled call keep it inside the Task state. The fault is removed at the
+# stop, before the status change event reaches repair (the event is built
+# 0.2 s after the stop and the invoke takes longer), so repair's own calls
+# are not throttled. Each ends in the state the deployment started from.
+HOLDS = {
+    # state: (steps, the step whose bake precedes it, the call throttled to hold it there)
+    "Check alarms": ((10, 100), 1, ("cloudwatch", "DescribeAlarms")),
+    "Shift traffic": ((10, 50, 100), 1, ("route53", "GetChange")),
+    "Promote new task set": ((10, 100), 2, ("route53", "GetChange")),
+}
+
+
+def _stop_in(aws, w: W.World, arn: str, state: str) -> None:
+    """Stops the execution once it entered ``state`` once more than now."""
+    seen = W.entered(W.history(w, arn)).count(state)
+    deadline = time.monotonic() + 90
+    while W.entered(W.history(w, arn)).count(state) <= seen:
+        assert time.monotonic() < deadline, f"{arn} never entered {state} again"
+        time.sleep(0.1)
+    w.c("stepfunctions").stop_execution(executionArn=arn, error="Console", cause=f"stopped during {state}")
+    aws.clear_faults()
+    assert W.wait_end(w, arn, timeout=10)["status"] == "ABORTED"
+    assert W.entered(W.history(w, arn))[-1] == state, W.entered(W.history(w, arn))[-5:]
+
+
+@pytest.mark.parametrize("state", list(HOLDS))
+def test_stop_execution_in_a_state_is_repaired(aws, fast, state):
+    svc = svc_of(fast)
+    old = W.primary(fast, svc)
+    steps, after_bake, (service, operation) = HOLDS[state]
+    arn = W.start(fast, svc.request(svc.image("v2"), steps=steps, bake=3), f"{svc.name}-v2")
+    # The fault starts in the bake before the state (create-taskset and the
+    # first shift make the same calls); the bake's own start-of-bake alarm
+    # check is let finish first.
+    W.wait_baking(fast, arn, after_bake)
+    time.sleep(1.0)
+    aws.add_fault(service=service, operation=operation, kind="throttle", seconds=60, caller="function")
+    try:
+        _stop_in(aws, fast, arn, state)
+    finally:
+        aws.clear_faults()
+    delivery = wait_repair(aws, arn, timeout=90)
+    assert delivery["result"] == "ok", delivery
+    report = delivery["response"]
+    assert report["action"] == "restored", report
+    assert report["weights"] == BACK, report
+    assert_invariants(aws, svc)
+    assert_restored(fast, svc, old)
+
+
+def test_stop_execution_during_the_drain_finishes_the_promotion(aws, fast):
+    """Promoted before the stop: the new slot keeps all traffic, and repair
+    deletes the old task set after the promotion's drain (the end state of a
+    successful deployment), never sending traffic back."""
+    svc = svc_of(fast)
+    old = W.primary(fast, svc)
+    arn = W.start(fast, svc.request(svc.image("v2"), steps=(100,), bake=0), f"{svc.name}-v2")
+    wait_state(fast, arn, "Drain old task set", timeout=90)
+    fast.c("stepfunctions").stop_execution(executionArn=arn, error="Console", cause="stopped during the drain")
+    assert W.wait_end(fast, arn, timeout=10)["status"] == "ABORTED"
+    assert W.weights(fast, svc) == {"blue": 0, "green": 100}
+    delivery = wait_repair(aws, arn, timeout=90)
+    assert delivery["result"] == "ok", delivery
+    assert delivery["response"]["action"] == "finished", delivery
+    changes = assert_invariants(aws, svc)
+    assert W.weight_changes(changes, svc)[-1] == {"blue": 0, "green": 100}
+    sets = W.task_sets(fast, svc)
+    assert [(t["status"], W.slot_of(svc, t)) for t in sets] == [("PRIMARY", "green")], sets
+    assert old["id"] not in [t["id"] for t in sets]
+    assert W.instances(fast, svc, "blue") == []

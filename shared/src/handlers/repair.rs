@@ -20,10 +20,10 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use tracing::{info, warn};
 
 use super::{delete_taskset, respond, set_weight};
-use crate::aws::{route53, sfn};
+use crate::aws::{ecs, route53, sfn};
 use crate::model::{
     DeleteTaskSetRequest, Deployment, DeploymentRequest, DrainRequest, RepairReport,
-    SetWeightRequest,
+    SetWeightRequest, Target, TaskSetRef,
 };
 use crate::plan::{self, DeploymentLock, RepairDecision};
 use crate::runtime::Context;
@@ -216,6 +216,18 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                 }
                 out.drain = w.drain;
             }
+            // A task the stopped execution had in flight still runs: StopExecution
+            // does not stop a Lambda invocation it started (Step Functions
+            // Developer Guide, "Stopping an execution": in-progress tasks are not
+            // cancelled). A promotion in flight may so have marked the new task
+            // set PRIMARY after the step above read it; the drain wait above
+            // outlasts such a straggler's calls, so the old task set is made
+            // PRIMARY again here, right before the delete that needs it.
+            if let Some(old) = &plan.old_task_set {
+                if !plan.first_deployment {
+                    reassert_primary(ctx, &plan.target, old).await?;
+                }
+            }
             let deleted = delete_taskset::run(
                 ctx,
                 &DeleteTaskSetRequest {
@@ -283,6 +295,26 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
     }
     info!(execution = %ev.execution_arn, action = %out.action, reason = %out.reason, "repair: done");
     Ok(out)
+}
+
+/// Marks `old` PRIMARY unless it is (a no-op read when it is).
+async fn reassert_primary(ctx: &Context, target: &Target, old: &TaskSetRef) -> Result<()> {
+    match ecs::describe_task_set(&ctx.clients.ecs, &target.cluster, &target.service, &old.arn)
+        .await?
+    {
+        Some(info) if info.view.status != "PRIMARY" => {
+            ecs::mark_primary(
+                &ctx.clients.ecs,
+                &target.cluster,
+                &target.service,
+                &info.view.arn,
+            )
+            .await?;
+            info!(task_set = %info.view.id, "repair: the old task set is PRIMARY again (a task of the stopped execution had promoted the new one)");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Another running deployment of the same service, or a lock held by
