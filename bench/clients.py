@@ -48,12 +48,9 @@ from typing import Any, Iterator
 
 from common import REPO, RESULTS_DIR, summary
 
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "local"))
-
-import world  # noqa: E402 - tests/e2e/world.py, owned by the e2e tests
-from localaws import LocalAws, clientlog  # noqa: E402
-from localaws.clients import Clients, ClientsConfig, MetricsPublisher  # noqa: E402
+from canarytest import world
+from localaws import LocalAws, clientlog
+from localaws.clients import Clients, ClientsConfig, MetricsPublisher
 
 # Route 53 FAQ: changes "generally propagate to all Route 53 name servers
 # within 60 seconds" -- the bound issue 13's reported rollback time uses.

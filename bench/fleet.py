@@ -38,18 +38,14 @@ import contextlib
 import copy
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from typing import Any
 
 from common import REPO, RESULTS_DIR
 
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "local"))
-
-import world  # noqa: E402
-from localaws import LocalAws  # noqa: E402
+from canarytest import world
+from localaws import LocalAws
 
 PROFILES = {"full": (20, 100, 200), "quick": (20, 100, 200), "smoke": (3,)}
 PARKED_BAKE_S = 3600

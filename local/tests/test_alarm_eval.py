@@ -20,7 +20,7 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from conftest import no_retry_client
+from no_retry import no_retry_client
 from fake_lambda import FakeLambda
 from sfn_helpers import wait_for
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import no_retry_client
+from no_retry import no_retry_client
 from fake_lambda import FakeLambda
 from sfn_helpers import create_machine, wait, wait_for
 from test_sfn_lambda import BAKE_INPUT, _bake_machine

@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import rig
+import scenarios
 
-import rig  # noqa: E402
-import scenarios  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 OUT = HERE / "calls.json"
 

@@ -19,7 +19,7 @@ import pytest
 
 
 import rig
-import world
+from canarytest import world
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import contract
+from canarytest import contract
 
 REPO = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO / "statemachine" / "deployment.asl.json"

@@ -662,32 +662,6 @@ def _records_of(change: dict, record_name: str) -> list[dict] | None:
     return None
 
 
-def route53_violations(changes: list[dict], record_name: str | None = None) -> list[str]:
-    """The two traffic invariants over the Route 53 change log (every
-    successful ChangeResourceRecordSets, with the records and their Cloud Map
-    health at that moment): a weighted group is never all-zero, and no
-    record with weight > 0 points at a slot with 0 healthy instances.
-    Returns one sentence per violation (empty: all held)."""
-    bad = []
-    for c in changes:
-        for name, recs in (c.get("records") or {}).items():
-            if record_name is not None and name.rstrip(".") != record_name:
-                continue
-            weighted = [r for r in recs if r.get("setIdentifier") is not None and r.get("weight") is not None]
-            if not weighted:
-                continue
-            where = f"change #{c['seq']} by {c['caller']} at {c.get('timeIso')} on {name}"
-            if sum(r["weight"] for r in weighted) == 0:
-                bad.append(f"{where}: every weight is 0 ({[(r['setIdentifier'], r['weight']) for r in weighted]})")
-            for r in weighted:
-                if r["weight"] > 0 and r.get("cloudMapService") and not r.get("healthyInstances"):
-                    bad.append(
-                        f"{where}: {r['setIdentifier']} has weight {r['weight']} but {r.get('cloudMapService')} "
-                        f"has {r.get('healthyInstances')} healthy of {r.get('instances')} instances"
-                    )
-    return bad
-
-
 # ------------------------------------------------------------------ clients
 
 
