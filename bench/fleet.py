@@ -7,7 +7,7 @@ one GetExecutionHistory per running execution; the function's fallback when
 the table cannot be read, forced here by failing its Query).
 
 What the N is. One deployment per (N, way) is real: a service of
-tests/e2e/world.py's world deployed by the real state machine and functions
+local/canarytest/world.py's world deployed by the real state machine and functions
 (cargo lambda watch, debug builds) up to its first bake (600 s). The other
 N - 1 are *parked bakes*: executions of the same state machine (same ARN:
 the scan lists them) whose definition, at their start, is the real `Bake`

@@ -7,7 +7,7 @@ Two Lambda services can run the functions:
 - "release": bench/mini_lambda.py running the release binaries (what ships).
 
 The world (VPC, Cloud Map, ECS, zone, alarms, state machine) is built by
-tests/e2e/world.py through the AWS APIs."""
+local/canarytest/world.py through the AWS APIs."""
 
 from __future__ import annotations
 

@@ -13,6 +13,12 @@ import dataclasses
 import json
 import pathlib
 import uuid
+from typing import TYPE_CHECKING, Any
+
+from localaws import LocalAws
+
+if TYPE_CHECKING:
+    from localaws.clients import Clients
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -84,7 +90,7 @@ class Service:
 
 @dataclasses.dataclass
 class World:
-    aws: object
+    aws: LocalAws
     cluster: str
     vpc_id: str
     subnet_id: str
@@ -95,7 +101,7 @@ class World:
     state_machine_arn: str
     services: dict[str, Service]
 
-    def c(self, service: str):
+    def c(self, service: str) -> Any:
         return self.aws.client(service)
 
 
@@ -444,10 +450,13 @@ def task_definitions(world: World, family: str | None = None) -> list[str]:
     return sorted(arns)
 
 
-def primary(world: World, svc: Service) -> dict | None:
-    """The service's PRIMARY task set, if any."""
-    found = [t for t in task_sets(world, svc) if t["status"] == "PRIMARY"]
-    return found[0] if found else None
+def primary(world: World, svc: Service) -> dict:
+    """The service's PRIMARY task set (an AssertionError naming the task
+    sets when there is none: every caller needs one)."""
+    sets = task_sets(world, svc)
+    found = [t for t in sets if t["status"] == "PRIMARY"]
+    assert found, f"{svc.name} has no PRIMARY task set: {[(t.get('externalId'), t['status']) for t in sets]}"
+    return found[0]
 
 
 def snapshot(world: World, svc: Service) -> dict:
@@ -679,7 +688,7 @@ class ClientFleet:
     index>/<client>``, unique in the fleet), ``recent(since)`` the records in
     memory; ``stop()`` ends every run early and joins."""
 
-    def __init__(self, aws, svc: Service, log_dir, modes=("new-connection", "keep-alive"), per_mode: int = 4,
+    def __init__(self, aws: LocalAws, svc: Service, log_dir: str | pathlib.Path, modes=("new-connection", "keep-alive"), per_mode: int = 4,
                  rate: float = 10.0, duration: float = 60.0, max_connection_age: float = 5.0,
                  metrics: bool = True, metrics_interval: float = 10.0, resolvers: list | None = None,
                  timeout: float = 2.0, seed: int | None = None):
@@ -694,7 +703,7 @@ class ClientFleet:
         port = aws.task_port()
         endpoint = aws.env()["AWS_ENDPOINT_URL"]
         rng = _r.Random(seed)
-        self.runs: list[tuple[str, object]] = []  # (group, Clients)
+        self.runs: list[tuple[str, Clients]] = []  # (group, Clients)
         self.logs: dict[str, _p.Path] = {}
         for mode in modes:
             counts = [per_mode // len(resolvers) + (1 if i < per_mode % len(resolvers) else 0)

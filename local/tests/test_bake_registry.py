@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from no_retry import no_retry_client
-from fake_lambda import FakeLambda
+from fake_lambda import FakeLambda, recorder
 from sfn_helpers import create_machine, wait, wait_for
 from test_sfn_lambda import BAKE_INPUT, _bake_machine
 
@@ -20,7 +21,7 @@ from localaws import LocalAws
 TABLE = "bakes-test"
 
 
-def _table(aws: LocalAws) -> object:
+def _table(aws: LocalAws) -> Any:
     ddb = aws.client("dynamodb")
     ddb.create_table(
         TableName=TABLE,
@@ -34,12 +35,12 @@ def _table(aws: LocalAws) -> object:
     return ddb
 
 
-def _put(ddb: object, execution: str, expires_at: int) -> None:
+def _put(ddb: Any, execution: str, expires_at: int) -> None:
     ddb.put_item(TableName=TABLE, Item={"alarmName": {"S": "a"}, "execution": {"S": execution},
                                         "expiresAt": {"N": str(expires_at)}})
 
 
-def _executions(ddb: object) -> list[str]:
+def _executions(ddb: Any) -> list[str]:
     items = ddb.query(TableName=TABLE, KeyConditionExpression="alarmName = :a",
                       ExpressionAttributeValues={":a": {"S": "a"}}, ConsistentRead=True)["Items"]
     return sorted(i["execution"]["S"] for i in items)
@@ -94,7 +95,7 @@ def test_heartbeat_tells_whether_the_bake_still_waits(aws: LocalAws, fake_lambda
     """The Bake sets no HeartbeatSeconds: SendTaskHeartbeat still succeeds
     while it waits, and fails once its token was used."""
     tokens: list[str] = []
-    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {}
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
     machine = _bake_machine(aws)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="hb-1", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]

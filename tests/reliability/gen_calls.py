@@ -109,7 +109,7 @@ def main() -> None:
     lane = rig.Lane("calls", concurrency=1).start()
     try:
         lane.warm()
-        doc = {
+        doc: dict[str, Any] = {
             "about": "AWS calls made by the functions (caller=function in the local AWS call log) in one clean "
             "run of each scenario of tests/reliability/scenarios.py; written by tests/reliability/gen_calls.py.",
             "scenarios": {name: record(lane, name) for name in scenarios.SCENARIOS},

@@ -5,7 +5,7 @@ A lane is one `LocalAws` (moto + cargo lambda watch) with its own run
 directory. Fault rules and the Route 53 rate limit apply to a whole lane, so
 cases that inject faults run one after another inside a lane, and lanes run
 side by side. Every case deploys a service of its own (built through
-`tests/e2e/world.py`), so cases never see each other's task sets or records.
+`canarytest.world`), so cases never see each other's task sets or records.
 """
 
 from __future__ import annotations
