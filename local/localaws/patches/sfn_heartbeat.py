@@ -35,13 +35,13 @@ def _send_task_heartbeat(self: Any, task_token: str) -> Any:
         error = endpoint.consumer_error
         if error is not None:
             if isinstance(error, CallbackConsumerTimeout):
-                # moto's AWSError needs its message: without one this raised
-                # a TypeError (HTTP 500) instead of the named error.
-                raise TaskTimedOut("Task Timed Out")
-            raise TaskDoesNotExist("Task Does Not Exist")
+                # moto's AWSError needs the message and the error type
+                # (without them this raised a TypeError, an HTTP 500).
+                raise TaskTimedOut("Task Timed Out", "TaskTimedOut")
+            raise TaskDoesNotExist("Task Does Not Exist", "TaskDoesNotExist")
         if endpoint.get_outcome() is not None:
             # The token was already used (SendTaskSuccess / SendTaskFailure).
-            raise TaskDoesNotExist("Task Does Not Exist")
+            raise TaskDoesNotExist("Task Does Not Exist", "TaskDoesNotExist")
         endpoint.notify_heartbeat()
         return SendTaskHeartbeatOutput()
     raise InvalidToken()
