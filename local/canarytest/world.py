@@ -13,6 +13,7 @@ import dataclasses
 import json
 import pathlib
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from localaws import LocalAws
@@ -68,7 +69,7 @@ class Service:
             },
         }
 
-    def request(self, image: str, steps=(10, 50, 100), bake=1, **strategy) -> dict:
+    def request(self, image: str, steps: Sequence[int] = (10, 50, 100), bake: int = 1, **strategy: Any) -> dict:
         """A deployment input (DeploymentRequest) with short waits for local runs."""
         s = {
             "steps": list(steps),
@@ -105,7 +106,7 @@ class World:
         return self.aws.client(service)
 
 
-def create_state_machine(aws) -> str:
+def create_state_machine(aws: LocalAws) -> str:
     """Creates (or updates) the deployment state machine with the local substitutions."""
     sfn = aws.client("stepfunctions")
     definition = (REPO / "statemachine" / "deployment.asl.json").read_text()
@@ -123,7 +124,7 @@ def create_state_machine(aws) -> str:
     )["stateMachineArn"]
 
 
-def create_repairs_state_machine(aws) -> str:
+def create_repairs_state_machine(aws: LocalAws) -> str:
     """The repair function's record state machine (issue 15): the deployment
     state machine's name + "-repairs", statemachine/repairs.asl.json."""
     sfn = aws.client("stepfunctions")
@@ -140,7 +141,7 @@ def create_repairs_state_machine(aws) -> str:
 BAKE_TABLE = "ecs-dns-canary-bakes"
 
 
-def create_bake_table(aws) -> str:
+def create_bake_table(aws: LocalAws) -> str:
     """The bake registry (issue 17, shared/src/aws/bakes.rs) as
     infra/template.yaml declares it: partition key `alarmName`, sort key
     `execution`, TTL on `expiresAt`. Idempotent. The functions get its name
@@ -214,7 +215,7 @@ CLIENT_ALARM = ClientAlarm()
 CLIENT_NAMESPACE = "Clients"
 
 
-def put_client_alarms(aws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> list[str]:
+def put_client_alarms(aws: LocalAws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> list[str]:
     """Creates (or updates) ``<service>-5xx`` and ``<service>-latency`` on the
     clients' metrics (see ``ClientAlarm``); returns their names."""
     cw = aws.client("cloudwatch")
@@ -250,7 +251,7 @@ def put_client_alarms(aws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> l
     return [f"{service}-5xx", f"{service}-latency"]
 
 
-def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10, cloudmap_ttl: int = 10,
+def build(aws: LocalAws, services: Sequence[str] = ("backend",), replicas: int = 2, ttl: int = 10, cloudmap_ttl: int = 10,
           alarm: ClientAlarm | None = None) -> World:
     """Builds the world through ``aws`` (a localaws.LocalAws: its clients are
     marked as the harness's, so injected faults never hit them); each name in
@@ -688,7 +689,7 @@ class ClientFleet:
     index>/<client>``, unique in the fleet), ``recent(since)`` the records in
     memory; ``stop()`` ends every run early and joins."""
 
-    def __init__(self, aws: LocalAws, svc: Service, log_dir: str | pathlib.Path, modes=("new-connection", "keep-alive"), per_mode: int = 4,
+    def __init__(self, aws: LocalAws, svc: Service, log_dir: str | pathlib.Path, modes: Sequence[str] = ("new-connection", "keep-alive"), per_mode: int = 4,
                  rate: float = 10.0, duration: float = 60.0, max_connection_age: float = 5.0,
                  metrics: bool = True, metrics_interval: float = 10.0, resolvers: list | None = None,
                  timeout: float = 2.0, seed: int | None = None):
@@ -771,7 +772,7 @@ class ClientFleet:
         out.sort(key=lambda r: r["t"])
         return out
 
-    def write_log(self, path) -> None:
+    def write_log(self, path: str | pathlib.Path) -> None:
         """The merged log, one JSON line a request (what ``clientlog`` reads)."""
         import pathlib as _p
 
@@ -780,7 +781,7 @@ class ClientFleet:
                 f.write(json.dumps(r, separators=(",", ":")) + "\n")
 
 
-def alarm_changes(aws, alarm: str, state: str = "ALARM") -> list[float]:
+def alarm_changes(aws: LocalAws, alarm: str, state: str = "ALARM") -> list[float]:
     """Epoch times at which ``alarm`` entered ``state``: when the local
     CloudWatch emitted the state change event (the transition's instant),
     from the harness's delivery log."""
@@ -788,7 +789,7 @@ def alarm_changes(aws, alarm: str, state: str = "ALARM") -> list[float]:
                   if d["alarmName"] == alarm and d["state"] == state)
 
 
-def task_stops(aws, key: str = "stoppedAt") -> dict[str, float]:
+def task_stops(aws: LocalAws, key: str = "stoppedAt") -> dict[str, float]:
     """task id → when it stopped (``stoppedAt``: its server had closed every
     connection; ``stopRequestedAt``: the API call that stopped it), for every
     task stopped since the last reset (``aws.stopped_tasks()``)."""
@@ -822,7 +823,7 @@ def realism_on() -> bool:
     return os.environ.get("TEST_REALISM", "1") != "0"
 
 
-def apply_realism(aws, timing: bool = True) -> dict:
+def apply_realism(aws: LocalAws, timing: bool = True) -> dict:
     """Switches the realistic behaviours on (after a start or `aws.reset()`,
     which puts the fast defaults back). `timing=False`: no delays (a run
     whose call counts must be reproducible, e.g. the fault matrix's
