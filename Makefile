@@ -9,6 +9,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
+# Each test suite is type-checked in a run of its own (they all have a
+# conftest.py); the rest is `[tool.mypy] files` in pyproject.toml.
+MYPY_SUITES := local/tests tests/e2e tests/reliability tests/statemachine
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help setup build demo test test-rust lint test-statemachine test-infra test-local test-e2e test-reliability test-reliability-fast test-reliability-slow test-bench-smoke bench clean-local
@@ -35,6 +38,8 @@ lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	for suite in $(MYPY_SUITES); do $(VENV)/bin/mypy $$suite || exit 1; done
 
 test-rust:
 	cargo test --workspace

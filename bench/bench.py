@@ -26,8 +26,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import init_time  # noqa: E402
 import size  # noqa: E402
 from common import BENCH, FUNCTIONS, RELEASE_DIR, RESULTS_DIR, baseline_python, machine  # noqa: E402

@@ -48,12 +48,9 @@ from typing import Any, Iterator
 
 from common import REPO, RESULTS_DIR, summary
 
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "local"))
-
-import world  # noqa: E402 - tests/e2e/world.py, owned by the e2e tests
-from localaws import LocalAws, clientlog  # noqa: E402
-from localaws.clients import Clients, ClientsConfig, MetricsPublisher  # noqa: E402
+from canarytest import world
+from localaws import LocalAws, clientlog
+from localaws.clients import Clients, ClientsConfig, MetricsPublisher
 
 # Route 53 FAQ: changes "generally propagate to all Route 53 name servers
 # within 60 seconds" -- the bound issue 13's reported rollback time uses.
@@ -423,11 +420,11 @@ def run_one(aws: Any, w: Any, sc: Scenario, rep: int, live_version: str, hard_s:
             for m, rs in by_mode.items():
                 v = clientlog.time_to_safety(rs, alarm_t, {live_version}, threshold=0.99, window=1.0)
                 on_new_after = sum(1 for r in rs if r["t"] >= alarm_t and r.get("version") == tag)
-                before = [r for r in rs if (bad_at or t_deploy) <= r["t"] < alarm_t and r.get("status") is not None]
+                served = [r for r in rs if (bad_at or t_deploy) <= r["t"] < alarm_t and r.get("status") is not None]
                 out["tts"][m] = {"seconds": None if v is None else round(v, 3), "requestsOnNewAfterAlarm": on_new_after,
                                  "lastOnNewS": _last_on(rs, tag, alarm_t),
                                  # how much of this mode's traffic the canary had when the alarm fired
-                                 "shareOnNewBeforeAlarm": round(sum(r.get("version") == tag for r in before) / len(before), 3) if before else None}
+                                 "shareOnNewBeforeAlarm": round(sum(r.get("version") == tag for r in served) / len(served), 3) if served else None}
             measured_insync = back["visibleAt"] - back["time"]
             out["bound"] = {
                 "documentedS": sc.ttl + PROPAGATION_BOUND_S,  # TTL + Route 53's documented 60 s
@@ -476,7 +473,7 @@ def _failures(failed: list[dict[str, Any]], deletes: list[float], t0: float) -> 
     connection or not, around which DeleteTaskSet, and the first details."""
     kinds = Counter((r.get("error") or f"http {r.get('status')}") for r in failed)
     modes = Counter(r["mode"] for r in failed)
-    near = Counter()
+    near: Counter[str] = Counter()
     for r in failed:
         d = min((r["t"] - t for t in deletes), key=abs, default=None)
         near["within 5 s of a DeleteTaskSet" if d is not None and -5 <= d <= 5 else "elsewhere"] += 1
@@ -656,7 +653,7 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if r["scenario"].startswith("tts") and r.get("tts"):
             groups[(r["propagation"], r["ttl"])].append(r)
     for (prop, ttl), rs in sorted(groups.items()):
-        row = {"propagation": prop, "ttl": ttl, "n": len(rs),
+        row: dict[str, Any] = {"propagation": prop, "ttl": ttl, "n": len(rs),
                "weightsBackS": summary([r["weightsBackS"] for r in rs], 3),
                "weightsBackVisibleS": summary([r["weightsBackVisibleS"] for r in rs], 3),
                "boundDocumentedS": ttl + PROPAGATION_BOUND_S,

@@ -7,7 +7,7 @@ one GetExecutionHistory per running execution; the function's fallback when
 the table cannot be read, forced here by failing its Query).
 
 What the N is. One deployment per (N, way) is real: a service of
-tests/e2e/world.py's world deployed by the real state machine and functions
+local/canarytest/world.py's world deployed by the real state machine and functions
 (cargo lambda watch, debug builds) up to its first bake (600 s). The other
 N - 1 are *parked bakes*: executions of the same state machine (same ARN:
 the scan lists them) whose definition, at their start, is the real `Bake`
@@ -38,18 +38,14 @@ import contextlib
 import copy
 import datetime as dt
 import json
-import sys
 import time
 from collections import Counter
 from typing import Any
 
 from common import REPO, RESULTS_DIR
 
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "local"))
-
-import world  # noqa: E402
-from localaws import LocalAws  # noqa: E402
+from canarytest import world
+from localaws import LocalAws
 
 PROFILES = {"full": (20, 100, 200), "quick": (20, 100, 200), "smoke": (3,)}
 PARKED_BAKE_S = 3600

@@ -7,25 +7,21 @@ Two Lambda services can run the functions:
 - "release": bench/mini_lambda.py running the release binaries (what ships).
 
 The world (VPC, Cloud Map, ECS, zone, alarms, state machine) is built by
-tests/e2e/world.py through the AWS APIs."""
+local/canarytest/world.py through the AWS APIs."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import json
-import sys
 import time
 from collections import Counter
 from typing import Any, Iterator
 
-from common import REPO, RESULTS_DIR, summary
+from common import RESULTS_DIR, summary
 
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "local"))
-
-import world  # noqa: E402 - tests/e2e/world.py, owned by the e2e tests
-from localaws import LocalAws  # noqa: E402
+from canarytest import world
+from localaws import LocalAws
 
 PRICE_PER_1000_TRANSITIONS = 0.025
 POLL_S = 0.025

@@ -10,10 +10,7 @@ sections are skipped and the local-AWS sections use cargo lambda watch."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402
 import init_time  # noqa: E402

@@ -33,11 +33,10 @@ import sys
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from canarytest import world
+from localaws import LocalAws, clientlog
 
-import world  # noqa: E402
-from localaws import LocalAws, clientlog  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 CLI = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug" / "ecs-dns-canary"
 CNAME_TTL = 1

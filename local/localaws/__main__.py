@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     # status
     from .server import _http_answers
 
-    alive = bool(doc) and _pid_alive(int(doc.get("pid", 0)))
-    moto_ok = alive and _http_answers(doc["moto"]["host"], doc["moto"]["port"], "/_localaws/health")
+    alive = doc is not None and bool(doc) and _pid_alive(int(doc.get("pid", 0)))
+    moto_ok = doc is not None and alive and _http_answers(doc["moto"]["host"], doc["moto"]["port"], "/_localaws/health")
     lam = (doc or {}).get("lambda") or {}
     lambda_ok = None
     if alive and lam.get("port"):

@@ -16,7 +16,7 @@ STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_M
 
 # The bake registry (issue 17): check-health records each bake there and
 # alarm-rollback looks bakes up by alarm name (shared/src/aws/bakes.rs). The
-# local world creates it (tests/e2e/world.py: create_bake_table); its name
+# local world creates it (canarytest.world.create_bake_table); its name
 # reaches the functions as BAKE_TABLE.
 BAKE_TABLE = "ecs-dns-canary-bakes"
 

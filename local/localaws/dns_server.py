@@ -372,9 +372,9 @@ def build_view(now: float | None = None) -> View:
 
     for account in list(servicediscovery_backends.keys()):
         for region in list(servicediscovery_backends[account].keys()):
-            backend = servicediscovery_backends[account][region]
+            sd_backend = servicediscovery_backends[account][region]
             ns_by_id: dict[str, Zone] = {}
-            for ns in list(backend.namespaces.values()):
+            for ns in list(sd_backend.namespaces.values()):
                 if ns.type not in ("DNS_PRIVATE", "DNS_PUBLIC"):
                     continue
                 props = ns.dns_properties or {}
@@ -383,9 +383,9 @@ def build_view(now: float | None = None) -> View:
                 z = Zone(origin=origin, kind="cloudmap", soa=_soa_rrset(origin, soa_ttl, soa_ttl), ns=None)
                 ns_by_id[ns.id] = z
                 zones[origin] = z
-            for svc in list(backend.services.values()):
-                z = ns_by_id.get(svc.namespace_id)
-                if z is None:
+            for svc in list(sd_backend.services.values()):
+                cz = ns_by_id.get(svc.namespace_id)
+                if cz is None:
                     continue
                 records = (svc.dns_config or {}).get("DnsRecords") or []
                 a_ttl = next((int(r.get("TTL", 60)) for r in records if r.get("Type") == "A"), None)
@@ -407,8 +407,8 @@ def build_view(now: float | None = None) -> View:
                         healthy.append(rd)
                     else:
                         unhealthy.append(rd)
-                owner = _abs(f"{svc.name}.{z.origin.to_text()}")
-                z.services[owner] = CloudMapService(owner, a_ttl, healthy, unhealthy)
+                owner = _abs(f"{svc.name}.{cz.origin.to_text()}")
+                cz.services[owner] = CloudMapService(owner, a_ttl, healthy, unhealthy)
     return View(zones=zones, generation=generation, built_at=now, valid_until=valid_until)
 
 
@@ -466,7 +466,7 @@ def _cloudmap_answer(svc: CloudMapService) -> list[Any]:
     return picked
 
 
-def resolve(view: View, qname: dns.name.Name, rdtype: int) -> tuple[int, list[dns.rrset.RRset], list[dns.rrset.RRset]]:
+def resolve(view: View, qname: dns.name.Name, rdtype: int) -> tuple[dns.rcode.Rcode, list[dns.rrset.RRset], list[dns.rrset.RRset]]:
     """(rcode, answer, authority) for one question, CNAMEs chased across zones."""
     answer: list[dns.rrset.RRset] = []
     name = qname
@@ -713,7 +713,7 @@ def query(name: str, server: str | tuple[str, int], rdtype: str = "A", tcp: bool
 
 def addresses(response: dns.message.Message) -> list[str]:
     """The A / AAAA addresses of a response's answer section."""
-    out = []
+    out: list[str] = []
     for rrset in response.answer:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             out.extend(r.address for r in rrset)

@@ -94,20 +94,20 @@ def render(
         ]
         return status, headers, json.dumps({"message": message, "Message": message}).encode()
     if proto == "ec2":
-        body = (
+        text = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
             f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
         )
-        return status, [("Content-Type", "text/xml")], body.encode()
+        return status, [("Content-Type", "text/xml")], text.encode()
     # rest-xml (Route 53) and query: the ErrorResponse envelope.
     xmlns = ' xmlns="https://route53.amazonaws.com/doc/2013-04-01/"' if info.service == "route53" else ""
-    body = (
+    text = (
         '<?xml version="1.0"?>\n'
         f"<ErrorResponse{xmlns}><Error><Type>{fault}</Type><Code>{escape(code)}</Code>"
         f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
     )
-    return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body.encode()
+    return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], text.encode()
 
 
 def for_kind(

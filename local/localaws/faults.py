@@ -113,7 +113,9 @@ class FaultBook:
             raise ValueError(f"caller must be one of {CALLERS}, not {caller!r}")
         service = canonical_service(str(spec.get("service", "*")))
         operation = str(spec.get("operation", "*"))
-        first, last, until = 1, 1, None
+        first: int = 1
+        last: int | None = 1
+        until: float | None = None
         if spec.get("seconds") is not None:
             until = time.time() + float(spec["seconds"])
             last = None

@@ -33,7 +33,7 @@ def _norm(name: str) -> str:
 
 
 def parse_changes(body: bytes) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         root = ET.fromstring(body)
     except ET.ParseError:

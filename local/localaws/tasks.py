@@ -324,7 +324,7 @@ class TaskServer:
         refused), close idle keep-alive connections, let in-flight requests
         finish (answered with `Connection: close`) for up to `timeout`
         seconds (ECS's stopTimeout), then close what is left (SIGKILL)."""
-        stats = {"task": self.task_id, "closedIdle": 0, "finishedInFlight": 0, "killed": 0}
+        stats: dict[str, Any] = {"task": self.task_id, "closedIdle": 0, "finishedInFlight": 0, "killed": 0}
         if self._httpd is None or self.stopped:
             self.stopped = True
             return stats

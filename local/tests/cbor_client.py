@@ -19,7 +19,8 @@ class CborResponse:
         self.status = resp.status_code
         self.headers = resp.headers
         self.raw = resp.content
-        self.body = cbor2.loads(resp.content) if resp.content else None
+        # The decoded CBOR document (None for an empty body).
+        self.body: Any = cbor2.loads(resp.content) if resp.content else None
 
 
 def call(endpoint: str, operation: str, params: dict[str, Any], service_name: str = "GraniteServiceVersion20100801") -> CborResponse:

@@ -4,20 +4,13 @@ Step Functions Task invokes and alarm events go to a fake Lambda service
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from botocore.config import Config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_lambda import FakeLambda
 
-from fake_lambda import FakeLambda  # noqa: E402
-
-from localaws import LocalAws  # noqa: E402
-from localaws import config as la_config  # noqa: E402
+from localaws import LocalAws
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +34,3 @@ def aws(session_aws: LocalAws, fake_lambda: FakeLambda) -> LocalAws:
     with fake_lambda._lock:
         fake_lambda.invocations.clear()
     return session_aws
-
-
-def no_retry_client(aws: LocalAws, service: str):
-    """A boto3 client that does not retry, so injected faults reach the test."""
-    return aws.client(
-        service,
-        config=Config(user_agent_extra=la_config.HARNESS_UA_MARKER, retries={"mode": "standard", "total_max_attempts": 1}),
-    )

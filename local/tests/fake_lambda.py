@@ -24,6 +24,17 @@ class FunctionError(Exception):
 Handler = Callable[[Any], Any]
 
 
+def recorder(into: list[Any], answer: Any = None, key: str | None = None) -> Handler:
+    """A handler that appends each event (its ``key`` field when given) to
+    ``into`` and answers ``answer`` (``{}`` when None)."""
+
+    def handle(event: Any) -> Any:
+        into.append(event[key] if key is not None else event)
+        return {} if answer is None else answer
+
+    return handle
+
+
 class FakeLambda:
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}

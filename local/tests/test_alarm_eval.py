@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,8 +21,8 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from conftest import no_retry_client
-from fake_lambda import FakeLambda
+from no_retry import no_retry_client
+from fake_lambda import FakeLambda, recorder
 from sfn_helpers import wait_for
 
 from localaws import LocalAws
@@ -56,7 +57,7 @@ def put_alarm(cw: Any, name: str, **kw: Any) -> None:
     cw.put_metric_alarm(**args)
 
 
-def put_values(cw: Any, points: list[tuple[float, float]], dims: list[dict[str, str]] | None = None, metric: str = "Errors5xx") -> None:
+def put_values(cw: Any, points: Sequence[tuple[float, float]], dims: list[dict[str, str]] | None = None, metric: str = "Errors5xx") -> None:
     dims = [{"Name": "Service", "Value": "orders"}] if dims is None else dims
     data = [{"MetricName": metric, "Value": v, "Timestamp": _ts(t), "Dimensions": dims} for t, v in points]
     for i in range(0, len(data), 500):
@@ -297,7 +298,7 @@ def test_dimensions_must_match_exactly(aws: LocalAws) -> None:
 
 def test_evaluator_thread_changes_state_writes_history_and_sends_the_event(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["alarm-rollback"] = lambda e: events.append(e) or {}
+    fake_lambda.handlers["alarm-rollback"] = recorder(events)
     cw = aws.client("cloudwatch")
     put_alarm(cw, "canary-5xx", Period=10, EvaluationPeriods=1, Threshold=1.0)
     put_values(cw, [(time.time() - 10, 4.0)])
@@ -326,7 +327,7 @@ def test_evaluator_thread_changes_state_writes_history_and_sends_the_event(aws: 
 
 def test_composite_alarms_follow_their_children_with_events_and_history(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["alarm-rollback"] = lambda e: events.append(e) or {}
+    fake_lambda.handlers["alarm-rollback"] = recorder(events)
     cw = aws.client("cloudwatch")
     put_alarm(cw, "a")
     put_alarm(cw, "b")

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import no_retry_client
-from fake_lambda import FakeLambda
+from no_retry import no_retry_client
+from fake_lambda import FakeLambda, recorder
 from sfn_helpers import create_machine, wait, wait_for
-from test_sfn_lambda import BAKE_INPUT, _bake_machine
+from test_sfn_lambda import BAKE_INPUT, INVOKE_TOKEN, _bake_machine
 
 from localaws import LocalAws
 
 TABLE = "bakes-test"
 
 
-def _table(aws: LocalAws) -> object:
+def _table(aws: LocalAws) -> Any:
     ddb = aws.client("dynamodb")
     ddb.create_table(
         TableName=TABLE,
@@ -34,12 +35,12 @@ def _table(aws: LocalAws) -> object:
     return ddb
 
 
-def _put(ddb: object, execution: str, expires_at: int) -> None:
+def _put(ddb: Any, execution: str, expires_at: int) -> None:
     ddb.put_item(TableName=TABLE, Item={"alarmName": {"S": "a"}, "execution": {"S": execution},
                                         "expiresAt": {"N": str(expires_at)}})
 
 
-def _executions(ddb: object) -> list[str]:
+def _executions(ddb: Any) -> list[str]:
     items = ddb.query(TableName=TABLE, KeyConditionExpression="alarmName = :a",
                       ExpressionAttributeValues={":a": {"S": "a"}}, ConsistentRead=True)["Items"]
     return sorted(i["execution"]["S"] for i in items)
@@ -94,7 +95,7 @@ def test_heartbeat_tells_whether_the_bake_still_waits(aws: LocalAws, fake_lambda
     """The Bake sets no HeartbeatSeconds: SendTaskHeartbeat still succeeds
     while it waits, and fails once its token was used."""
     tokens: list[str] = []
-    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {}
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
     machine = _bake_machine(aws)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="hb-1", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]
@@ -129,3 +130,36 @@ def test_step_functions_rate_limit_throttles_get_execution_history(aws: LocalAws
     assert throttled and throttled[0]["fault"]["reason"] == "stepfunctions-rate-limit"
     aws.stepfunctions_rate_limit(False)
     raw.get_execution_history(executionArn=arn)
+
+
+def test_heartbeat_on_a_used_token_of_a_running_execution_is_task_does_not_exist(aws: LocalAws, fake_lambda: FakeLambda) -> None:
+    """While the execution still runs (here: a Wait after the bake), a
+    heartbeat for a token already used answers TaskDoesNotExist (Step
+    Functions API Reference, SendTaskHeartbeat, Errors), not an internal
+    error (the patch raised moto's error without its message: a TypeError)."""
+    tokens: list[str] = []
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
+    machine = create_machine(aws, {
+        "StartAt": "Bake",
+        "States": {
+            "Bake": {
+                "Type": "Task",
+                "Resource": INVOKE_TOKEN,
+                "Parameters": {"FunctionName": "check-health", "Payload": {"check": "alarms", "taskToken.$": "$$.Task.Token"}},
+                "ResultPath": "$.bake",
+                "Next": "Hold",
+            },
+            "Hold": {"Type": "Wait", "Seconds": 60, "End": True},
+        },
+    })
+    sfn = no_retry_client(aws, "stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="hb-used", input="{}")["executionArn"]
+    wait_for(lambda: tokens, what="bake invoke")
+    sfn.send_task_success(taskToken=tokens[0], output="{}")
+    try:
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        with pytest.raises(ClientError) as e:
+            sfn.send_task_heartbeat(taskToken=tokens[0])
+        assert e.value.response["Error"]["Code"] == "TaskDoesNotExist", e.value.response
+    finally:
+        sfn.stop_execution(executionArn=arn)

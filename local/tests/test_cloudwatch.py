@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import cbor2
 import cbor_client as cc
-from fake_lambda import FakeLambda
+from fake_lambda import FakeLambda, recorder
 from sfn_helpers import wait_for
 
 from localaws import LocalAws
@@ -138,7 +138,7 @@ def test_other_operations_through_cbor(aws: LocalAws) -> None:
 
 def test_alarm_event_is_delivered_to_alarm_rollback(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["alarm-rollback"] = lambda e: events.append(e) or {"handled": True}
+    fake_lambda.handlers["alarm-rollback"] = recorder(events, {"handled": True})
     cw = aws.client("cloudwatch")
     cw.put_metric_alarm(**ALARM)
     t0 = time.time()
@@ -168,7 +168,7 @@ def test_alarm_event_is_delivered_to_alarm_rollback(aws: LocalAws, fake_lambda: 
 
 def test_alarm_events_can_be_switched_off(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["alarm-rollback"] = lambda e: events.append(e) or {}
+    fake_lambda.handlers["alarm-rollback"] = recorder(events)
     cw = aws.client("cloudwatch")
     cw.put_metric_alarm(**ALARM)
     aws.alarm_events(enabled=False)

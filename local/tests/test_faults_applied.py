@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import no_retry_client as _no_retry
+from no_retry import no_retry_client as _no_retry
 
 from localaws import LocalAws
 

@@ -7,7 +7,7 @@ import time
 import cbor_client as cc
 import pytest
 from botocore.exceptions import ClientError
-from conftest import no_retry_client
+from no_retry import no_retry_client
 from world import build
 
 from localaws import LocalAws

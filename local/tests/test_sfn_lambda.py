@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from fake_lambda import FakeLambda, FunctionError
+from fake_lambda import FakeLambda, FunctionError, recorder
 from sfn_helpers import create_machine, history, run, wait, wait_for
 
 from localaws import LocalAws
@@ -163,7 +163,7 @@ def test_bake_timeout_from_timeout_seconds_path_means_passed(aws: LocalAws, fake
 
 def test_task_scheduled_event_carries_the_resolved_payload_with_the_token(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     tokens: list[str] = []
-    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {"passed": True}
+    fake_lambda.handlers["check-health"] = recorder(tokens, {"passed": True}, key="taskToken")
     machine = _bake_machine(aws)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="bake-2", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]
@@ -199,7 +199,7 @@ def test_task_scheduled_event_carries_the_resolved_payload_with_the_token(aws: L
 
 def test_send_task_success_ends_the_wait(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     tokens: list[str] = []
-    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {}
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
     machine = _bake_machine(aws)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="bake-3", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]
@@ -227,7 +227,7 @@ def test_function_error_in_the_token_invoke_fails_the_state(aws: LocalAws, fake_
 
 def test_stop_execution_aborts_a_waiting_bake(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     tokens: list[str] = []
-    fake_lambda.handlers["check-health"] = lambda e: tokens.append(e["taskToken"]) or {}
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
     machine = _bake_machine(aws)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="bake-5", input=json.dumps({**BAKE_INPUT, "bakeSeconds": 600}))["executionArn"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from fake_lambda import FakeLambda
+from fake_lambda import FakeLambda, recorder
 from sfn_helpers import create_machine, run, wait, wait_for
 
 from localaws import LocalAws
@@ -26,7 +26,7 @@ WAIT = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "E
 
 def test_a_failed_execution_of_the_deployment_state_machine_reaches_repair(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {"action": "left"}
+    fake_lambda.handlers["repair"] = recorder(events, {"action": "left"})
     machine = create_machine(aws, FAIL)
     arn, d = run(aws, machine, "orders-v2", {"target": "x"})
     assert d["status"] == "FAILED"
@@ -48,7 +48,7 @@ def test_a_failed_execution_of_the_deployment_state_machine_reaches_repair(aws: 
 
 def test_only_what_the_rule_matches_is_delivered(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {}
+    fake_lambda.handlers["repair"] = recorder(events)
     ok = create_machine(aws, OK)
     other = create_machine(aws, FAIL, name="someone-else")
     fine, d = run(aws, ok, "fine", {})
@@ -64,7 +64,7 @@ def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redeliv
     aws: LocalAws, fake_lambda: FakeLambda
 ) -> None:
     events: list[dict] = []
-    fake_lambda.handlers["repair"] = lambda e: events.append(e) or {}
+    fake_lambda.handlers["repair"] = recorder(events)
     machine = create_machine(aws, WAIT)
     sfn = aws.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="stopped", input="{}")["executionArn"]

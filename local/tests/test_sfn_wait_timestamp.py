@@ -32,13 +32,13 @@ def test_timestamp_wait_counts_from_utc_in_any_time_zone() -> None:
     sfn_wait_timestamp.apply()
     until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30)
     literal = until.strftime("%Y-%m-%dT%H:%M:%SZ")
-    w = TimestampPath(_Path(literal))
+    w = TimestampPath(_Path(literal))  # type: ignore[arg-type]  # a stand-in for moto's StringExpression
     old = os.environ.get("TZ")
     try:
         os.environ["TZ"] = "America/New_York"  # UTC-5/-4: moto alone would be off by hours
         time.tzset()
         env = _Env()
-        seconds = w._get_wait_seconds(env)
+        seconds = w._get_wait_seconds(env)  # type: ignore[arg-type]  # a stand-in for moto's Environment
     finally:
         if old is None:
             os.environ.pop("TZ", None)

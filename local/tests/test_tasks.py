@@ -4,6 +4,7 @@ behaviour; the ECS / Cloud Map realism settings."""
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import signal
@@ -67,8 +68,10 @@ def task_def(aws: LocalAws, image: str, stop_timeout: int | None = None) -> str:
     )["taskDefinition"]["taskDefinitionArn"]
 
 
-def create(w: World, slot: str, external_id: str, td: str | None = None, scale: float = 100.0, **extra: Any) -> dict[str, Any]:
+def create(w: World, slot: str | dict[str, Any], external_id: str, td: str | None = None, scale: float = 100.0, **extra: Any) -> dict[str, Any]:
+    # A slot name, or a Cloud Map service (CreateService's answer) of its own.
     registry = w.blue if slot == "blue" else w.green if slot == "green" else slot
+    assert isinstance(registry, dict), registry
     kwargs: dict[str, Any] = {
         "cluster": w.cluster,
         "service": w.service,
@@ -177,14 +180,14 @@ def test_scale_down_and_delete_stop_exactly_those_tasks_after_deregistration(aws
     assert len(after) == 2 and set(after) <= set(before)
     stopped = {i: a for i, a in before.items() if i not in after}
     for address in stopped.values():
-        wait_for(lambda a=address: refuses(a, port), what=f"{address} refusing")
+        wait_for(functools.partial(refuses, address, port), what=f"{address} refusing")
     for task_id, address in after.items():
         assert get(address, port)[2]["task"] == task_id
     assert describe_set(aws, ts["taskSetArn"])["runningCount"] == 2
     ecs.delete_task_set(cluster="c1", service="svc", taskSet=ts["id"])
     assert instances(aws, w.green["Id"]) == {}
     for address in after.values():
-        wait_for(lambda a=address: refuses(a, port), what=f"{address} refusing")
+        wait_for(functools.partial(refuses, address, port), what=f"{address} refusing")
     # the other task set's tasks still serve
     for task_id, address in kept.items():
         assert get(address, port)[2]["task"] == task_id
@@ -298,7 +301,7 @@ def test_reset_stops_every_task(aws: LocalAws) -> None:
     assert all(get(a, port)[0] == 200 for a in addresses)
     aws.reset()
     for a in addresses:
-        wait_for(lambda a=a: refuses(a, port), what=f"{a} refusing after reset")
+        wait_for(functools.partial(refuses, a, port), what=f"{a} refusing after reset")
     assert aws.tasks() == []
 
 
@@ -477,7 +480,7 @@ def test_server_exit_stops_every_task(tmp_path: Any) -> None:
         addresses = list(instances(own, w.blue["Id"]).values())
         assert len(addresses) == 2 and all(get(a, port)[0] == 200 for a in addresses)
     for a in addresses:
-        wait_for(lambda a=a: refuses(a, port), what=f"{a} refusing after the server exited")
+        wait_for(functools.partial(refuses, a, port), what=f"{a} refusing after the server exited")
     # stopped by the scheduler (deregistered, then a graceful stop), not just killed with the process
     log = (tmp_path / "run" / "localaws.log").read_text()
     assert log.count("localaws.tasks INFO task ") >= 4 and log.count(" stopped: {") == 2, log[-2000:]

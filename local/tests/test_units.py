@@ -134,7 +134,7 @@ def test_a_failed_execution_has_its_error_before_its_status() -> None:
     sfn_execution.apply()
     sfn_execution.apply()  # idempotent: applied after every reset
 
-    seen: list[tuple[str, object, object]] = []
+    seen: list[tuple[object, object, object]] = []
 
     class Exec:
         error = None

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-import world as W
-from support import assert_invariants, diagnostics
+from canarytest import world as W
+from canarytest.e2e import assert_invariants, diagnostics
 from localaws import LocalAws
 from localaws import lambda_client
 

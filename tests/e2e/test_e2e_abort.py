@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-import world as W
-from support import CLI, assert_invariants, cli_env, diagnostics
+from canarytest import world as W
+from canarytest.e2e import CLI, assert_invariants, cli_env, diagnostics
 
 BACK = {"blue": 100, "green": 0}
 LONG_BAKE = 120  # never reached: every test acts during the bake

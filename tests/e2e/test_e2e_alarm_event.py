@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-import world as W
-from support import assert_invariants, service
+from canarytest import world as W
+from canarytest.e2e import assert_invariants, service
 
 LONG_BAKE = 600
 

@@ -3,8 +3,8 @@ deployment going back to the other slot."""
 
 from __future__ import annotations
 
-import world as W
-from support import assert_invariants, function_calls, run, service
+from canarytest import world as W
+from canarytest.e2e import assert_invariants, function_calls, run, service
 
 
 def image_of(w: W.World, task_definition: str) -> str:

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-import world as W
-from support import CLI, assert_invariants, cli_env, service
+from canarytest import world as W
+from canarytest.e2e import CLI, assert_invariants, cli_env, service
 
 
 @pytest.fixture

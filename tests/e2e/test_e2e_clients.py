@@ -20,9 +20,9 @@ import json
 import time
 
 
-import world as W
+from canarytest import world as W
 from localaws import clientlog
-from support import service
+from canarytest.e2e import service
 
 V1, V2 = "v1", "v2"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-import world as W
-from support import CLI, cli_env, service
+from canarytest import world as W
+from canarytest.e2e import CLI, cli_env, service
 
 
 def test_deploy_from_switches_back_to_the_earlier_task_definition(aws, world, tmp_path):

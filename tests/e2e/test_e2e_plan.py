@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from types import SimpleNamespace
 
 import pytest
 
-import world as W
+from canarytest import bad_inputs as catalogue
+from canarytest import world as W
+from canarytest.e2e import CLI, cli_env, service
 from localaws import lambda_client
-from support import CLI, cli_env, service
-
-sys.path.insert(0, str(W.REPO / "tests" / "reliability"))
-import test_bad_inputs as catalogue  # noqa: E402  (the reliability suite's bad-input catalogue)
 
 READ_PREFIXES = ("Describe", "List", "Get")
 

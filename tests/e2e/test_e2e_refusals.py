@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-import world as W
-from support import assert_invariants, function_calls, run, service
+from canarytest import world as W
+from canarytest.e2e import assert_invariants, function_calls, run, service
 
 REFUSED_STORY = ["Create task set in idle slot", "Could not create task set"]
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-import world as W
-from support import assert_invariants, function_calls, run, service
+from canarytest import world as W
+from canarytest.e2e import assert_invariants, function_calls, run, service
 
 STEPS = (10, 50, 100)
 STEP_WEIGHTS = [{"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]

@@ -19,10 +19,10 @@ import json
 import time
 from pathlib import Path
 
-import world as W
+from canarytest import world as W
 from localaws.clients import Clients, ClientsConfig
 from localaws.dns_server import query
-from support import assert_invariants, function_calls, service
+from canarytest.e2e import assert_invariants, function_calls, service
 
 ARTICLE_TTL = 300
 

@@ -18,6 +18,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -436,7 +437,7 @@ def test_repair_rule_selects_ended_executions_of_this_state_machine_only():
     events = SYSTEM["Resources"]["RepairFunction"]["Properties"]["Events"]
     pattern = stack.evaluate(events["ExecutionEnded"]["Properties"]["Pattern"])
     sm = stack.evaluate({"Ref": "DeploymentStateMachine"})
-    event = {
+    event: dict[str, Any] = {
         "version": "0",
         "id": "315c1398-40ff-a850-213b-158f73e60175",
         "detail-type": "Step Functions Execution Status Change",
@@ -473,7 +474,7 @@ def test_alarm_pattern_selects_prefixed_alarms_going_to_alarm():
     stack = system_stack()
     events = SYSTEM["Resources"]["AlarmRollbackFunction"]["Properties"]["Events"]
     pattern = stack.evaluate(events["AlarmFired"]["Properties"]["Pattern"])
-    event = {
+    event: dict[str, Any] = {
         "version": "0",
         "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
         "detail-type": "CloudWatch Alarm State Change",

@@ -14,17 +14,9 @@ cases side by side.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import rig  # noqa: E402
-
+import rig
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +57,3 @@ def lane(lanes: Lanes) -> rig.Lane:
     """The first lane: shared by the tests that need no lane of their own."""
     return lanes.get(1)[0]
 
-
-def lane_count() -> int:
-    return max(1, int(os.environ.get("RELIABILITY_LANES", "4")))

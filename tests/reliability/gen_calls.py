@@ -15,16 +15,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import rig
+import scenarios
 
-import rig  # noqa: E402
-import scenarios  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 OUT = HERE / "calls.json"
 
@@ -111,7 +109,7 @@ def main() -> None:
     lane = rig.Lane("calls", concurrency=1).start()
     try:
         lane.warm()
-        doc = {
+        doc: dict[str, Any] = {
             "about": "AWS calls made by the functions (caller=function in the local AWS call log) in one clean "
             "run of each scenario of tests/reliability/scenarios.py; written by tests/reliability/gen_calls.py.",
             "scenarios": {name: record(lane, name) for name in scenarios.SCENARIOS},

@@ -5,15 +5,15 @@ A lane is one `LocalAws` (moto + cargo lambda watch) with its own run
 directory. Fault rules and the Route 53 rate limit apply to a whole lane, so
 cases that inject faults run one after another inside a lane, and lanes run
 side by side. Every case deploys a service of its own (built through
-`tests/e2e/world.py`), so cases never see each other's task sets or records.
+`canarytest.world`), so cases never see each other's task sets or records.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -25,15 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canarytest import contract, world
+from canarytest.invariants import norm, route53_violations
+from localaws import LocalAws
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-
-import world  # noqa: E402  (tests/e2e/world.py, owned by the e2e suite)
-from localaws import LocalAws  # noqa: E402
-
-sys.path.insert(0, str(REPO / "tests" / "statemachine"))
-import contract  # noqa: E402  (tests/statemachine/contract.py: names read from the contract)
 
 FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback")
 IMAGE = f"{world.IMAGE_REPO}:v2"
@@ -42,8 +39,9 @@ IMAGE = f"{world.IMAGE_REPO}:v2"
 FAIL_ERRORS = contract.FAIL_ERRORS
 
 
-def norm(name: str) -> str:
-    return name.rstrip(".").lower()
+def lane_count() -> int:
+    """How many lanes run fault matrix cases side by side (RELIABILITY_LANES, default 4)."""
+    return max(1, int(os.environ.get("RELIABILITY_LANES", "4")))
 
 
 # ------------------------------------------------------------------ lanes
@@ -256,26 +254,9 @@ def route53_changes_for(lane: Lane, svc: world.Service, since: int = 0) -> list[
 
 
 def change_violations(changes: list[dict[str, Any]], svc: world.Service) -> list[str]:
-    """The Route 53 invariants over every change: never an all-zero weight
-    group, never weight on a record whose Cloud Map service has no healthy
-    instance."""
-    bad = []
-    for ch in changes:
-        recs = ch.get("records", {})
-        if "error" in recs:
-            bad.append(f"change {ch['seq']}: recorder error {recs['error']}")
-            continue
-        group = [r for r in recs.get(norm(svc.record_name), []) if r.get("setIdentifier")]
-        total = sum(r.get("weight") or 0 for r in group)
-        if total == 0:
-            bad.append(f"change {ch['seq']}: all-zero weight group {[(r['setIdentifier'], r['weight']) for r in group]}")
-        for r in group:
-            if (r.get("weight") or 0) > 0 and r.get("healthyInstances", 0) == 0:
-                bad.append(
-                    f"change {ch['seq']}: weight {r['weight']} on {r['setIdentifier']} "
-                    f"({r.get('cloudMapService')}) with {r.get('healthyInstances', 0)} healthy of {r.get('instances', 0)} instances"
-                )
-    return bad
+    """The Route 53 invariants (canarytest.invariants) over every change of
+    the service's weighted record."""
+    return route53_violations(changes, svc.record_name)
 
 
 @dataclass

@@ -8,16 +8,14 @@ whole matrix ran), then each test asserts its own case.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import matrix
+from rig import lane_count
 
-import matrix  # noqa: E402
-from conftest import lane_count  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 CASES = {c.id: c for c in matrix.derive()}
 # Generated results go to an ignored folder, never over tracked files (issue 14).

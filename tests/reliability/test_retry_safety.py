@@ -14,12 +14,12 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-
 import rig
-import world
+from canarytest import world
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -28,11 +28,12 @@ def _ops(lane: rig.Lane, since: int) -> Counter[str]:
     return Counter(f"{c['service']}:{c['operation']}" for c in lane.aws.calls(caller="function", since=since))
 
 
-def _twice(lane: rig.Lane, function: str, payload: dict, pause: float = 0.0) -> tuple[list[tuple[int, object]], Counter[str], int]:
+def _twice(lane: rig.Lane, function: str, payload: dict, pause: float = 0.0) -> tuple[list[tuple[int, Any]], list[Counter[str]], int]:
     """Invokes twice (`pause` seconds apart); returns both answers, the AWS
     calls of each, and the Route 53 changes both made."""
     changes0 = len(lane.aws.route53_changes())
-    answers, per_call = [], []
+    answers: list[tuple[int, Any]] = []
+    per_call: list[Counter[str]] = []
     for i in range(2):
         if i and pause:
             time.sleep(pause)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
@@ -36,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.backend import execution_worker
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
     lambda_eval_utils,
@@ -142,9 +143,13 @@ def _fake_invoke(parameters: dict, region: str, state_credentials) -> dict:
 _tls = threading.local()
 
 
+_PATCHED = False
+
+
 def _patch_interpreter():
     """Install the seams once per process (idempotent)."""
-    if getattr(_patch_interpreter, "done", False):
+    global _PATCHED
+    if _PATCHED:
         return
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service,
@@ -160,12 +165,12 @@ def _patch_interpreter():
         _tls.state = _state_name(env)
         return original_eval_execution(self, env)
 
-    state_task_service.StateTaskService._eval_execution = eval_execution
+    state_task_service.StateTaskService._eval_execution = eval_execution  # type: ignore[method-assign]  # patches moto's method
 
     def no_wait(self, env, wait_seconds):
         _current["record"].waits.append((_state_name(env), wait_seconds))
 
-    wait_function.WaitFunction._wait_interval = no_wait
+    wait_function.WaitFunction._wait_interval = no_wait  # type: ignore[method-assign]  # patches moto's method
 
     # A TimestampPath Wait is recorded by its instant (the string), not by
     # the seconds from the test's clock to it.
@@ -175,20 +180,20 @@ def _patch_interpreter():
         self.string.eval(env=env)
         return env.stack.pop()
 
-    timestamp.Timestamp._get_wait_seconds = until
+    timestamp.Timestamp._get_wait_seconds = until  # type: ignore[method-assign]  # patches moto's method
 
     class _NoSleep:
         @staticmethod
         def sleep(seconds):
             _current["record"].retry_sleeps.append(seconds)
 
-    retrier_decl.time = _NoSleep
+    retrier_decl.time = _NoSleep  # type: ignore[assignment]  # replaces the time module moto's retrier sleeps with
 
     def token_wait(self, timeout_seconds, callback_endpoint):
         _current["record"].token_timeouts.append(timeout_seconds)
         return callback_endpoint.wait(timeout=0)
 
-    state_task_service_callback.StateTaskServiceCallback._wait_for_task_token_timeout = token_wait
+    state_task_service_callback.StateTaskServiceCallback._wait_for_task_token_timeout = token_wait  # type: ignore[method-assign]  # patches moto's method
 
     # ANTLR parsing takes ~0.3 s and moto repeats it for every execution: keep
     # the parse tree of each definition, but still build fresh evaluation
@@ -201,8 +206,8 @@ def _patch_interpreter():
             trees[definition] = AmazonStateLanguageParser.parse(definition)[1]
         return Preprocessor().visit(trees[definition])
 
-    execution_worker.ExecutionWorker._get_evaluation_entrypoint = entrypoint
-    _patch_interpreter.done = True
+    execution_worker.ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]  # patches moto's method
+    _PATCHED = True
 
 
 @dataclass
@@ -230,7 +235,7 @@ class Outcome:
 
     def call_summary(self) -> list[tuple]:
         """(function, the payload fields that say what the call does)."""
-        out = []
+        out: list[tuple] = []
         for c in self.record.calls:
             p = c.payload
             if c.function == SET_WEIGHT:
@@ -287,7 +292,8 @@ class Interpreter:
             )["executionArn"]
             # Watch the execution object itself: polling through the API
             # competes with the interpreter thread for the GIL.
-            execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(arn)
+            # The parser backend keeps its own Execution (moto annotates the base model's).
+            execution = cast(ParserExecution, stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(arn))
             deadline = time.monotonic() + timeout
             while execution.exec_status is None or execution.exec_status.value == "RUNNING":
                 if time.monotonic() > deadline:
@@ -444,7 +450,7 @@ class FakeFunctions:
         self.weights = {"blue": 100, "green": 0}
         # set-weight call number (1-based) -> measured INSYNC seconds (default 1).
         self.insync_seconds: dict[int, int] = {}
-        self.sfn = None
+        self.sfn: Any = None  # the Interpreter's client, set per run
         self._polls = 0
         self._changes = 0
 

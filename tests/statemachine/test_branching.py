@@ -19,7 +19,7 @@ STEPS = (10, 50, 100)
 
 
 def step(percent, bake=True, gate=True):
-    calls = [(SET_WEIGHT, "green", percent)]
+    calls: list[tuple] = [(SET_WEIGHT, "green", percent)]
     if bake:
         calls.append((CHECK, "bake"))
     if gate:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-import contract
+from canarytest import contract
 
 REPO = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO / "statemachine" / "deployment.asl.json"
@@ -222,7 +224,7 @@ def _input(function: str) -> str:
     return contract.functions()[function]["input"]
 
 
-REQUEST_TYPES = {
+REQUEST_TYPES: dict[str, Callable[[], dict[str, Any]]] = {
     "create-taskset": lambda: contract.struct(_input("create-taskset")),
     "set-weight": lambda: contract.struct(_input("set-weight")),
     "delete-taskset": lambda: contract.struct(_input("delete-taskset")),
@@ -296,7 +298,9 @@ def test_result_selectors_pick_fields_that_are_always_there(asl):
             assert not f.skipped_when_none, f"{name}: {path} may be absent"
             assert not f.optional or field in ALWAYS_WRITTEN.get(kind, ()), f"{name}: {path} may be absent"
             if len(parts) > 3:
-                sub = contract.struct(fields[field].type_name)
+                type_name = fields[field].type_name
+                assert type_name is not None, f"{name}: {path} goes into a field that holds no model type"
+                sub = contract.struct(type_name)
                 assert parts[3] in sub and not sub[parts[3]].optional, f"{name}: {path}"
 
 

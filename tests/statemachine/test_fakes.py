@@ -4,7 +4,7 @@ definition what the real functions return."""
 
 import pytest
 
-import contract
+from canarytest import contract
 import harness as h
 
 

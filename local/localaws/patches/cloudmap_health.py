@@ -82,8 +82,8 @@ def apply() -> None:
     backend = sd_models.ServiceDiscoveryBackend
     _original_get_health = backend.get_instances_health_status
     _original_discover = backend.discover_instances
-    backend.get_instances_health_status = _patched_get_instances_health_status
-    backend.discover_instances = _patched_discover_instances
+    backend.get_instances_health_status = _patched_get_instances_health_status  # type: ignore[method-assign]  # patches moto's method
+    backend.discover_instances = _patched_discover_instances  # type: ignore[method-assign]  # patches moto's method
     resp = sd_responses.ServiceDiscoveryResponse
     _original_discover_response = resp.discover_instances
-    resp.discover_instances = _patched_discover_response
+    resp.discover_instances = _patched_discover_response  # type: ignore[method-assign]  # patches moto's method

@@ -427,7 +427,7 @@ def evaluate_metric_alarm(backend: Any, alarm: Any, now: float, delay: float) ->
     newest_end = math.floor((now - delay) / period) * period
     range_periods = min(n + 2, MAX_RANGE_PERIODS)
     first_start = newest_end - range_periods * period
-    range_starts = [first_start + i * period for i in range(range_periods)]
+    range_starts: list[float] = [first_start + i * period for i in range(range_periods)]
     real = datapoints(backend, alarm, newest_end, range_periods)
     if alarm.extended_statistic and alarm.evaluate_low_sample_count_percentile == "ignore" and any(p.low_samples for p in real):
         return None
@@ -824,9 +824,9 @@ def apply() -> None:
     global _original_put_metric_alarm_response, _original_delete_alarms
     _original_put_metric_alarm_response = cw_responses.CloudWatchResponse.put_metric_alarm
     _original_delete_alarms = cw_responses.CloudWatchResponse.delete_alarms
-    cw_responses.CloudWatchResponse.delete_alarms = _patched_delete_alarms
-    cw_responses.CloudWatchResponse.put_metric_alarm = _patched_put_metric_alarm_response
-    cw_responses.CloudWatchResponse.put_composite_alarm = put_composite_alarm
+    cw_responses.CloudWatchResponse.delete_alarms = _patched_delete_alarms  # type: ignore[method-assign]  # patches moto's method
+    cw_responses.CloudWatchResponse.put_metric_alarm = _patched_put_metric_alarm_response  # type: ignore[method-assign]  # patches moto's method
+    cw_responses.CloudWatchResponse.put_composite_alarm = put_composite_alarm  # type: ignore[attr-defined]  # an action moto lacks
     if on_state_change not in STATE_CHANGE_LISTENERS:
         # Before the event delivery, so a composite's own transition follows its child's.
         STATE_CHANGE_LISTENERS.append(on_state_change)

@@ -249,7 +249,7 @@ def apply() -> None:
     _original_update_state = cw_models.Alarm.update_state
     _original_put_metric_alarm = cw_models.CloudWatchBackend.put_metric_alarm
     _original_describe_alarms = cw_responses.CloudWatchResponse.describe_alarms
-    cw_models.Alarm.update_state = _patched_update_state
-    cw_models.CloudWatchBackend.put_metric_alarm = _patched_put_metric_alarm
-    cw_responses.CloudWatchResponse.describe_alarm_history = describe_alarm_history
-    cw_responses.CloudWatchResponse.describe_alarms = _patched_describe_alarms
+    cw_models.Alarm.update_state = _patched_update_state  # type: ignore[method-assign]  # patches moto's method
+    cw_models.CloudWatchBackend.put_metric_alarm = _patched_put_metric_alarm  # type: ignore[method-assign]  # patches moto's method
+    cw_responses.CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]  # an action moto lacks
+    cw_responses.CloudWatchResponse.describe_alarms = _patched_describe_alarms  # type: ignore[method-assign]  # patches moto's method

@@ -24,4 +24,4 @@ def _same(metric_dimensions: list[Any], dimensions: list[Any]) -> bool:
 
 
 def apply() -> None:
-    cw_models.are_dimensions_same = _same  # type: ignore[assignment]
+    cw_models.are_dimensions_same = _same

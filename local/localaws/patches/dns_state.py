@@ -245,7 +245,7 @@ def apply() -> None:
     ):
         if hasattr(sd, name):
             setattr(sd, name, _bumping(getattr(sd, name)))
-    sd_models.ServiceInstance.health_status = property(_health_get, _health_set)  # type: ignore[attr-defined]
+    sd_models.ServiceInstance.health_status = property(_health_get, _health_set)  # type: ignore[assignment]  # a property over moto's plain attribute
     # A moto reset (POST /moto-api/reset or the control API's reset) empties every zone.
     from moto.moto_api._internal import models as api_models
 

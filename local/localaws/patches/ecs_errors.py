@@ -34,5 +34,5 @@ _original_delete_task_set: Any = None
 def apply() -> None:
     global _original_delete_task_set
     _original_delete_task_set = ecs_models.EC2ContainerServiceBackend.delete_task_set
-    ecs_exceptions.TaskSetNotFoundException.__init__ = _task_set_not_found_init
-    ecs_models.EC2ContainerServiceBackend.delete_task_set = _patched_delete_task_set
+    ecs_exceptions.TaskSetNotFoundException.__init__ = _task_set_not_found_init  # type: ignore[method-assign]  # patches moto's method
+    ecs_models.EC2ContainerServiceBackend.delete_task_set = _patched_delete_task_set  # type: ignore[method-assign]  # patches moto's method

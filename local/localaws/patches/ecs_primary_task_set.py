@@ -32,4 +32,4 @@ _original: Any = None
 def apply() -> None:
     global _original
     _original = ecs_models.EC2ContainerServiceBackend.update_service_primary_task_set
-    ecs_models.EC2ContainerServiceBackend.update_service_primary_task_set = _patched
+    ecs_models.EC2ContainerServiceBackend.update_service_primary_task_set = _patched  # type: ignore[method-assign]  # patches moto's method

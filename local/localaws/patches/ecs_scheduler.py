@@ -638,7 +638,7 @@ def set_health_plan(plan: HealthPlan, selector: str | None) -> list[str]:
     """Sets a plan for the task set `selector` (externalId, id or ARN), or for
     the next task set created when `selector` is None. Returns the ARNs of
     existing task sets it was applied to."""
-    applied = []
+    applied: list[str] = []
     with STATE.lock:
         if selector is None:
             STATE.next_health_plans.append(plan)
@@ -771,13 +771,13 @@ def apply() -> None:
     _original_create_task_set = backend.create_task_set
     _original_update_task_set = backend.update_task_set
     _original_delete_task_set = backend.delete_task_set
-    backend.create_task_set = _patched_create_task_set
-    backend.update_task_set = _patched_update_task_set
-    backend.delete_task_set = _patched_delete_task_set
+    backend.create_task_set = _patched_create_task_set  # type: ignore[method-assign]  # patches moto's method
+    backend.update_task_set = _patched_update_task_set  # type: ignore[method-assign]  # patches moto's method
+    backend.delete_task_set = _patched_delete_task_set  # type: ignore[method-assign]  # patches moto's method
     resp = ecs_responses.EC2ContainerServiceResponse
     _original_describe_services_response = resp.describe_services
-    resp.describe_services = _describe_services_response
-    resp.describe_task_sets = _describe_task_sets_response
+    resp.describe_services = _describe_services_response  # type: ignore[method-assign]  # patches moto's method
+    resp.describe_task_sets = _describe_task_sets_response  # type: ignore[method-assign]  # patches moto's method
     # Cloud Map's side of the same realism (UNKNOWN health without a health
     # check) lives in its own module; applied from here so the patch list in
     # patches/__init__.py stays as it is.

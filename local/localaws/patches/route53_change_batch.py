@@ -117,4 +117,4 @@ _original: Any = None
 def apply() -> None:
     global _original
     _original = r53_models.Route53Backend.change_resource_record_sets
-    r53_models.Route53Backend.change_resource_record_sets = _patched
+    r53_models.Route53Backend.change_resource_record_sets = _patched  # type: ignore[method-assign]  # patches moto's method

@@ -57,5 +57,5 @@ def _stop_execution(self: Any) -> ActionResult:
 
 
 def apply() -> None:
-    sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure
-    sfn_responses.StepFunctionResponse.stop_execution = _stop_execution
+    sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]  # patches moto's method
+    sfn_responses.StepFunctionResponse.stop_execution = _stop_execution  # type: ignore[method-assign]  # patches moto's method

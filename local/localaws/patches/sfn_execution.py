@@ -33,8 +33,9 @@ def _error_first(original: Any) -> Any:
         if isinstance(state, ProgramEnded):
             self.execution.output = self.execution.exec_worker.env.states.get_input()
         elif isinstance(state, ProgramError):
-            self.execution.error = state.error.get("error")
-            self.execution.cause = state.error.get("cause")
+            details = state.error or {}
+            self.execution.error = details.get("error")
+            self.execution.cause = details.get("cause")
         original(self)
 
     setattr(reflect, _MARK, True)
@@ -46,4 +47,4 @@ def apply() -> None:
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication as Comm
 
     if not getattr(Comm._reflect_execution_status, _MARK, False):
-        Comm._reflect_execution_status = _error_first(Comm._reflect_execution_status)
+        Comm._reflect_execution_status = _error_first(Comm._reflect_execution_status)  # type: ignore[method-assign]  # patches moto's method

@@ -35,11 +35,13 @@ def _send_task_heartbeat(self: Any, task_token: str) -> Any:
         error = endpoint.consumer_error
         if error is not None:
             if isinstance(error, CallbackConsumerTimeout):
-                raise TaskTimedOut()
-            raise TaskDoesNotExist()
+                # moto's AWSError needs the message and the error type
+                # (without them this raised a TypeError, an HTTP 500).
+                raise TaskTimedOut("Task Timed Out", "TaskTimedOut")
+            raise TaskDoesNotExist("Task Does Not Exist", "TaskDoesNotExist")
         if endpoint.get_outcome() is not None:
             # The token was already used (SendTaskSuccess / SendTaskFailure).
-            raise TaskDoesNotExist()
+            raise TaskDoesNotExist("Task Does Not Exist", "TaskDoesNotExist")
         endpoint.notify_heartbeat()
         return SendTaskHeartbeatOutput()
     raise InvalidToken()
@@ -48,4 +50,4 @@ def _send_task_heartbeat(self: Any, task_token: str) -> Any:
 def apply() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    StepFunctionsParserBackend.send_task_heartbeat = _send_task_heartbeat
+    StepFunctionsParserBackend.send_task_heartbeat = _send_task_heartbeat  # type: ignore[method-assign]  # patches moto's method

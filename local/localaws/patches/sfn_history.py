@@ -57,4 +57,4 @@ def _get_execution_history(self: Any) -> ActionResult:
 
 
 def apply() -> None:
-    sfn_responses.StepFunctionResponse.get_execution_history = _get_execution_history
+    sfn_responses.StepFunctionResponse.get_execution_history = _get_execution_history  # type: ignore[method-assign]  # patches moto's method

@@ -198,4 +198,4 @@ def apply() -> None:
     from moto.stepfunctions.parser.backend.execution import Execution
 
     if not isinstance(Execution.__dict__.get("exec_status"), property):
-        Execution.exec_status = property(_get, _set)
+        Execution.exec_status = property(_get, _set)  # type: ignore[assignment]  # a property over moto's plain attribute

@@ -13,6 +13,13 @@ import dataclasses
 import json
 import pathlib
 import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from localaws import LocalAws
+
+if TYPE_CHECKING:
+    from localaws.clients import Clients
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -62,7 +69,7 @@ class Service:
             },
         }
 
-    def request(self, image: str, steps=(10, 50, 100), bake=1, **strategy) -> dict:
+    def request(self, image: str, steps: Sequence[int] = (10, 50, 100), bake: int = 1, **strategy: Any) -> dict:
         """A deployment input (DeploymentRequest) with short waits for local runs."""
         s = {
             "steps": list(steps),
@@ -84,7 +91,7 @@ class Service:
 
 @dataclasses.dataclass
 class World:
-    aws: object
+    aws: LocalAws
     cluster: str
     vpc_id: str
     subnet_id: str
@@ -95,11 +102,11 @@ class World:
     state_machine_arn: str
     services: dict[str, Service]
 
-    def c(self, service: str):
+    def c(self, service: str) -> Any:
         return self.aws.client(service)
 
 
-def create_state_machine(aws) -> str:
+def create_state_machine(aws: LocalAws) -> str:
     """Creates (or updates) the deployment state machine with the local substitutions."""
     sfn = aws.client("stepfunctions")
     definition = (REPO / "statemachine" / "deployment.asl.json").read_text()
@@ -117,7 +124,7 @@ def create_state_machine(aws) -> str:
     )["stateMachineArn"]
 
 
-def create_repairs_state_machine(aws) -> str:
+def create_repairs_state_machine(aws: LocalAws) -> str:
     """The repair function's record state machine (issue 15): the deployment
     state machine's name + "-repairs", statemachine/repairs.asl.json."""
     sfn = aws.client("stepfunctions")
@@ -134,7 +141,7 @@ def create_repairs_state_machine(aws) -> str:
 BAKE_TABLE = "ecs-dns-canary-bakes"
 
 
-def create_bake_table(aws) -> str:
+def create_bake_table(aws: LocalAws) -> str:
     """The bake registry (issue 17, shared/src/aws/bakes.rs) as
     infra/template.yaml declares it: partition key `alarmName`, sort key
     `execution`, TTL on `expiresAt`. Idempotent. The functions get its name
@@ -208,7 +215,7 @@ CLIENT_ALARM = ClientAlarm()
 CLIENT_NAMESPACE = "Clients"
 
 
-def put_client_alarms(aws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> list[str]:
+def put_client_alarms(aws: LocalAws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> list[str]:
     """Creates (or updates) ``<service>-5xx`` and ``<service>-latency`` on the
     clients' metrics (see ``ClientAlarm``); returns their names."""
     cw = aws.client("cloudwatch")
@@ -244,7 +251,7 @@ def put_client_alarms(aws, service: str, alarm: ClientAlarm = CLIENT_ALARM) -> l
     return [f"{service}-5xx", f"{service}-latency"]
 
 
-def build(aws, services=("backend",), replicas: int = 2, ttl: int = 10, cloudmap_ttl: int = 10,
+def build(aws: LocalAws, services: Sequence[str] = ("backend",), replicas: int = 2, ttl: int = 10, cloudmap_ttl: int = 10,
           alarm: ClientAlarm | None = None) -> World:
     """Builds the world through ``aws`` (a localaws.LocalAws: its clients are
     marked as the harness's, so injected faults never hit them); each name in
@@ -444,10 +451,13 @@ def task_definitions(world: World, family: str | None = None) -> list[str]:
     return sorted(arns)
 
 
-def primary(world: World, svc: Service) -> dict | None:
-    """The service's PRIMARY task set, if any."""
-    found = [t for t in task_sets(world, svc) if t["status"] == "PRIMARY"]
-    return found[0] if found else None
+def primary(world: World, svc: Service) -> dict:
+    """The service's PRIMARY task set (an AssertionError naming the task
+    sets when there is none: every caller needs one)."""
+    sets = task_sets(world, svc)
+    found = [t for t in sets if t["status"] == "PRIMARY"]
+    assert found, f"{svc.name} has no PRIMARY task set: {[(t.get('externalId'), t['status']) for t in sets]}"
+    return found[0]
 
 
 def snapshot(world: World, svc: Service) -> dict:
@@ -662,32 +672,6 @@ def _records_of(change: dict, record_name: str) -> list[dict] | None:
     return None
 
 
-def route53_violations(changes: list[dict], record_name: str | None = None) -> list[str]:
-    """The two traffic invariants over the Route 53 change log (every
-    successful ChangeResourceRecordSets, with the records and their Cloud Map
-    health at that moment): a weighted group is never all-zero, and no
-    record with weight > 0 points at a slot with 0 healthy instances.
-    Returns one sentence per violation (empty: all held)."""
-    bad = []
-    for c in changes:
-        for name, recs in (c.get("records") or {}).items():
-            if record_name is not None and name.rstrip(".") != record_name:
-                continue
-            weighted = [r for r in recs if r.get("setIdentifier") is not None and r.get("weight") is not None]
-            if not weighted:
-                continue
-            where = f"change #{c['seq']} by {c['caller']} at {c.get('timeIso')} on {name}"
-            if sum(r["weight"] for r in weighted) == 0:
-                bad.append(f"{where}: every weight is 0 ({[(r['setIdentifier'], r['weight']) for r in weighted]})")
-            for r in weighted:
-                if r["weight"] > 0 and r.get("cloudMapService") and not r.get("healthyInstances"):
-                    bad.append(
-                        f"{where}: {r['setIdentifier']} has weight {r['weight']} but {r.get('cloudMapService')} "
-                        f"has {r.get('healthyInstances')} healthy of {r.get('instances')} instances"
-                    )
-    return bad
-
-
 # ------------------------------------------------------------------ clients
 
 
@@ -705,7 +689,7 @@ class ClientFleet:
     index>/<client>``, unique in the fleet), ``recent(since)`` the records in
     memory; ``stop()`` ends every run early and joins."""
 
-    def __init__(self, aws, svc: Service, log_dir, modes=("new-connection", "keep-alive"), per_mode: int = 4,
+    def __init__(self, aws: LocalAws, svc: Service, log_dir: str | pathlib.Path, modes: Sequence[str] = ("new-connection", "keep-alive"), per_mode: int = 4,
                  rate: float = 10.0, duration: float = 60.0, max_connection_age: float = 5.0,
                  metrics: bool = True, metrics_interval: float = 10.0, resolvers: list | None = None,
                  timeout: float = 2.0, seed: int | None = None):
@@ -720,7 +704,7 @@ class ClientFleet:
         port = aws.task_port()
         endpoint = aws.env()["AWS_ENDPOINT_URL"]
         rng = _r.Random(seed)
-        self.runs: list[tuple[str, object]] = []  # (group, Clients)
+        self.runs: list[tuple[str, Clients]] = []  # (group, Clients)
         self.logs: dict[str, _p.Path] = {}
         for mode in modes:
             counts = [per_mode // len(resolvers) + (1 if i < per_mode % len(resolvers) else 0)
@@ -788,7 +772,7 @@ class ClientFleet:
         out.sort(key=lambda r: r["t"])
         return out
 
-    def write_log(self, path) -> None:
+    def write_log(self, path: str | pathlib.Path) -> None:
         """The merged log, one JSON line a request (what ``clientlog`` reads)."""
         import pathlib as _p
 
@@ -797,7 +781,7 @@ class ClientFleet:
                 f.write(json.dumps(r, separators=(",", ":")) + "\n")
 
 
-def alarm_changes(aws, alarm: str, state: str = "ALARM") -> list[float]:
+def alarm_changes(aws: LocalAws, alarm: str, state: str = "ALARM") -> list[float]:
     """Epoch times at which ``alarm`` entered ``state``: when the local
     CloudWatch emitted the state change event (the transition's instant),
     from the harness's delivery log."""
@@ -805,7 +789,7 @@ def alarm_changes(aws, alarm: str, state: str = "ALARM") -> list[float]:
                   if d["alarmName"] == alarm and d["state"] == state)
 
 
-def task_stops(aws, key: str = "stoppedAt") -> dict[str, float]:
+def task_stops(aws: LocalAws, key: str = "stoppedAt") -> dict[str, float]:
     """task id → when it stopped (``stoppedAt``: its server had closed every
     connection; ``stopRequestedAt``: the API call that stopped it), for every
     task stopped since the last reset (``aws.stopped_tasks()``)."""
@@ -839,7 +823,7 @@ def realism_on() -> bool:
     return os.environ.get("TEST_REALISM", "1") != "0"
 
 
-def apply_realism(aws, timing: bool = True) -> dict:
+def apply_realism(aws: LocalAws, timing: bool = True) -> dict:
     """Switches the realistic behaviours on (after a start or `aws.reset()`,
     which puts the fast defaults back). `timing=False`: no delays (a run
     whose call counts must be reproducible, e.g. the fault matrix's

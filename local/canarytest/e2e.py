@@ -1,4 +1,6 @@
-"""Helpers the end-to-end tests share (the fixtures are in conftest.py)."""
+"""Helpers the end-to-end tests share (their fixtures are in
+tests/e2e/conftest.py): the CLI binary, running a deployment to its end,
+the functions' AWS calls, what a failed test prints."""
 
 from __future__ import annotations
 
@@ -6,8 +8,12 @@ import json
 import os
 from pathlib import Path
 
-import world as W
 from localaws import LocalAws
+
+from . import world as W
+from .invariants import assert_invariants
+
+__all__ = ["CLI", "assert_invariants", "cli_env", "diagnostics", "function_calls", "run", "service"]
 
 # Where `cargo build` put the CLI: CARGO_TARGET_DIR when set (a shared target dir), else target/.
 CLI = W.REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "debug" / "ecs-dns-canary"
@@ -18,20 +24,6 @@ def service(w: W.World, index: int = 0) -> W.Service:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def assert_invariants(aws: LocalAws, svc: W.Service | None = None) -> list[dict]:
-    """Traffic invariants over the Route 53 change log since the last reset:
-    never all-zero, never weight on a slot with 0 healthy instances at that
-    moment. Returns the log."""
-    changes = aws.route53_changes()
-    # The harness's own writes (the seed's blue 100 / green 0, made while the
-    # blue tasks are still starting: task start time is on) are the world's
-    # setup, not a deployment's: every other writer is checked.
-    checked = [c for c in changes if c.get("caller") != "harness"]
-    bad = W.route53_violations(checked, svc.record_name if svc else None)
-    assert not bad, "traffic invariant broken:\n" + "\n".join(bad)
-    return changes
 
 
 def run(w: W.World, request: dict | str, name: str, timeout: float = 120.0) -> tuple[dict, list[dict]]:
