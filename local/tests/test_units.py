@@ -164,7 +164,7 @@ def test_a_succeeded_execution_has_its_output_before_its_status() -> None:
     from localaws.patches import sfn_execution
 
     sfn_execution.apply()
-    seen: list[tuple[str, object]] = []
+    seen: list[tuple[object, object]] = []
 
     class Exec:
         output = None
