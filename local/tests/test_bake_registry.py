@@ -163,3 +163,41 @@ def test_heartbeat_on_a_used_token_of_a_running_execution_is_task_does_not_exist
         assert e.value.response["Error"]["Code"] == "TaskDoesNotExist", e.value.response
     finally:
         sfn.stop_execution(executionArn=arn)
+
+
+def test_heartbeat_after_the_bake_timed_out_is_task_timed_out(aws: LocalAws, fake_lambda: FakeLambda) -> None:
+    """A bake ends by its timeout (the normal end of a bake): its token is
+    then TaskTimedOut for SendTaskHeartbeat (Step Functions API Reference,
+    SendTaskHeartbeat, Errors), so alarm-rollback sees that it no longer
+    waits. moto kept answering as if the task still waited."""
+    tokens: list[str] = []
+    fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
+    machine = create_machine(aws, {
+        "StartAt": "Bake",
+        "States": {
+            "Bake": {
+                "Type": "Task",
+                "Resource": INVOKE_TOKEN,
+                "TimeoutSeconds": 1,
+                "Parameters": {"FunctionName": "check-health", "Payload": {"check": "alarms", "taskToken.$": "$$.Task.Token"}},
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timeout", "Next": "Hold"}],
+                "Next": "Hold",
+            },
+            "Hold": {"Type": "Wait", "Seconds": 60, "End": True},
+        },
+    })
+    sfn = no_retry_client(aws, "stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="hb-timed-out", input="{}")["executionArn"]
+    wait_for(lambda: tokens, what="bake invoke")
+    sfn.send_task_heartbeat(taskToken=tokens[0])  # still waiting
+    deadline = time.monotonic() + 15
+    while not any(e.get("type") == "WaitStateEntered" for e in sfn.get_execution_history(executionArn=arn)["events"]):
+        assert time.monotonic() < deadline, "the bake never timed out"
+        time.sleep(0.2)
+    try:
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        with pytest.raises(ClientError) as e:
+            sfn.send_task_heartbeat(taskToken=tokens[0])
+        assert e.value.response["Error"]["Code"] == "TaskTimedOut", e.value.response
+    finally:
+        sfn.stop_execution(executionArn=arn)

@@ -42,6 +42,12 @@ def _send_task_heartbeat(self: Any, task_token: str) -> Any:
         if endpoint.get_outcome() is not None:
             # The token was already used (SendTaskSuccess / SendTaskFailure).
             raise TaskDoesNotExist("Task Does Not Exist", "TaskDoesNotExist")
+        if endpoint._notify_event.is_set():
+            # No outcome, but the task stopped waiting: its TimeoutSeconds
+            # passed (moto interrupts the endpoint when the task ends and
+            # keeps it in the pool). AWS answers TaskTimedOut for the token
+            # of a task that timed out (API Reference, SendTaskHeartbeat).
+            raise TaskTimedOut("Task Timed Out", "TaskTimedOut")
         endpoint.notify_heartbeat()
         return SendTaskHeartbeatOutput()
     raise InvalidToken()
