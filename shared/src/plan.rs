@@ -2030,6 +2030,44 @@ pub fn abort_action(phase: &Phase, baking: bool) -> AbortAction {
     }
 }
 
+/// What `ecs-dns-canary approve` / `reject` do to a running execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalAnswer {
+    /// The execution waits in **Wait for approval**: answer its token.
+    Answer,
+    /// Nothing changed; the text says why.
+    Refuse(String),
+}
+
+/// Decides an approve or reject from the execution's phase and the state of
+/// the task token it waits on now (`None`: no token). A bake's token is
+/// never answered: `promote` ends a bake, `abort` rolls it back.
+pub fn approval_answer(phase: &Phase, token_state: Option<&str>) -> ApprovalAnswer {
+    match (phase, token_state) {
+        (Phase::Canary, Some(states::APPROVAL)) => ApprovalAnswer::Answer,
+        (_, Some(other)) => ApprovalAnswer::Refuse(format!(
+            "the execution is in {other}, not waiting for approval: nothing changed \
+             (`promote` ends a bake, `abort` rolls back)"
+        )),
+        (Phase::Done | Phase::OwnPathFailed, None) => {
+            ApprovalAnswer::Refuse("the deployment has ended: nothing to approve or reject".into())
+        }
+        (Phase::RollingBack, None) => ApprovalAnswer::Refuse(
+            "the deployment is rolling back: nothing to approve or reject".into(),
+        ),
+        (_, None) => ApprovalAnswer::Refuse(
+            "the execution is not waiting for approval now: nothing changed (try again when \
+             `watch` shows it waiting)"
+                .into(),
+        ),
+    }
+}
+
+/// The cause a reject writes on the approval wait's token.
+pub fn reject_cause(caller: &str, reason: &str) -> String {
+    format!("rejected by {caller} during {}: {reason}", states::APPROVAL)
+}
+
 /// The cause an abort writes (token failure or StopExecution).
 pub fn abort_cause(caller: &str, reason: &str, state: Option<&str>) -> String {
     match state {
