@@ -14,10 +14,11 @@ Bakes are 1 s and the world's TTLs 1 s, so each test takes seconds."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import world as W
-from support import assert_invariants
+from support import CLI, assert_invariants, cli_env
 from test_e2e_abort import BACK, assert_restored, cli, fast, svc_of  # noqa: F401 (fixtures)
 
 APPROVAL = {"beforeSteps": [50], "timeoutSeconds": 120}
@@ -68,8 +69,9 @@ def test_approve_goes_on_and_history_shows_the_command(aws, fast, cli):  # noqa:
     p = cli("promote", name)
     assert p.returncode == 5, p.stdout + p.stderr
     assert "waits for approval" in p.stdout, p.stdout
-    # A reject of an execution that is not waiting changes nothing is
-    # covered by the unit tests; approve it now.
+    # `watch` (plain lines, as in a pipe) says it waits and prints the command.
+    watch = subprocess.Popen([str(CLI), "watch", name, "--poll-ms", "200"], env=cli_env(aws),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = cli("approve", name, "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     answer = json.loads(out.stdout)
@@ -78,6 +80,11 @@ def test_approve_goes_on_and_history_shows_the_command(aws, fast, cli):  # noqa:
 
     d = W.wait_end(fast, arn, timeout=90)
     assert d["status"] == "SUCCEEDED", d
+    watched, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0, watched
+    assert "waiting for approval before step 2/3 (up to 120 s)" in watched, watched
+    assert f"approve: ecs-dns-canary approve {name}" in watched, watched
+    assert f"approved by {caller}" in watched, watched
     events = W.history(fast, arn)
     assert W.entered(events).count(WAIT) == 1
     assert caller in json.dumps(events, default=str), "the history names who approved"
