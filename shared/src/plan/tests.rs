@@ -1595,7 +1595,9 @@ fn approval(before: &[u8], timeout: Option<u32>) -> ApprovalInput {
 #[test]
 fn approval_names_steps_by_percentage_and_bounds_the_wait() {
     use crate::error::ErrorKind::InvalidInput;
-    let cases: &[(Option<Vec<u8>>, &[u8], Option<u32>, Option<&str>)] = &[
+    // (strategy.steps, beforeSteps, timeoutSeconds, the refusal's words)
+    type Case<'a> = (Option<Vec<u8>>, &'a [u8], Option<u32>, Option<&'a str>);
+    let cases: &[Case] = &[
         (None, &[100], None, None),
         (None, &[10, 100], Some(60), None),
         (Some(vec![25, 100]), &[25], Some(86_400), None),
