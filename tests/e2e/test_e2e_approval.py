@@ -117,7 +117,7 @@ def test_reject_rolls_back_at_once_naming_who(aws, fast, cli):  # noqa: F811
     assert_restored(fast, svc, old)
 
 
-def test_an_alarm_event_during_the_wait_rolls_back_at_once(aws, fast):
+def test_an_alarm_event_during_the_wait_rolls_back_at_once(aws, fast):  # noqa: F811
     svc = svc_of(fast)
     name = f"{svc.name}-v2"
     arn = start(fast, svc, name)
