@@ -155,12 +155,14 @@ pub struct AwaitingApproval {
 }
 
 /// The open approval wait of a RUNNING execution: its last state entered
-/// is **Wait for approval** and has not exited.
+/// is **Wait for approval**, not answered, timed out or failed yet.
 pub fn awaiting_approval(status: &str, name: &str, states: &[Visit]) -> Option<AwaitingApproval> {
     let last = states.last()?;
     let waiting = status == "RUNNING"
         && last.state == canary_engine::plan::states::APPROVAL
-        && last.exited_at.is_none();
+        && last.exited_at.is_none()
+        && last.result.is_none()
+        && last.error.is_none();
     waiting.then(|| {
         let (approve_command, reject_command) = crate::history::approval_commands(name);
         AwaitingApproval {

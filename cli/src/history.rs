@@ -381,12 +381,19 @@ impl Tracker {
                         self.plan.live_slot.is_some() && *slot == self.plan.live_slot;
                 }
                 let approval = state.as_deref() == Some(APPROVAL_STATE);
-                if let (Call::Bake { alarms, .. }, true) = (&call, approval) {
+                if let (Call::Bake { alarms, label }, true) = (&call, approval) {
                     let name = self.execution.as_deref().unwrap_or("EXECUTION");
                     let (approve_command, reject_command) = approval_commands(name);
-                    let step = self.progress.reached + 1;
-                    let n = self.plan.steps.len();
-                    let mut text = format!("waiting for approval before step {step}/{n}");
+                    // The label names the paused step ("approval before
+                    // step 2 of 3 (50%)"); the step count is the fallback.
+                    let mut text = match label.as_deref() {
+                        Some(l) if l.starts_with("approval before ") => format!("waiting for {l}"),
+                        _ => format!(
+                            "waiting for approval before step {}/{}",
+                            self.progress.reached + 1,
+                            self.plan.steps.len()
+                        ),
+                    };
                     if let Some(s) = e.timeout_seconds {
                         text.push_str(&format!(" (up to {s} s)"));
                     }
@@ -943,6 +950,78 @@ pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<End
 mod tests {
     use super::*;
     use crate::fixtures::load;
+
+    /// history-success.json up to step 1's bake waiting for its token, that
+    /// bake renamed to the approval wait, then `answer` (an event object).
+    async fn approval_wait(answer: Option<Value>) -> Result<Vec<Event>, String> {
+        let text = crate::fixtures::fixture_text("history-success.json")?;
+        let mut body: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let events = body["events"].as_array_mut().ok_or("no events")?;
+        let bake = events
+            .iter()
+            .position(|e| e["stateEnteredEventDetails"]["name"] == "Bake")
+            .ok_or("no bake")?;
+        events.truncate(bake + 4); // entered, scheduled, started, submitted
+        events[bake]["stateEnteredEventDetails"]["name"] = APPROVAL_STATE.into();
+        let params = events[bake + 1]["taskScheduledEventDetails"]["parameters"]
+            .as_str()
+            .ok_or("no parameters")?
+            .replace("\"step 1 of 3", "\"approval before step 1 of 3");
+        events[bake + 1]["taskScheduledEventDetails"]["parameters"] = params.into();
+        if let Some(a) = answer {
+            events.push(a);
+        }
+        crate::fixtures::load_body(body.to_string()).await
+    }
+
+    #[tokio::test]
+    async fn an_approval_wait_prints_the_exact_commands_and_who_approved() -> Result<(), String> {
+        let arn = "arn:aws:states:us-east-1:1:execution:ecs-dns-canary:web-v2";
+        let events = approval_wait(None).await?;
+        let mut tracker = Tracker::for_execution(arn);
+        let notes: Vec<Note> = events.iter().flat_map(|e| tracker.ingest(e)).collect();
+        let waiting = notes
+            .iter()
+            .find_map(|n| match &n.what {
+                What::AwaitingApproval {
+                    approve_command, ..
+                } => Some((approve_command.clone(), n.text.clone())),
+                _ => None,
+            })
+            .ok_or("no awaitingApproval note")?;
+        assert_eq!(waiting.0, "ecs-dns-canary approve web-v2");
+        assert!(
+            waiting.1.starts_with("waiting for approval before step 1 of 3 (10%) (up to 1 s), watching web-5xx; approve: ecs-dns-canary approve web-v2; reject: ecs-dns-canary reject web-v2 --reason TEXT"),
+            "{}",
+            waiting.1
+        );
+        let (states, _) = visits_of(&events, Some(arn));
+        let hint = crate::executions::awaiting_approval("RUNNING", "web-v2", &states)
+            .ok_or("no hint while waiting")?;
+        assert_eq!(
+            hint.reject_command,
+            "ecs-dns-canary reject web-v2 --reason TEXT"
+        );
+        assert!(crate::executions::awaiting_approval("FAILED", "web-v2", &states).is_none());
+
+        let approved = serde_json::json!({
+            "timestamp": 1795761405.0, "type": "TaskSucceeded", "id": 42, "previousEventId": 41,
+            "taskSucceededEventDetails": {"resourceType": "lambda", "resource": "invoke.waitForTaskToken",
+                "output": "{\"approvedBy\":\"arn:aws:iam::1:user/alice\",\"approvedAt\":\"2026-12-02T06:00:00Z\"}"}
+        });
+        let events = approval_wait(Some(approved)).await?;
+        let (notes, _) = story(&events);
+        assert!(
+            texts(&notes).contains(&format!(
+                "[{APPROVAL_STATE}] approved by arn:aws:iam::1:user/alice"
+            )),
+            "{:?}",
+            texts(&notes)
+        );
+        let (states, _) = visits_of(&events, Some(arn));
+        assert!(crate::executions::awaiting_approval("RUNNING", "web-v2", &states).is_none());
+        Ok(())
+    }
 
     fn texts(notes: &[Note]) -> Vec<String> {
         notes

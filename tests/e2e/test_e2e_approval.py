@@ -82,7 +82,7 @@ def test_approve_goes_on_and_history_shows_the_command(aws, fast, cli):  # noqa:
     assert d["status"] == "SUCCEEDED", d
     watched, _ = watch.communicate(timeout=30)
     assert watch.returncode == 0, watched
-    assert "waiting for approval before step 2/3 (up to 120 s)" in watched, watched
+    assert "waiting for approval before step 2 of 3 (50%) (up to 120 s)" in watched, watched
     assert f"approve: ecs-dns-canary approve {name}" in watched, watched
     assert f"approved by {caller}" in watched, watched
     events = W.history(fast, arn)
