@@ -7,9 +7,12 @@ functions and the local AWS.
 - reject: rolls back at once, `RolledBackOnReject`, the cause naming the
   reason and the caller; old slot 100 %, new task set gone;
 - an alarm event during the wait: alarm-rollback finds the wait in the bake
-  registry by the alarm's name and rolls back at once (`RolledBackOnAlarm`).
+  registry by the alarm's name and rolls back at once (`RolledBackOnAlarm`);
+- abort during the wait: `RolledBackOnAbort`; a 2-s approval timeout:
+  `RolledBackOnApprovalTimeout`.
 
-Bakes are 1 s and the world's TTLs 1 s, so each test takes seconds."""
+Bakes are 1 s, the world's TTLs 1 s and the drains skipped, so each test
+takes seconds."""
 
 from __future__ import annotations
 
@@ -25,8 +28,11 @@ APPROVAL = {"beforeSteps": [50], "timeoutSeconds": 120}
 WAIT = "Wait for approval"
 
 
-def start(w: W.World, svc: W.Service, name: str) -> str:
-    req = svc.request(svc.image("v2"), steps=(10, 50, 100), bake=1, approval=APPROVAL)
+def start(w: W.World, svc: W.Service, name: str, approval: dict = APPROVAL) -> str:
+    """[10, 50, 100] with 1-s bakes, pausing before 50 %. The drains are
+    skipped (`unsafeShortDrain` with `drainSeconds` 0): the approval paths,
+    not the drains, are under test."""
+    req = svc.request(svc.image("v2"), steps=(10, 50, 100), bake=1, approval=approval, unsafeShortDrain=True)
     return W.start(w, req, name)
 
 
@@ -130,3 +136,31 @@ def test_an_alarm_event_during_the_wait_rolls_back_at_once(aws, fast):  # noqa: 
     assert time.monotonic() - t0 < 60
     assert W.story(W.history(fast, arn))[-6:-4] == [WAIT, "Alarm fired"]
     assert W.weight_changes(assert_invariants(aws, svc), svc)[-1] == BACK
+
+
+def test_abort_during_the_wait_ends_rolled_back_on_abort(aws, fast, cli):  # noqa: F811
+    svc = svc_of(fast)
+    old = W.primary(fast, svc)
+    name = f"{svc.name}-v2"
+    arn = start(fast, svc, name)
+    wait_for_approval(fast, arn)
+    out = cli("abort", name, "--reason", "wrong build", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["action"] == "tokenFailed", out.stdout
+    d = W.wait_end(fast, arn, timeout=60)
+    assert d["error"] == "RolledBackOnAbort", d.get("cause")
+    assert "wrong build" in d["cause"], d["cause"]
+    assert W.story(W.history(fast, arn))[-6:-4] == [WAIT, "Aborted by engineer"]
+    assert_restored(fast, svc, old)
+
+
+def test_no_answer_in_time_rolls_back(aws, fast):  # noqa: F811
+    svc = svc_of(fast)
+    old = W.primary(fast, svc)
+    arn = start(fast, svc, f"{svc.name}-v2", approval={"beforeSteps": [50], "timeoutSeconds": 2})
+    d = W.wait_end(fast, arn, timeout=60)
+    assert d["error"] == "RolledBackOnApprovalTimeout", d.get("cause")
+    assert d["cause"].startswith("Not approved within 2 s before step 2 of 3 (50%)."), d["cause"]
+    assert W.story(W.history(fast, arn))[-6:-4] == [WAIT, "Not approved in time"]
+    assert W.weight_changes(assert_invariants(aws, svc), svc)[-1] == BACK
+    assert_restored(fast, svc, old)
