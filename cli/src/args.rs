@@ -72,6 +72,30 @@ pub enum Command {
     /// End the current bake now (the alarm gate still runs); --full then
     /// goes to 100 %, skipping the remaining steps. Exit 5: not baking.
     Promote(PromoteArgs),
+    /// Let a deployment waiting for approval (strategy.approval) go on to
+    /// its next step; the history names you (STS). Exit 5: not waiting.
+    Approve(ApproveArgs),
+    /// Reject a deployment waiting for approval: it rolls back and ends
+    /// RolledBackOnReject naming the reason and you. Exit 5: not waiting.
+    Reject(RejectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The execution: its ARN, or its name under --state-machine-arn.
+    #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
+    pub execution: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The execution: its ARN, or its name under --state-machine-arn.
+    #[arg(env = "CANARY_EXECUTION", value_name = "EXECUTION")]
+    pub execution: String,
+
+    /// Why: written into the execution's cause with the caller's ARN.
+    #[arg(long, env = "CANARY_REJECT_REASON", value_name = "TEXT")]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::args::StatusFilter;
 use crate::error::{CliError, Result};
 use crate::event::readable_cause;
-use crate::history::{abbreviate, visits, Ending, Visit};
+use crate::history::{abbreviate, Ending, Visit};
 use crate::output::{clock, date_time, print_json, rfc3339, seconds_between, secs_text};
 use crate::sfn::all_events;
 
@@ -139,6 +139,38 @@ pub struct ExecutionHistory {
     /// in the repairs state machine), if it acted or left it for a reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<RepairRecord>,
+    /// Present while the execution waits in **Wait for approval**: the
+    /// exact commands that answer it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<AwaitingApproval>,
+}
+
+/// A running execution's open approval wait.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitingApproval {
+    pub since: String,
+    pub approve_command: String,
+    pub reject_command: String,
+}
+
+/// The open approval wait of a RUNNING execution: its last state entered
+/// is **Wait for approval**, not answered, timed out or failed yet.
+pub fn awaiting_approval(status: &str, name: &str, states: &[Visit]) -> Option<AwaitingApproval> {
+    let last = states.last()?;
+    let waiting = status == "RUNNING"
+        && last.state == canary_engine::plan::states::APPROVAL
+        && last.exited_at.is_none()
+        && last.result.is_none()
+        && last.error.is_none();
+    waiting.then(|| {
+        let (approve_command, reject_command) = crate::history::approval_commands(name);
+        AwaitingApproval {
+            since: last.entered_at.clone(),
+            approve_command,
+            reject_command,
+        }
+    })
 }
 
 /// The repair function's outcome, read from its record: an execution of
@@ -207,7 +239,8 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
         }
         _ => None,
     };
-    let (states, ending): (Vec<Visit>, Option<Ending>) = visits(&events);
+    let (states, ending): (Vec<Visit>, Option<Ending>) =
+        crate::history::visits_of(&events, Some(arn));
     let start = *d.start_date();
     let stop = d.stop_date().copied();
     // DescribeExecution has the error and cause; the last event too (older
@@ -220,13 +253,16 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
         .cause()
         .map(readable_cause)
         .or_else(|| ending.as_ref().and_then(|e| e.cause.clone()));
+    let name = d
+        .name()
+        .map(str::to_string)
+        .unwrap_or_else(|| arn.rsplit(':').next().unwrap_or(arn).to_string());
+    let status = d.status().as_str().to_string();
+    let awaiting_approval = awaiting_approval(&status, &name, &states);
     Ok(ExecutionHistory {
-        name: d
-            .name()
-            .map(str::to_string)
-            .unwrap_or_else(|| arn.rsplit(':').next().unwrap_or(arn).to_string()),
+        name,
         execution_arn: d.execution_arn().to_string(),
-        status: d.status().as_str().to_string(),
+        status,
         start_date: rfc3339(start),
         stop_date: stop.map(rfc3339),
         duration_seconds: stop.map(|s| seconds_between(start, s)),
@@ -234,6 +270,7 @@ pub async fn history(client: &Client, arn: &str) -> Result<ExecutionHistory> {
         cause,
         states,
         repair,
+        awaiting_approval,
     })
 }
 
@@ -305,6 +342,13 @@ pub fn print_history(
         )?;
     }
     writeln!(out)?;
+    if let Some(a) = &h.awaiting_approval {
+        writeln!(
+            out,
+            "waiting for approval since {}: approve with `{}`, or reject with `{}`",
+            a.since, a.approve_command, a.reject_command
+        )?;
+    }
     match (&h.error, &h.cause) {
         (Some(e), Some(c)) => writeln!(out, "{}: {e}: {c}", h.status)?,
         (Some(e), None) => writeln!(out, "{}: {e}", h.status)?,
@@ -327,6 +371,7 @@ pub fn print_history(
 mod tests {
     use super::*;
     use crate::fixtures::load;
+    use crate::history::visits;
 
     #[tokio::test]
     async fn history_shows_the_repair_after_the_execution_ending() -> Result<(), String> {
@@ -350,6 +395,7 @@ mod tests {
                 reason: "all traffic went back to the blue slot".into(),
                 report: serde_json::json!({"action": "restored"}),
             }),
+            awaiting_approval: None,
         };
         let mut out = Vec::new();
         print_history(&mut out, &h, false, false).map_err(|e| e.to_string())?;
@@ -389,6 +435,7 @@ mod tests {
             cause: ending.as_ref().and_then(|e| e.cause.clone()),
             states,
             repair: None,
+            awaiting_approval: None,
         };
         let text = |all| -> Result<String, String> {
             let mut out = Vec::new();

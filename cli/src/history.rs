@@ -95,6 +95,26 @@ pub enum What {
         #[serde(skip_serializing_if = "Option::is_none")]
         seconds: Option<i64>,
     },
+    /// **Wait for approval** started (`strategy.approval`): the execution
+    /// waits for `approve` / `reject`, alarms watched as in a bake.
+    AwaitingApproval {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<i64>,
+        alarms: Vec<String>,
+        /// The exact commands that answer it.
+        approve_command: String,
+        reject_command: String,
+    },
+    /// Nobody answered within `strategy.approval.timeoutSeconds`.
+    ApprovalTimedOut {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<i64>,
+    },
+    /// `approve` answered the wait.
+    Approved {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     Gate {
         passed: bool,
         alarms: Vec<AlarmReport>,
@@ -210,9 +230,28 @@ pub struct Tracker {
     /// The rollback bound last narrated (create's, then a longer one that
     /// a set-weight measured).
     bound_seconds: Option<u32>,
+    /// The execution's name, for the exact `approve` / `reject` commands.
+    execution: Option<String>,
+}
+
+/// The commands that answer an approval wait of execution `name`.
+pub fn approval_commands(name: &str) -> (String, String) {
+    (
+        format!("ecs-dns-canary approve {name}"),
+        format!("ecs-dns-canary reject {name} --reason TEXT"),
+    )
 }
 
 impl Tracker {
+    /// A tracker for the execution `arn` (its name goes into the commands
+    /// it prints).
+    pub fn for_execution(arn: &str) -> Self {
+        Self {
+            execution: Some(arn.rsplit(':').next().unwrap_or(arn).to_string()),
+            ..Self::default()
+        }
+    }
+
     pub fn progress(&self) -> &Progress {
         &self.progress
     }
@@ -341,7 +380,41 @@ impl Tracker {
                     self.progress.rolling_back |=
                         self.plan.live_slot.is_some() && *slot == self.plan.live_slot;
                 }
-                if let Call::Bake { alarms, .. } = &call {
+                let approval = state.as_deref() == Some(APPROVAL_STATE);
+                if let (Call::Bake { alarms, label }, true) = (&call, approval) {
+                    let name = self.execution.as_deref().unwrap_or("EXECUTION");
+                    let (approve_command, reject_command) = approval_commands(name);
+                    // The label names the paused step ("approval before
+                    // step 2 of 3 (50%)"); the step count is the fallback.
+                    let mut text = match label.as_deref() {
+                        Some(l) if l.starts_with("approval before ") => format!("waiting for {l}"),
+                        _ => format!(
+                            "waiting for approval before step {}/{}",
+                            self.progress.reached + 1,
+                            self.plan.steps.len()
+                        ),
+                    };
+                    if let Some(s) = e.timeout_seconds {
+                        text.push_str(&format!(" (up to {s} s)"));
+                    }
+                    text.push_str(&format!(
+                        ", watching {}; approve: {approve_command}; reject: {reject_command}",
+                        alarm_list(alarms)
+                    ));
+                    self.progress.message =
+                        format!("{APPROVAL_STATE} — approve: {approve_command}");
+                    note(
+                        What::AwaitingApproval {
+                            seconds: e.timeout_seconds,
+                            alarms: alarms.clone(),
+                            approve_command,
+                            reject_command,
+                        },
+                        text,
+                        true,
+                        state.clone(),
+                    );
+                } else if let Call::Bake { alarms, .. } = &call {
                     let text = described.clone();
                     note(
                         What::BakeStarted {
@@ -364,6 +437,30 @@ impl Tracker {
                 }
                 self.call = Some(call);
                 self.call_timeout = e.timeout_seconds;
+            }
+            "TaskSucceeded" if self.state.as_deref() == Some(APPROVAL_STATE) => {
+                let output: Value = e
+                    .output
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .unwrap_or(Value::Null);
+                let by = output
+                    .get("approvedBy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let text = match &by {
+                    Some(b) => format!("approved by {b}"),
+                    None => "approved".to_string(),
+                };
+                note(What::Approved { by }, text, true, state);
+            }
+            "TaskTimedOut" if self.state.as_deref() == Some(APPROVAL_STATE) => {
+                let seconds = self.call_timeout;
+                let text = match seconds {
+                    Some(s) => format!("approval timed out: nobody answered in {s} s"),
+                    None => "approval timed out".to_string(),
+                };
+                note(What::ApprovalTimedOut { seconds }, text, true, state);
             }
             "TaskSucceeded" | "LambdaFunctionSucceeded" => {
                 let result = TaskResult::from_output(e.output.as_deref().unwrap_or("null"));
@@ -717,6 +814,9 @@ pub fn abbreviate(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
+/// The approval wait's state (`canary_engine::plan::states::APPROVAL`).
+const APPROVAL_STATE: &str = canary_engine::plan::states::APPROVAL;
+
 /// The whole story of a finished (or running) execution.
 pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
     let mut tracker = Tracker::default();
@@ -753,7 +853,13 @@ pub struct Visit {
 
 /// The states in the order they were entered, from the events.
 pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
-    let mut tracker = Tracker::default();
+    visits_of(events, None)
+}
+
+/// [`visits`] of the execution `arn` (its name goes into the commands an
+/// approval wait prints).
+pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<Ending>) {
+    let mut tracker = arn.map(Tracker::for_execution).unwrap_or_default();
     let mut visits: Vec<Visit> = Vec::new();
     // Index of the open visit of each state name (a state is not re-entered
     // while open, except inside Map iterations, where the latest wins).
@@ -823,7 +929,7 @@ pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
                             v.attempts += 1;
                             v.call = Some(call.clone());
                         }
-                        What::BakeStarted { .. } => {
+                        What::BakeStarted { .. } | What::AwaitingApproval { .. } => {
                             v.attempts += 1;
                             v.call = Some(n.text.clone());
                         }
@@ -844,6 +950,78 @@ pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
 mod tests {
     use super::*;
     use crate::fixtures::load;
+
+    /// history-success.json up to step 1's bake waiting for its token, that
+    /// bake renamed to the approval wait, then `answer` (an event object).
+    async fn approval_wait(answer: Option<Value>) -> Result<Vec<Event>, String> {
+        let text = crate::fixtures::fixture_text("history-success.json")?;
+        let mut body: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let events = body["events"].as_array_mut().ok_or("no events")?;
+        let bake = events
+            .iter()
+            .position(|e| e["stateEnteredEventDetails"]["name"] == "Bake")
+            .ok_or("no bake")?;
+        events.truncate(bake + 4); // entered, scheduled, started, submitted
+        events[bake]["stateEnteredEventDetails"]["name"] = APPROVAL_STATE.into();
+        let params = events[bake + 1]["taskScheduledEventDetails"]["parameters"]
+            .as_str()
+            .ok_or("no parameters")?
+            .replace("\"step 1 of 3", "\"approval before step 1 of 3");
+        events[bake + 1]["taskScheduledEventDetails"]["parameters"] = params.into();
+        if let Some(a) = answer {
+            events.push(a);
+        }
+        crate::fixtures::load_body(body.to_string()).await
+    }
+
+    #[tokio::test]
+    async fn an_approval_wait_prints_the_exact_commands_and_who_approved() -> Result<(), String> {
+        let arn = "arn:aws:states:us-east-1:1:execution:ecs-dns-canary:web-v2";
+        let events = approval_wait(None).await?;
+        let mut tracker = Tracker::for_execution(arn);
+        let notes: Vec<Note> = events.iter().flat_map(|e| tracker.ingest(e)).collect();
+        let waiting = notes
+            .iter()
+            .find_map(|n| match &n.what {
+                What::AwaitingApproval {
+                    approve_command, ..
+                } => Some((approve_command.clone(), n.text.clone())),
+                _ => None,
+            })
+            .ok_or("no awaitingApproval note")?;
+        assert_eq!(waiting.0, "ecs-dns-canary approve web-v2");
+        assert!(
+            waiting.1.starts_with("waiting for approval before step 1 of 3 (10%) (up to 1 s), watching web-5xx; approve: ecs-dns-canary approve web-v2; reject: ecs-dns-canary reject web-v2 --reason TEXT"),
+            "{}",
+            waiting.1
+        );
+        let (states, _) = visits_of(&events, Some(arn));
+        let hint = crate::executions::awaiting_approval("RUNNING", "web-v2", &states)
+            .ok_or("no hint while waiting")?;
+        assert_eq!(
+            hint.reject_command,
+            "ecs-dns-canary reject web-v2 --reason TEXT"
+        );
+        assert!(crate::executions::awaiting_approval("FAILED", "web-v2", &states).is_none());
+
+        let approved = serde_json::json!({
+            "timestamp": 1795761405.0, "type": "TaskSucceeded", "id": 42, "previousEventId": 41,
+            "taskSucceededEventDetails": {"resourceType": "lambda", "resource": "invoke.waitForTaskToken",
+                "output": "{\"approvedBy\":\"arn:aws:iam::1:user/alice\",\"approvedAt\":\"2026-12-02T06:00:00Z\"}"}
+        });
+        let events = approval_wait(Some(approved)).await?;
+        let (notes, _) = story(&events);
+        assert!(
+            texts(&notes).contains(&format!(
+                "[{APPROVAL_STATE}] approved by arn:aws:iam::1:user/alice"
+            )),
+            "{:?}",
+            texts(&notes)
+        );
+        let (states, _) = visits_of(&events, Some(arn));
+        assert!(crate::executions::awaiting_approval("RUNNING", "web-v2", &states).is_none());
+        Ok(())
+    }
 
     fn texts(notes: &[Note]) -> Vec<String> {
         notes

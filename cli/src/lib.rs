@@ -9,6 +9,7 @@
 //! Step Functions calls they share) and [`error`] (exit codes).
 
 pub mod abort;
+pub mod approve;
 pub mod args;
 pub mod deploy;
 pub mod error;
@@ -94,6 +95,27 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let at = output::rfc3339(now);
             let outcome = promote::run(&client, &arn, &caller, args.full, &at).await?;
             promote::print(&mut stdout, &outcome, json)?;
+            Ok(outcome.exit_code())
+        }
+        Command::Approve(args) => {
+            let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
+            let sts = aws_sdk_sts::Client::new(&config);
+            let caller = abort::caller(&sts).await?;
+            let at = output::rfc3339(now);
+            let answer = approve::Answer::Approve { at };
+            let outcome = approve::run(&client, &arn, &caller, answer).await?;
+            approve::print(&mut stdout, &outcome, json)?;
+            Ok(outcome.exit_code())
+        }
+        Command::Reject(args) => {
+            let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
+            let sts = aws_sdk_sts::Client::new(&config);
+            let caller = abort::caller(&sts).await?;
+            let answer = approve::Answer::Reject {
+                reason: args.reason.clone(),
+            };
+            let outcome = approve::run(&client, &arn, &caller, answer).await?;
+            approve::print(&mut stdout, &outcome, json)?;
             Ok(outcome.exit_code())
         }
     }

@@ -54,6 +54,10 @@ pub struct StepPlan {
     pub percent: u8,
     pub weights: Weights,
     pub bake_seconds: u32,
+    /// `strategy.approval` pauses before this step's shift for up to this
+    /// long (`ecs-dns-canary approve` / `reject` answer it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_seconds: Option<u32>,
 }
 
 /// The steps as set-weight would write them, the new slot getting `percent`.
@@ -68,6 +72,11 @@ pub fn steps_plan(strategy: &Strategy, new_slot: Slot) -> Vec<StepPlan> {
                 percent: *p,
                 weights,
                 bake_seconds: strategy.bake_seconds,
+                approval_timeout_seconds: strategy
+                    .approval
+                    .as_ref()
+                    .filter(|a| a.before_steps.contains(p))
+                    .map(|a| a.timeout_seconds),
             })
         })
         .collect()
@@ -298,6 +307,12 @@ pub fn render(p: &PlanReport) -> String {
     if !p.steps.is_empty() {
         line("steps:".into());
         for st in &p.steps {
+            if let Some(t) = st.approval_timeout_seconds {
+                line(format!(
+                    "        wait for `approve` (up to {t} s) before step {}",
+                    st.step
+                ));
+            }
             line(format!(
                 "  {}/{}  {:>3} %  weights {}  then bake {} s and the alarm gate",
                 st.step,
@@ -388,7 +403,22 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(10, 90, 10), (50, 50, 50), (100, 0, 100)]);
         assert!(plan.iter().all(|p| p.bake_seconds == 30));
+        assert!(plan.iter().all(|p| p.approval_timeout_seconds.is_none()));
         assert_eq!(steps_plan(&s, Slot::Blue)[0].weights.blue, 10);
+        let input = canary_engine::model::StrategyInput {
+            steps: Some(vec![10, 50, 100]),
+            approval: Some(canary_engine::model::ApprovalInput {
+                before_steps: vec![100],
+                timeout_seconds: Some(600),
+                on_timeout: None,
+            }),
+            ..Default::default()
+        };
+        let paused: Vec<Option<u32>> = steps_plan(&complete_strategy(&input, 10, 1), Slot::Green)
+            .iter()
+            .map(|p| p.approval_timeout_seconds)
+            .collect();
+        assert_eq!(paused, vec![None, None, Some(600)]);
     }
 
     #[test]

@@ -72,6 +72,16 @@ pub async fn run(
             "the execution is not baking: nothing to end now (try again during a bake)".into();
         return Ok(outcome);
     };
+    if bake.state_name.as_deref() == Some(canary_engine::plan::states::APPROVAL) {
+        // The approval wait is a bake by another name: its token is
+        // answered by `approve` / `reject` only.
+        outcome.message = format!(
+            "the execution waits for approval, not baking: nothing changed (approve it with \
+             `ecs-dns-canary approve {}`)",
+            crate::watch::execution_name(arn)
+        );
+        return Ok(outcome);
+    }
     let output = token_output(caller, full, at).to_string();
     match client
         .send_task_success()

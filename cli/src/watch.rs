@@ -24,7 +24,7 @@ pub async fn follow(
     poll: Duration,
     display: &mut dyn LiveDisplay,
 ) -> Result<Ending> {
-    let mut tracker = Tracker::default();
+    let mut tracker = Tracker::for_execution(arn);
     let mut last_seen = 0;
     let mut failures = 0;
     loop {
@@ -85,4 +85,9 @@ pub async fn run(client: &Client, arn: &str, json: bool, follow_args: &FollowArg
     )
     .await?;
     Ok(exit_code(&ending))
+}
+
+/// The execution's name from its ARN (`…:execution:machine:name`).
+pub fn execution_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
 }

@@ -130,6 +130,8 @@ FAIL_ERRORS = frozenset(
         "RolledBackOnAlarm",
         "RolledBackOnError",
         "RolledBackOnAbort",
+        "RolledBackOnReject",
+        "RolledBackOnApprovalTimeout",
         "RollbackFailed",
         "CleanupFailed",
         "OldTaskSetNotDeleted",

@@ -124,6 +124,12 @@ error_kinds! {
     /// reason and the caller; the state machine rolls back.
     Aborted => "aborted",
 
+    /// An engineer rejected a deployment waiting for approval
+    /// (`ecs-dns-canary reject`): the CLI fails the approval wait's task
+    /// token with this name and a cause naming the reason and the caller;
+    /// the state machine rolls back.
+    Rejected => "rejected",
+
     /// Deleting this task set would drop traffic (it is PRIMARY, or its slot
     /// still has weight).
     UnsafeDelete => "unsafe delete",

@@ -164,6 +164,47 @@ pub struct StrategyInput {
     /// the drain deletes the canary's task set.
     #[serde(default)]
     pub client_max_connection_age_seconds: Option<u32>,
+    /// Pause for an engineer's approval before some steps. Default: none,
+    /// the deployment never pauses.
+    #[serde(default)]
+    pub approval: Option<ApprovalInput>,
+}
+
+/// `strategy.approval` as written: before which steps the execution waits
+/// for `ecs-dns-canary approve` (or `reject`), and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalInput {
+    /// The steps to pause before, named by their percentage in
+    /// `strategy.steps` (e.g. `[100]`: approve before all traffic moves).
+    pub before_steps: Vec<u8>,
+    /// How long one pause waits for an answer. Default 3600.
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+    /// What no answer within `timeoutSeconds` means. Default `rollback`.
+    #[serde(default)]
+    pub on_timeout: Option<OnApprovalTimeout>,
+}
+
+/// What an approval wait that nobody answered leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OnApprovalTimeout {
+    /// Roll back: the execution ends `RolledBackOnApprovalTimeout`.
+    #[default]
+    Rollback,
+    /// Go on as if approved.
+    Approve,
+}
+
+/// The complete approval settings the state machine reads
+/// (`$.deployment.strategy.approval`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Approval {
+    pub before_steps: Vec<u8>,
+    pub timeout_seconds: u32,
+    pub on_timeout: OnApprovalTimeout,
 }
 
 /// The complete strategy, defaults applied.
@@ -199,6 +240,10 @@ pub struct Strategy {
     /// `strategy.clientMaxConnectionAgeSeconds` as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_max_connection_age_seconds: Option<u32>,
+    /// Absent when the deployment never pauses: the state machine then
+    /// takes the same states as before approvals existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// What `INSUFFICIENT_DATA` means for the alarm gate.

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use crate::model::{
-    AlarmDetection, AlarmGate, AlarmReport, CapacityProviderItem, DeploymentRequest, DrainRequest,
-    InsufficientData, KeepAliveBound, RollbackBound, Slot, Slots, Strategy, StrategyInput, Target,
-    TaskSetNetwork, Weights,
+    AlarmDetection, AlarmGate, AlarmReport, Approval, ApprovalInput, CapacityProviderItem,
+    DeploymentRequest, DrainRequest, InsufficientData, KeepAliveBound, RollbackBound, Slot, Slots,
+    Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
 };
 use crate::{CanaryError, Result};
 
@@ -27,6 +27,9 @@ pub const MAX_TTL_SECONDS: u32 = 300;
 pub const DEFAULT_DEPLOYMENT_TTL_SECONDS: u32 = 5;
 /// The refused-above bound on "decision -> every client" (issue 13).
 pub const DEFAULT_MAX_ROLLBACK_SECONDS: u32 = 90;
+/// How long an approval wait lasts when `strategy.approval.timeoutSeconds`
+/// is not given: an hour, long enough for someone to look at the dashboards.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3_600;
 /// Route 53 propagates a change to all its authoritative servers "within 60
 /// seconds" (Route 53 FAQ; Developer Guide, "Checking the status of your
 /// change": GetChange turns INSYNC when every server has it).
@@ -430,7 +433,52 @@ pub fn validate_strategy(s: &StrategyInput) -> Result<()> {
     if let Some(v) = s.client_max_connection_age_seconds {
         validate_wait("clientMaxConnectionAgeSeconds", v, 1)?;
     }
+    if let Some(a) = &s.approval {
+        let steps = s.steps.as_deref().unwrap_or(&DEFAULT_STEPS);
+        validate_approval(a, steps)?;
+    }
     Ok(())
+}
+
+/// `strategy.approval`: each pause names a step of `steps` by its
+/// percentage, once; the wait is 1 s..=a day (the registry record and the
+/// task's timeout both end with it).
+pub fn validate_approval(a: &ApprovalInput, steps: &[u8]) -> Result<()> {
+    if a.before_steps.is_empty() {
+        return Err(CanaryError::invalid(format!(
+            "strategy.approval.beforeSteps is empty: name the steps to pause before by their \
+             percentage, one of {steps:?} (or leave strategy.approval out)"
+        )));
+    }
+    let mut seen = HashSet::new();
+    for p in &a.before_steps {
+        if !steps.contains(p) {
+            return Err(CanaryError::invalid(format!(
+                "strategy.approval.beforeSteps: {p} is not a step; name steps by their \
+                 percentage, one of {steps:?}"
+            )));
+        }
+        if !seen.insert(p) {
+            return Err(CanaryError::invalid(format!(
+                "strategy.approval.beforeSteps lists {p} twice"
+            )));
+        }
+    }
+    if let Some(v) = a.timeout_seconds {
+        validate_wait("approval.timeoutSeconds", v, 1)?;
+    }
+    Ok(())
+}
+
+/// `strategy.approval` with its defaults, or `None` when not asked for.
+pub fn complete_approval(a: Option<&ApprovalInput>) -> Option<Approval> {
+    a.map(|a| Approval {
+        before_steps: a.before_steps.clone(),
+        timeout_seconds: a
+            .timeout_seconds
+            .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECONDS),
+        on_timeout: a.on_timeout.unwrap_or_default(),
+    })
 }
 
 pub fn validate_alarms(a: &AlarmGate) -> Result<()> {
@@ -520,6 +568,7 @@ pub fn complete_strategy(s: &StrategyInput, record_ttl: u32, cloudmap_ttl: u32) 
             .max_rollback_seconds
             .unwrap_or(DEFAULT_MAX_ROLLBACK_SECONDS),
         client_max_connection_age_seconds: s.client_max_connection_age_seconds,
+        approval: complete_approval(s.approval.as_ref()),
     }
 }
 
@@ -1841,10 +1890,19 @@ pub mod states {
         "First deployment?",
     ];
     pub const FIRST_SHIFT: &str = "Send all traffic to first task set";
-    pub const CANARY: [&str; 10] = [
+    /// The approval wait: a bake-like task on a token (check-health
+    /// registers it in the bake registry, so alarm events end it too).
+    pub const APPROVAL: &str = "Wait for approval";
+    pub const CANARY: [&str; 14] = [
         "Start canary",
         "More steps?",
         "Prepare next step",
+        // `strategy.approval` configured: the same step, plus whether to pause.
+        "Prepare next step (approval)",
+        "Approval before this step?",
+        APPROVAL,
+        // Timed out with `onTimeout: approve`: on to the shift.
+        "Approval timed out",
         "Shift traffic",
         "First shift?",
         "Remember first shift",
@@ -1858,11 +1916,13 @@ pub mod states {
     pub const SHIFT: &str = "Shift traffic";
     pub const PROMOTE: &str = "Promote new task set";
     pub const PROMOTED: [&str; 2] = ["Drain old task set", "Delete old task set"];
-    pub const ROLLING_BACK: [&str; 9] = [
+    pub const ROLLING_BACK: [&str; 11] = [
         "Alarm fired",
         "Step failed",
         "Promotion failed",
         "Aborted by engineer",
+        "Rejected by engineer",
+        "Not approved in time",
         "New task set not ready",
         "First traffic shift failed",
         "Roll back traffic",
@@ -1968,6 +2028,44 @@ pub fn abort_action(phase: &Phase, baking: bool) -> AbortAction {
             "the execution is in state {s:?}, which this version does not know: nothing changed"
         )),
     }
+}
+
+/// What `ecs-dns-canary approve` / `reject` do to a running execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalAnswer {
+    /// The execution waits in **Wait for approval**: answer its token.
+    Answer,
+    /// Nothing changed; the text says why.
+    Refuse(String),
+}
+
+/// Decides an approve or reject from the execution's phase and the state of
+/// the task token it waits on now (`None`: no token). A bake's token is
+/// never answered: `promote` ends a bake, `abort` rolls it back.
+pub fn approval_answer(phase: &Phase, token_state: Option<&str>) -> ApprovalAnswer {
+    match (phase, token_state) {
+        (Phase::Canary, Some(states::APPROVAL)) => ApprovalAnswer::Answer,
+        (_, Some(other)) => ApprovalAnswer::Refuse(format!(
+            "the execution is in {other}, not waiting for approval: nothing changed \
+             (`promote` ends a bake, `abort` rolls back)"
+        )),
+        (Phase::Done | Phase::OwnPathFailed, None) => {
+            ApprovalAnswer::Refuse("the deployment has ended: nothing to approve or reject".into())
+        }
+        (Phase::RollingBack, None) => ApprovalAnswer::Refuse(
+            "the deployment is rolling back: nothing to approve or reject".into(),
+        ),
+        (_, None) => ApprovalAnswer::Refuse(
+            "the execution is not waiting for approval now: nothing changed (try again when \
+             `watch` shows it waiting)"
+                .into(),
+        ),
+    }
+}
+
+/// The cause a reject writes on the approval wait's token.
+pub fn reject_cause(caller: &str, reason: &str) -> String {
+    format!("rejected by {caller} during {}: {reason}", states::APPROVAL)
 }
 
 /// The cause an abort writes (token failure or StopExecution).

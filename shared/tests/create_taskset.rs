@@ -278,6 +278,7 @@ fn default_strategy(ttl: u32) -> Strategy {
         unsafe_short_drain: false,
         max_rollback_seconds: 90,
         client_max_connection_age_seconds: None,
+        approval: None,
     }
 }
 

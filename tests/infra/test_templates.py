@@ -715,3 +715,27 @@ def test_build_enables_the_rust_cargolambda_beta_before_sam_build():
     flag = build.find("export SAM_CLI_BETA_RUST_CARGO_LAMBDA=1")
     assert flag >= 0, "infra/build.sh must enable SAM's rust-cargolambda beta"
     assert flag < build.find("\nsam build"), "the flag must be set before sam build runs"
+
+
+def test_engineer_policy_is_step_functions_on_our_executions_only():
+    """Issue 15: abort, promote, approve and reject need only Step Functions
+    calls on this state machine's executions (task tokens are not
+    resources: SendTaskSuccess / SendTaskFailure alone take "*")."""
+    doc = SYSTEM["Resources"]["EngineerControlPolicy"]["Properties"]["PolicyDocument"]
+    granted = set()
+    for statement in doc["Statement"]:
+        actions = statement["Action"]
+        actions = set(actions if isinstance(actions, list) else [actions])
+        granted |= actions
+        assert all(a.startswith("states:") for a in actions), statement
+        if statement["Resource"] == "*":
+            assert actions <= {"states:SendTaskSuccess", "states:SendTaskFailure"}, statement
+        else:
+            assert ":execution:${DeploymentStateMachine.Name}:*" in str(statement["Resource"]), statement
+    assert granted == {
+        "states:DescribeExecution",
+        "states:GetExecutionHistory",
+        "states:StopExecution",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    }

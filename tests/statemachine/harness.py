@@ -243,7 +243,7 @@ class Outcome:
             elif c.function == CHECK:
                 kind = p["check"]
                 if kind == "alarms" and p.get("taskToken"):
-                    kind = "bake"
+                    kind = "approval" if (p.get("label") or "").startswith(APPROVAL_LABEL) else "bake"
                 elif kind == "alarms":
                     kind = "gate"
                 out.append((CHECK, kind))
@@ -373,6 +373,11 @@ def deployment_for(req: dict, deployment_id: str, first: bool = False) -> dict:
             "cloudmapTtlSeconds": 10,
             "unsafeShortDrain": False,
             "maxRollbackSeconds": 90,
+            **({"approval": {
+                "beforeSteps": s["approval"]["beforeSteps"],
+                "timeoutSeconds": s["approval"].get("timeoutSeconds", 3600),
+                "onTimeout": s["approval"].get("onTimeout", "rollback"),
+            }} if "approval" in s else {}),
         },
         "alarms": {"names": req.get("alarms", {}).get("names", []), "insufficientData": "pass"},
         "liveSlot": "blue",
@@ -439,6 +444,7 @@ class FakeFunctions:
         alarm_at_gate: int | None = None,
         abort_during_bake: int | None = None,
         promote_during_bake: tuple[int, bool] | None = None,
+        approvals: dict[int, str] | None = None,
     ):
         self.first_deployment = first_deployment
         self.not_ready_polls = not_ready_polls
@@ -446,6 +452,9 @@ class FakeFunctions:
         self.alarm_at_gate = alarm_at_gate
         self.abort_during_bake = abort_during_bake
         self.promote_during_bake = promote_during_bake
+        # Approval wait before step k -> what the engineer (or an alarm) does:
+        # "approve", "reject", "abort" or "alarm"; absent: nobody answers (timeout).
+        self.approvals = approvals or {}
         self.rules: list[Rule] = []
         self.weights = {"blue": 100, "green": 0}
         # set-weight call number (1-based) -> measured INSYNC seconds (default 1).
@@ -519,7 +528,11 @@ class FakeFunctions:
                 "waitedSeconds": 15 * (self._polls - 1),
                 "reason": "2 of 2 tasks running and healthy" if ready else "1 of 2 tasks running",
             }
-        step = _step_number(p.get("label"))
+        label = p.get("label") or ""
+        if p.get("taskToken") and label.startswith(APPROVAL_LABEL):
+            self._answer_approval(p, _step_number(label[len(APPROVAL_LABEL):]))
+            return self._gate_answer(p, None)
+        step = _step_number(label)
         if p.get("taskToken"):
             if self.promote_during_bake and self.promote_during_bake[0] == step:
                 # What `ecs-dns-canary promote [--full]` does: end the bake with success.
@@ -546,6 +559,32 @@ class FakeFunctions:
                 )
         elif self.alarm_at_gate == step:
             raise FunctionError("AlarmFiring", f"alarm firing: {ALARM} was in ALARM since {p['since']}")
+        return self._gate_answer(p, step)
+
+    def _answer_approval(self, p: dict, step: int | None) -> None:
+        """What `approve`, `reject`, `abort` or alarm-rollback does to the
+        approval wait's token (found like a bake's)."""
+        token = p["taskToken"]
+        answer = self.approvals.get(step)
+        if answer == "approve":
+            self.sfn.send_task_success(
+                taskToken=token, output=json.dumps({"approvedBy": ABORTER, "approvedAt": "2026-12-02T06:00:00Z"})
+            )
+        elif answer == "reject":
+            self.sfn.send_task_failure(
+                taskToken=token, error="Rejected", cause=f"rejected by {ABORTER} during Wait for approval: p99 up"
+            )
+        elif answer == "abort":
+            self.sfn.send_task_failure(taskToken=token, error="Aborted", cause=f"aborted by {ABORTER}: stop")
+        elif answer == "alarm":
+            self.weights = {"blue": 100, "green": 0}
+            self.sfn.send_task_failure(
+                taskToken=token,
+                error="AlarmFiring",
+                cause=f"alarm {ALARM} went to ALARM during {p['label']}; traffic moved back to {p['rollback']['slot']}",
+            )
+
+    def _gate_answer(self, p: dict, step: int | None) -> dict:
         return {
             "passed": True,
             "since": p["since"],
@@ -561,6 +600,7 @@ class FakeFunctions:
 
 
 ABORTER = "arn:aws:iam::123456789012:user/alice"
+APPROVAL_LABEL = "approval before "
 
 
 def _step_number(label: str | None) -> int | None:

@@ -255,7 +255,7 @@ def test_first_deployment(sfn):
 # ------------------------------------------------------------------ alarms
 
 
-def assert_rolled_back(out, promotion_tried=False):
+def assert_rolled_back(out, promotion_tried=False, request=None):
     """The rollback calls: live slot 100% with the old task set PRIMARY, drain, delete the new one."""
     rollback, delete_new = out.calls[-2:]
     assert rollback.state == "Roll back traffic"
@@ -270,7 +270,7 @@ def assert_rolled_back(out, promotion_tried=False):
             "slot": "green",
             "servedBefore": False,
             "promotionTried": promotion_tried,
-            "strategy": h.deployment_for(h.request(), out.name)["strategy"],
+            "strategy": h.deployment_for(request or h.request(), out.name)["strategy"],
         },
         # The bound the steps carried (create's: every INSYNC took 1 s).
         "rollbackBound": h.rollback_bound(60),

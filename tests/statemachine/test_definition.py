@@ -120,9 +120,21 @@ def test_every_task_is_a_lambda_invoke_with_a_function_name(asl):
         assert "Payload" in s["Parameters"], name
 
 
-def test_only_the_bake_waits_for_a_token(asl):
+def test_only_the_bake_and_the_approval_wait_for_a_token(asl):
     token_tasks = {n for n, s in states(asl, "Task").items() if s["Resource"] == LAMBDA_INVOKE_TOKEN}
-    assert token_tasks == {"Bake"}
+    assert token_tasks == {"Bake", "Wait for approval"}
+    wait = asl["States"]["Wait for approval"]
+    assert wait["TimeoutSecondsPath"] == "$.deployment.strategy.approval.timeoutSeconds"
+    # Registered like a bake (alarm-rollback finds it by alarm name) until the timeout.
+    payload = wait["Parameters"]["Payload"]
+    assert payload["taskToken.$"] == "$$.Task.Token"
+    assert payload["bakeSeconds.$"] == "$.deployment.strategy.approval.timeoutSeconds"
+    assert set(payload) == set(asl["States"]["Bake"]["Parameters"]["Payload"])
+    catches = {e: c["Next"] for c in wait["Catch"] for e in c["ErrorEquals"]}
+    assert catches["AlarmFiring"] == "Alarm fired"
+    assert catches["Aborted"] == "Aborted by engineer"
+    assert catches["Rejected"] == "Rejected by engineer"
+    assert catches["States.Timeout"] == "Approval timed out"
     bake = asl["States"]["Bake"]
     assert bake["TimeoutSecondsPath"] == "$.deployment.strategy.bakeSeconds"
     assert bake["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"

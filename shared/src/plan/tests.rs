@@ -1573,3 +1573,128 @@ fn a_newer_deployment_means_the_world_moved_on() {
     assert!(world_moved_on("a", Some("a"), &["b".into()])
         .is_some_and(|w| w.contains("b of the same service")));
 }
+
+// ------------------------------------------------------------------ approval
+
+fn with_approval(steps: Option<Vec<u8>>, approval: ApprovalInput) -> StrategyInput {
+    StrategyInput {
+        steps,
+        approval: Some(approval),
+        ..StrategyInput::default()
+    }
+}
+
+fn approval(before: &[u8], timeout: Option<u32>) -> ApprovalInput {
+    ApprovalInput {
+        before_steps: before.to_vec(),
+        timeout_seconds: timeout,
+        on_timeout: None,
+    }
+}
+
+#[test]
+fn approval_names_steps_by_percentage_and_bounds_the_wait() {
+    use crate::error::ErrorKind::InvalidInput;
+    // (strategy.steps, beforeSteps, timeoutSeconds, the refusal's words)
+    type Case<'a> = (Option<Vec<u8>>, &'a [u8], Option<u32>, Option<&'a str>);
+    let cases: &[Case] = &[
+        (None, &[100], None, None),
+        (None, &[10, 100], Some(60), None),
+        (Some(vec![25, 100]), &[25], Some(86_400), None),
+        (None, &[], None, Some("beforeSteps is empty")),
+        (None, &[20], None, Some("20 is not a step")),
+        (Some(vec![100]), &[50], None, Some("50 is not a step")),
+        (None, &[100, 100], None, Some("lists 100 twice")),
+        (
+            None,
+            &[100],
+            Some(0),
+            Some("strategy.approval.timeoutSeconds must be 1..=86400"),
+        ),
+        (
+            None,
+            &[100],
+            Some(86_401),
+            Some("strategy.approval.timeoutSeconds"),
+        ),
+    ];
+    for (steps, before, timeout, want) in cases {
+        let s = with_approval(steps.clone(), approval(before, *timeout));
+        match (validate_strategy(&s), want) {
+            (Ok(()), None) => {}
+            (Err(e), Some(w)) => {
+                assert_eq!(e.kind(), InvalidInput);
+                assert!(e.message().contains(w), "{before:?}: {e}");
+            }
+            (got, want) => panic!("{steps:?} {before:?} {timeout:?}: {got:?}, wanted {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn approval_defaults_an_hour_and_rollback_and_is_absent_when_not_asked() {
+    let s = complete_strategy(&StrategyInput::default(), 60, 10);
+    assert_eq!(s.approval, None);
+    let json = serde_json::to_value(&s).unwrap_or_default();
+    assert!(
+        json.get("approval").is_none(),
+        "absent from the plan: the state machine tests IsPresent"
+    );
+    let s = complete_strategy(&with_approval(None, approval(&[100], None)), 60, 10);
+    assert_eq!(
+        s.approval,
+        Some(Approval {
+            before_steps: vec![100],
+            timeout_seconds: DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+            on_timeout: crate::model::OnApprovalTimeout::Rollback,
+        })
+    );
+    let json = serde_json::to_value(&s).unwrap_or_default();
+    assert_eq!(json["approval"]["onTimeout"], "rollback");
+    assert_eq!(json["approval"]["beforeSteps"][0], 100);
+}
+
+#[test]
+fn on_timeout_reads_approve_and_rollback_only() {
+    let a: Result<ApprovalInput, _> =
+        serde_json::from_str(r#"{"beforeSteps": [100], "onTimeout": "approve"}"#);
+    assert_eq!(
+        a.ok().and_then(|a| a.on_timeout),
+        Some(crate::model::OnApprovalTimeout::Approve)
+    );
+    let bad: Result<ApprovalInput, _> =
+        serde_json::from_str(r#"{"beforeSteps": [100], "onTimeout": "wait"}"#);
+    assert!(bad.is_err());
+}
+
+#[test]
+fn approve_and_reject_answer_only_the_approval_wait() {
+    assert_eq!(
+        approval_answer(&Phase::Canary, Some(states::APPROVAL)),
+        ApprovalAnswer::Answer
+    );
+    let refused = [
+        (Phase::Canary, Some("Bake"), "not waiting for approval"),
+        (Phase::Canary, None, "not waiting for approval now"),
+        (Phase::Readiness, None, "not waiting for approval now"),
+        (Phase::Promoted, None, "not waiting for approval now"),
+        (Phase::RollingBack, None, "rolling back"),
+        (Phase::Done, None, "has ended"),
+    ];
+    for (phase, token, want) in refused {
+        let ApprovalAnswer::Refuse(why) = approval_answer(&phase, token) else {
+            panic!("{phase:?} {token:?} was answered");
+        };
+        assert!(why.contains(want), "{phase:?}: {why}");
+    }
+    // The approval wait is a canary state: abort fails its token.
+    assert_eq!(phase(&[states::APPROVAL.to_string()]), Phase::Canary);
+    assert_eq!(
+        phase(&["Rejected by engineer".to_string()]),
+        Phase::RollingBack
+    );
+    assert_eq!(
+        reject_cause("arn:aws:iam::1:user/alice", "p99 doubled"),
+        "rejected by arn:aws:iam::1:user/alice during Wait for approval: p99 doubled"
+    );
+}
