@@ -48,6 +48,9 @@ pub async fn running_executions(sfn: &Client, state_machine_arn: &str) -> Result
 pub struct OpenBake {
     pub task_token: String,
     pub request: CheckRequest,
+    /// The state that waits on the token: `Bake`, or `Wait for approval`
+    /// (same function and payload; approve/reject/promote tell them apart).
+    pub state_name: Option<String>,
 }
 
 /// What an execution is doing that an alarm event can act on.
@@ -107,7 +110,7 @@ pub async fn open_activity(sfn: &Client, execution_arn: &str) -> Result<Option<O
 
 /// [`open_activity`] over events sorted newest first.
 pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<OpenActivity> {
-    for ev in events {
+    for (i, ev) in events.iter().enumerate() {
         let t = ev.r#type();
         if still_waiting(t) {
             continue;
@@ -132,9 +135,18 @@ pub fn activity_of(events: &[&HistoryEvent], execution_arn: &str) -> Option<Open
             else {
                 return None;
             };
+            let state_name = events
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .find_map(|e| {
+                    e.state_entered_event_details()
+                        .map(|d| d.name().to_string())
+                });
             return Some(OpenActivity::Bake(Box::new(OpenBake {
                 task_token: token.clone(),
                 request: request.clone(),
+                state_name,
             })));
         }
         return shift_request(params).map(|request| OpenActivity::Shift {

@@ -165,6 +165,7 @@ async fn act_on_record(
             let bake = sfn::OpenBake {
                 task_token: rec.task_token.clone(),
                 request: (**request).clone(),
+                state_name: None,
             };
             action = end_bake(ctx, ev, action, &bake).await;
         }
