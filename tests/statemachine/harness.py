@@ -565,7 +565,7 @@ class FakeFunctions:
         """What `approve`, `reject`, `abort` or alarm-rollback does to the
         approval wait's token (found like a bake's)."""
         token = p["taskToken"]
-        answer = self.approvals.get(step)
+        answer = self.approvals.get(step) if step is not None else None
         if answer == "approve":
             self.sfn.send_task_success(
                 taskToken=token, output=json.dumps({"approvedBy": ABORTER, "approvedAt": "2026-12-02T06:00:00Z"})

@@ -138,8 +138,8 @@ def test_only_the_bake_and_the_approval_wait_for_a_token(asl):
     bake = asl["States"]["Bake"]
     assert bake["TimeoutSecondsPath"] == "$.deployment.strategy.bakeSeconds"
     assert bake["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
-    catches = [c["ErrorEquals"] for c in bake["Catch"]]
-    assert catches[0] == ["States.Timeout"] and bake["Catch"][0]["Next"] == "Check alarms"
+    bake_catches = [c["ErrorEquals"] for c in bake["Catch"]]
+    assert bake_catches[0] == ["States.Timeout"] and bake["Catch"][0]["Next"] == "Check alarms"
 
 
 def test_every_task_retries_transient_errors_with_jitter(asl):
