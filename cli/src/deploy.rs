@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::args::{DeployArgs, Overrides};
 use crate::error::{CliError, Result};
 use crate::history::short_name;
-use crate::output::{print_json, rfc3339};
+use crate::output::print_json;
+use crate::time::rfc3339;
 
 /// Step Functions' limit on execution names.
 pub const MAX_NAME: usize = 80;

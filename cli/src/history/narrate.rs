@@ -1,180 +1,19 @@
-//! Execution history → story. [`Tracker`] reads events one at a time (as
-//! `watch` receives them) and turns them into [`Note`]s (one sentence each,
-//! with structured fields for `--json`) and a [`Progress`] (the bar of
-//! steps). [`visits`] folds the same notes into the states in order, with
-//! durations, for `history`. All pure: events in, values out.
+//! Narration: [`Tracker`] reads events one at a time (as `watch` receives
+//! them) and turns them into [`Note`]s and a [`Progress`]. Pure: events in,
+//! values out.
 
 use std::collections::HashSet;
 
 use aws_smithy_types::DateTime;
-use canary_engine::model::{AlarmReport, Slot};
-use serde::Serialize;
+use canary_engine::model::Slot;
 use serde_json::Value;
 
+use super::note::{
+    abbreviate, alarm_list, approval_commands, ending_text, failure_text, short_name, Ending, Note,
+    Progress, WeightRole, What,
+};
 use crate::event::{readable_cause, Call, Event, Outcome, TaskResult};
-use crate::output::{rfc3339, seconds_between, secs_text};
-
-/// One thing that happened, with the sentence a person reads.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Note {
-    /// The history event id it comes from.
-    pub event: i64,
-    /// RFC 3339.
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(flatten)]
-    pub what: What,
-    pub text: String,
-    /// Worth a line in text mode (state entries and task calls are not; the
-    /// bar shows them). JSON output has every note.
-    #[serde(skip)]
-    pub loud: bool,
-}
-
-/// The structured part of a [`Note`], tagged by `kind` in JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum What {
-    Started {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        service: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        image: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        task_definition: Option<String>,
-    },
-    Entered {
-        state_type: String,
-    },
-    Exited {
-        state_type: String,
-    },
-    Calling {
-        call: String,
-    },
-    Planned {
-        live_slot: Slot,
-        new_slot: Slot,
-        new_task_set: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        old_task_set: Option<String>,
-        steps: Vec<u8>,
-        bake_seconds: u32,
-        first_deployment: bool,
-    },
-    Readiness {
-        ready: bool,
-        healthy_instances: u32,
-        unhealthy_instances: u32,
-        waited_seconds: u64,
-        reason: String,
-    },
-    Weights {
-        blue: u8,
-        green: u8,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        step: Option<usize>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        steps: Option<usize>,
-        role: WeightRole,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        primary_task_set: Option<String>,
-    },
-    BakeStarted {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-        alarms: Vec<String>,
-    },
-    BakeOver {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-    },
-    /// **Wait for approval** started (`strategy.approval`): the execution
-    /// waits for `approve` / `reject`, alarms watched as in a bake.
-    AwaitingApproval {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-        alarms: Vec<String>,
-        /// The exact commands that answer it.
-        approve_command: String,
-        reject_command: String,
-    },
-    /// Nobody answered within `strategy.approval.timeoutSeconds`.
-    ApprovalTimedOut {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-    },
-    /// `approve` answered the wait.
-    Approved {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        by: Option<String>,
-    },
-    Gate {
-        passed: bool,
-        alarms: Vec<AlarmReport>,
-        insufficient_data: Vec<String>,
-    },
-    Deleted {
-        task_set_id: String,
-        deleted: bool,
-    },
-    TaskSucceeded {
-        output: Value,
-    },
-    TaskFailed {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cause: Option<String>,
-    },
-    Ended(Ending),
-}
-
-/// Why a weight change happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WeightRole {
-    /// One canary step towards the new slot.
-    Step,
-    /// All traffic to the new slot, new task set PRIMARY.
-    Promote,
-    /// All traffic back to the slot that was live.
-    Rollback,
-    /// A weight change the tracker cannot place.
-    Other,
-}
-
-/// How an execution ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ending {
-    pub status: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
-}
-
-/// What the progress display shows.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Number of canary steps, 0 while unknown.
-    pub steps: usize,
-    /// Steps whose weights are in place (all of them once promoted).
-    pub reached: usize,
-    /// e.g. "Shift traffic — step 2/3 → 50%".
-    pub message: String,
-    pub rolling_back: bool,
-}
+use crate::time::{rfc3339, seconds_between};
 
 /// What the tracker knows about the deployment so far.
 #[derive(Debug, Default, Clone)]
@@ -232,14 +71,6 @@ pub struct Tracker {
     bound_seconds: Option<u32>,
     /// The execution's name, for the exact `approve` / `reject` commands.
     execution: Option<String>,
-}
-
-/// The commands that answer an approval wait of execution `name`.
-pub fn approval_commands(name: &str) -> (String, String) {
-    (
-        format!("ecs-dns-canary approve {name}"),
-        format!("ecs-dns-canary reject {name} --reason TEXT"),
-    )
 }
 
 impl Tracker {
@@ -764,58 +595,8 @@ impl Tracker {
     }
 }
 
-fn alarm_list(alarms: &[String]) -> String {
-    if alarms.is_empty() {
-        "no alarms".to_string()
-    } else {
-        alarms.join(", ")
-    }
-}
-
-fn failure_text(error: Option<&str>, cause: Option<&str>) -> String {
-    match (error, cause) {
-        (Some(e), Some(c)) if !c.is_empty() => format!("{e}: {c}"),
-        (Some(e), _) => e.to_string(),
-        (None, Some(c)) => c.to_string(),
-        (None, None) => "failed".to_string(),
-    }
-}
-
-fn ending_text(end: &Ending) -> String {
-    let took = end
-        .duration_seconds
-        .map(|d| format!(" after {}", secs_text(d)))
-        .unwrap_or_default();
-    match end.status {
-        Outcome::Succeeded => format!("SUCCEEDED{took}"),
-        other => format!(
-            "{}{took}: {}",
-            other.as_str(),
-            failure_text(end.error.as_deref(), end.cause.as_deref())
-        ),
-    }
-}
-
-/// `name` from `arn:aws:ecs:r:1:service/cluster/name`.
-pub fn short_name(name_or_arn: &str) -> String {
-    name_or_arn
-        .rsplit('/')
-        .next()
-        .unwrap_or(name_or_arn)
-        .to_string()
-}
-
-/// At most `max` characters, with an ellipsis when cut.
-pub fn abbreviate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
-}
-
 /// The approval wait's state (`canary_engine::plan::states::APPROVAL`).
-const APPROVAL_STATE: &str = canary_engine::plan::states::APPROVAL;
+pub(super) const APPROVAL_STATE: &str = canary_engine::plan::states::APPROVAL;
 
 /// The whole story of a finished (or running) execution.
 pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
@@ -824,132 +605,11 @@ pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
     (notes, tracker)
 }
 
-/// One pass through a state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Visit {
-    pub state: String,
-    pub state_type: String,
-    pub entered_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exited_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
-    /// Task calls made (more than one means retries).
-    pub attempts: u32,
-    /// What the state was asked to do (task input, summarized).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub call: Option<String>,
-    /// What came of it (task result, bake end, next state of a Choice).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    #[serde(skip)]
-    entered: Option<DateTime>,
-}
-
-/// The states in the order they were entered, from the events.
-pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
-    visits_of(events, None)
-}
-
-/// [`visits`] of the execution `arn` (its name goes into the commands an
-/// approval wait prints).
-pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<Ending>) {
-    let mut tracker = arn.map(Tracker::for_execution).unwrap_or_default();
-    let mut visits: Vec<Visit> = Vec::new();
-    // Index of the open visit of each state name (a state is not re-entered
-    // while open, except inside Map iterations, where the latest wins).
-    let mut open: Vec<(String, usize)> = Vec::new();
-    let mut current: Option<usize> = None;
-    let mut pending_choice: Option<usize> = None;
-    let mut ending = None;
-    for e in events {
-        for n in tracker.ingest(e) {
-            match &n.what {
-                What::Entered { state_type } => {
-                    let name = n.state.clone().unwrap_or_default();
-                    if let Some(i) = pending_choice.take() {
-                        if let Some(v) = visits.get_mut(i) {
-                            v.result.get_or_insert_with(|| format!("→ {name}"));
-                        }
-                    }
-                    visits.push(Visit {
-                        state: name.clone(),
-                        state_type: state_type.clone(),
-                        entered_at: n.at.clone(),
-                        exited_at: None,
-                        duration_seconds: None,
-                        attempts: 0,
-                        call: None,
-                        result: None,
-                        error: None,
-                        cause: None,
-                        entered: Some(e.at),
-                    });
-                    let i = visits.len() - 1;
-                    open.retain(|(s, _)| *s != name);
-                    open.push((name, i));
-                    current = Some(i);
-                }
-                What::Exited { state_type } => {
-                    let name = n.state.clone().unwrap_or_default();
-                    let found = open.iter().rposition(|(s, _)| *s == name);
-                    if let Some(pos) = found {
-                        let (_, i) = open.remove(pos);
-                        if let Some(v) = visits.get_mut(i) {
-                            v.exited_at = Some(n.at.clone());
-                            v.duration_seconds = v.entered.map(|t| seconds_between(t, e.at));
-                        }
-                        if state_type == "Choice" {
-                            pending_choice = Some(i);
-                        }
-                    }
-                    current = open.last().map(|(_, i)| *i);
-                }
-                What::Ended(end) => {
-                    if let Some(v) = current.and_then(|i| visits.get_mut(i)) {
-                        if v.state_type == "Fail" {
-                            v.error.clone_from(&end.error);
-                            v.cause.clone_from(&end.cause);
-                        }
-                    }
-                    ending = Some(end.clone());
-                }
-                What::Started { .. } => {}
-                what => {
-                    let Some(v) = current.and_then(|i| visits.get_mut(i)) else {
-                        continue;
-                    };
-                    match what {
-                        What::Calling { call } => {
-                            v.attempts += 1;
-                            v.call = Some(call.clone());
-                        }
-                        What::BakeStarted { .. } | What::AwaitingApproval { .. } => {
-                            v.attempts += 1;
-                            v.call = Some(n.text.clone());
-                        }
-                        What::TaskFailed { error, cause } => {
-                            v.error.clone_from(error);
-                            v.cause.clone_from(cause);
-                        }
-                        _ => v.result = Some(n.text.clone()),
-                    }
-                }
-            }
-        }
-    }
-    (visits, ending)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::load;
+    use crate::history::visits_of;
 
     /// history-success.json up to step 1's bake waiting for its token, that
     /// bake renamed to the approval wait, then `answer` (an event object).
@@ -1279,91 +939,5 @@ mod tests {
             .as_deref()
             .is_some_and(|c| c.contains("'Check readiness'")));
         Ok(())
-    }
-
-    #[tokio::test]
-    async fn visits_list_states_in_order_with_durations() -> Result<(), String> {
-        let events = load("history-gate-alarm-rollback.json").await?;
-        let (visits, ending) = visits(&events);
-        let names: Vec<&str> = visits.iter().map(|v| v.state.as_str()).collect();
-        assert_eq!(names.first(), Some(&"Create task set in idle slot"));
-        assert_eq!(names.last(), Some(&"Deployment failed"));
-        let create = visits.first().ok_or("no visit")?;
-        assert_eq!(create.attempts, 1);
-        assert_eq!(
-            create.call.as_deref(),
-            Some(
-                "creating the new task set for 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v3"
-            )
-        );
-        assert!(create
-            .result
-            .as_deref()
-            .is_some_and(|r| r.starts_with("new task set ecs-svc/222")));
-        assert!(create
-            .duration_seconds
-            .is_some_and(|d| (0.0..1.0).contains(&d)));
-        let choice = visits
-            .iter()
-            .find(|v| v.state == "New task set ready?")
-            .ok_or("no choice")?;
-        assert_eq!(choice.result.as_deref(), Some("→ Wait for new task set"));
-        let bake = visits.iter().find(|v| v.state == "Bake").ok_or("no bake")?;
-        assert_eq!(
-            bake.result.as_deref(),
-            Some("bake over: no alarm event in 1 s")
-        );
-        assert!(bake
-            .duration_seconds
-            .is_some_and(|d| (1.0..2.0).contains(&d)));
-        let gate = visits
-            .iter()
-            .rfind(|v| v.state == "Check alarms")
-            .ok_or("no gate")?;
-        assert_eq!(gate.error.as_deref(), Some("AlarmFiring"));
-        let fail = visits.last().ok_or("no visit")?;
-        assert_eq!(fail.error.as_deref(), Some("RolledBackOnAlarm"));
-        assert!(fail
-            .cause
-            .as_deref()
-            .is_some_and(|c| c.starts_with("An alarm fired at step 2 of 3")));
-        assert_eq!(ending.map(|e| e.status), Some(Outcome::Failed));
-        Ok(())
-    }
-
-    #[test]
-    fn notes_serialize_flat_with_a_kind() -> Result<(), String> {
-        let note = Note {
-            event: 26,
-            at: "2026-11-27T06:18:01.591Z".into(),
-            state: Some("Shift traffic".into()),
-            what: What::Weights {
-                blue: 90,
-                green: 10,
-                step: Some(1),
-                steps: Some(3),
-                role: WeightRole::Step,
-                primary_task_set: None,
-            },
-            text: "step 1/3: weights blue 90 / green 10".into(),
-            loud: true,
-        };
-        let v = serde_json::to_value(&note).map_err(|e| e.to_string())?;
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "event": 26, "at": "2026-11-27T06:18:01.591Z", "state": "Shift traffic",
-                "kind": "weights", "blue": 90, "green": 10, "step": 1, "steps": 3, "role": "step",
-                "text": "step 1/3: weights blue 90 / green 10"
-            })
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn long_text_is_abbreviated() {
-        assert_eq!(abbreviate("abcdef", 4), "abc…");
-        assert_eq!(abbreviate("abc", 4), "abc");
-        assert_eq!(short_name("arn:aws:ecs:eu-west-1:1:service/c/web"), "web");
     }
 }
