@@ -5,14 +5,13 @@
 use std::collections::HashSet;
 
 use aws_smithy_types::DateTime;
-use canary_engine::model::Slot;
-use serde_json::Value;
+use canary_engine::model::{DeploymentRequest, Slot};
 
 use super::note::{
     abbreviate, alarm_list, approval_commands, ending_text, failure_text, short_name, Ending, Note,
     Progress, WeightRole, What,
 };
-use crate::event::{readable_cause, Call, Event, Outcome, TaskResult};
+use crate::event::{readable_cause, Approval, Call, Event, Outcome, TaskResult};
 use crate::time::{rfc3339, seconds_between};
 
 /// What the tracker knows about the deployment so far.
@@ -123,27 +122,24 @@ impl Tracker {
         match e.kind.as_str() {
             "ExecutionStarted" => {
                 self.started = Some(e.at);
-                let input: Value = e
+                // The execution input is the engine's request (an input
+                // that does not read as one fails in create-taskset).
+                let input = e
                     .input
                     .as_deref()
-                    .and_then(|i| serde_json::from_str(i).ok())
-                    .unwrap_or(Value::Null);
-                let text_at = |path: &[&str]| {
-                    path.iter()
-                        .try_fold(&input, |v, k| v.get(*k))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                };
-                if let Some(steps) = input
-                    .pointer("/strategy/steps")
-                    .and_then(|s| serde_json::from_value::<Vec<u8>>(s.clone()).ok())
-                {
+                    .and_then(|i| serde_json::from_str::<DeploymentRequest>(i).ok());
+                if let Some(steps) = input.as_ref().and_then(|i| i.strategy.steps.clone()) {
                     self.plan.steps = steps;
                     self.progress.steps = self.plan.steps.len();
                 }
-                let service = text_at(&["target", "service"]).map(|s| short_name(&s));
-                let image = text_at(&["image"]);
-                let task_definition = text_at(&["taskDefinition"]);
+                let (service, image, task_definition) = match input {
+                    Some(i) => (
+                        Some(short_name(&i.target.service)),
+                        i.image,
+                        i.task_definition,
+                    ),
+                    None => (None, None, None),
+                };
                 let mut text = String::from("started");
                 if let Some(what) = image.as_ref().or(task_definition.as_ref()) {
                     text.push_str(&format!(": {what}"));
@@ -197,7 +193,7 @@ impl Tracker {
                     e.state.clone(),
                 );
             }
-            "TaskScheduled" | "LambdaFunctionScheduled" => {
+            "TaskScheduled" => {
                 let call = Call::from_parameters(
                     e.parameters.as_deref().unwrap_or("{}"),
                     e.waits_for_callback(),
@@ -270,15 +266,11 @@ impl Tracker {
                 self.call_timeout = e.timeout_seconds;
             }
             "TaskSucceeded" if self.state.as_deref() == Some(APPROVAL_STATE) => {
-                let output: Value = e
+                let by = e
                     .output
                     .as_deref()
-                    .and_then(|o| serde_json::from_str(o).ok())
-                    .unwrap_or(Value::Null);
-                let by = output
-                    .get("approvedBy")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                    .and_then(|o| serde_json::from_str::<Approval>(o).ok())
+                    .map(|a| a.approved_by);
                 let text = match &by {
                     Some(b) => format!("approved by {b}"),
                     None => "approved".to_string(),
@@ -293,12 +285,12 @@ impl Tracker {
                 };
                 note(What::ApprovalTimedOut { seconds }, text, true, state);
             }
-            "TaskSucceeded" | "LambdaFunctionSucceeded" => {
+            "TaskSucceeded" => {
                 let result = TaskResult::from_output(e.output.as_deref().unwrap_or("null"));
                 let (what, text, loud) = self.describe_result(result);
                 note(what, text, loud, state);
             }
-            "TaskTimedOut" | "LambdaFunctionTimedOut"
+            "TaskTimedOut"
                 if e.waits_for_callback() || matches!(self.call, Some(Call::Bake { .. })) =>
             {
                 // The bake is a callback task whose timeout *is* the bake
@@ -310,17 +302,7 @@ impl Tracker {
                 };
                 note(What::BakeOver { seconds }, text, true, state);
             }
-            "TaskFailed"
-            | "TaskTimedOut"
-            | "TaskStartFailed"
-            | "TaskSubmitFailed"
-            | "LambdaFunctionFailed"
-            | "LambdaFunctionTimedOut"
-            | "LambdaFunctionStartFailed"
-            | "LambdaFunctionScheduleFailed"
-            | "ActivityFailed"
-            | "MapRunFailed"
-            | "EvaluationFailed" => {
+            "TaskFailed" | "TaskTimedOut" | "TaskStartFailed" | "TaskSubmitFailed" => {
                 let cause = e.cause.as_deref().map(readable_cause);
                 let text = failure_text(e.error.as_deref(), cause.as_deref());
                 note(
@@ -610,6 +592,7 @@ mod tests {
     use super::*;
     use crate::fixtures::load;
     use crate::history::visits_of;
+    use serde_json::Value;
 
     /// history-success.json up to step 1's bake waiting for its token, that
     /// bake renamed to the approval wait, then `answer` (an event object).
