@@ -289,7 +289,7 @@ pub fn earlier_from_events(
         .and_then(|e| e.input.clone());
     let deployed = events
         .iter()
-        .filter(|e| e.kind == "TaskSucceeded" || e.kind == "LambdaFunctionSucceeded")
+        .filter(|e| e.kind == "TaskSucceeded")
         .filter_map(|e| e.output.as_deref())
         .find_map(|out| match TaskResult::from_output(out) {
             TaskResult::Deployment(d) => Some(d.task_definition_arn),

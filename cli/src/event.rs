@@ -177,11 +177,8 @@ pub enum Call {
         image: Option<String>,
         task_definition: Option<String>,
     },
-    /// check-health readiness.
-    Readiness {
-        slot: Option<Slot>,
-        task_set: Option<String>,
-    },
+    /// check-health readiness of the task set with this id.
+    Readiness { task_set: String },
     /// check-health alarms with a task token: the bake.
     Bake {
         alarms: Vec<String>,
@@ -194,16 +191,13 @@ pub enum Call {
     },
     /// set-weight.
     SetWeight {
-        slot: Option<Slot>,
+        slot: Slot,
         percent: u8,
         mark_primary: Option<String>,
         label: Option<String>,
     },
     /// delete-taskset.
-    Delete {
-        slot: Option<Slot>,
-        task_set: Option<String>,
-    },
+    Delete { slot: Slot, task_set: String },
     /// Anything else: the function name (or ARN), if any.
     Other { function: Option<String> },
 }
@@ -249,9 +243,8 @@ impl Call {
                 task_definition: c.request.task_definition,
             },
             Request::Check(c) => match *c {
-                CheckRequest::Readiness { slot, task_set, .. } => Call::Readiness {
-                    slot: Some(slot),
-                    task_set: Some(task_set.id),
+                CheckRequest::Readiness { task_set, .. } => Call::Readiness {
+                    task_set: task_set.id,
                 },
                 CheckRequest::Alarms {
                     alarms,
@@ -268,14 +261,14 @@ impl Call {
                 }
             },
             Request::SetWeight(w) => Call::SetWeight {
-                slot: Some(w.slot),
+                slot: w.slot,
                 percent: w.percent,
                 mark_primary: w.mark_primary.map(|t| t.id),
                 label: w.label,
             },
             Request::Delete(d) => Call::Delete {
-                slot: Some(d.slot),
-                task_set: Some(d.task_set.id),
+                slot: d.slot,
+                task_set: d.task_set.id,
             },
         }
     }
@@ -333,7 +326,7 @@ impl TaskResult {
                 ..
             }) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
             Ok(envelope) => envelope.payload,
-            Err(_) => v,
+            Err(_) => return Self::Other(v),
         };
         Self::from_value(payload)
     }
@@ -426,7 +419,7 @@ mod tests {
             .collect();
         let label = |l: &str| Some(l.to_string());
         let step = |percent: u8, l: &str| Call::SetWeight {
-            slot: Some(Slot::Green),
+            slot: Slot::Green,
             percent,
             mark_primary: None,
             label: label(l),
@@ -440,8 +433,7 @@ mod tests {
             label: label(l),
         };
         let ready = Call::Readiness {
-            slot: Some(Slot::Green),
-            task_set: Some("ecs-svc/222".into()),
+            task_set: "ecs-svc/222".into(),
         };
         let expected = vec![
             Call::Create {
@@ -460,14 +452,14 @@ mod tests {
             bake("step 3 of 3 (100%)"),
             gate("step 3 of 3 (100%)"),
             Call::SetWeight {
-                slot: Some(Slot::Green),
+                slot: Slot::Green,
                 percent: 100,
                 mark_primary: Some("ecs-svc/222".into()),
                 label: label("promote"),
             },
             Call::Delete {
-                slot: Some(Slot::Blue),
-                task_set: Some("ecs-svc/111".into()),
+                slot: Slot::Blue,
+                task_set: "ecs-svc/111".into(),
             },
         ];
         assert_eq!(calls, expected);
@@ -497,13 +489,20 @@ mod tests {
             return Err("not weights".into());
         };
         assert_eq!((w.weights.blue, w.weights.green), (90, 10));
-        // An answer outside the envelope reads the same.
-        let out = json!({"taskSetId": "ecs-svc/1", "deleted": false});
+        let out =
+            json!({"StatusCode": 200, "Payload": {"taskSetId": "ecs-svc/1", "deleted": false}});
         assert!(
             matches!(TaskResult::from_output(&out.to_string()), TaskResult::Deleted(d) if !d.deleted)
         );
+        // Only `lambda:invoke` answers (the plain Lambda ARN integration,
+        // which gives the answer bare, is not used by the state machine).
+        let out = json!({"taskSetId": "ecs-svc/1", "deleted": false});
+        assert!(matches!(
+            TaskResult::from_output(&out.to_string()),
+            TaskResult::Other(_)
+        ));
         // A shape that no longer parses falls back to raw JSON.
-        let out = json!({"weights": "odd"});
+        let out = json!({"StatusCode": 200, "Payload": {"weights": "odd"}});
         assert!(matches!(
             TaskResult::from_output(&out.to_string()),
             TaskResult::Other(_)

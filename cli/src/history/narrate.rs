@@ -24,8 +24,8 @@ struct Plan {
 
 impl Plan {
     /// 1-based index of a canary step, when `percent` to `slot` is one.
-    fn step_of(&self, slot: Option<Slot>, percent: u8) -> Option<usize> {
-        if self.new_slot.is_some() && slot != self.new_slot {
+    fn step_of(&self, slot: Slot, percent: u8) -> Option<usize> {
+        if self.new_slot.is_some_and(|new| slot != new) {
             return None;
         }
         self.steps.iter().position(|p| *p == percent).map(|i| i + 1)
@@ -36,8 +36,8 @@ impl Plan {
             Some(Call::SetWeight {
                 slot, mark_primary, ..
             }) => {
-                let to_live = self.live_slot.is_some() && *slot == self.live_slot;
-                let to_new = self.new_slot.is_none() || *slot == self.new_slot;
+                let to_live = self.live_slot == Some(*slot);
+                let to_new = self.new_slot.is_none_or(|new| *slot == new);
                 if to_live {
                     WeightRole::Rollback
                 } else if to_new && mark_primary.is_some() {
@@ -204,8 +204,7 @@ impl Tracker {
                     None => described.clone(),
                 };
                 if let Call::SetWeight { slot, .. } = &call {
-                    self.progress.rolling_back |=
-                        self.plan.live_slot.is_some() && *slot == self.plan.live_slot;
+                    self.progress.rolling_back |= self.plan.live_slot == Some(*slot);
                 }
                 let approval = state.as_deref() == Some(APPROVAL_STATE);
                 if let (Call::Bake { alarms, label }, true) = (&call, approval) {
@@ -330,14 +329,9 @@ impl Tracker {
                 Some(what) => format!("creating the new task set for {what}"),
                 None => "creating the new task set".to_string(),
             },
-            Call::Readiness { task_set, .. } => match task_set {
-                Some(t) => format!("waiting for {t} to be ready"),
-                None => "waiting for the new task set to be ready".to_string(),
-            },
+            Call::Readiness { task_set } => format!("waiting for {task_set} to be ready"),
             Call::SetWeight { slot, percent, .. } => {
-                let slot_text = slot
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "new slot".into());
+                let slot_text = slot.to_string();
                 match self.plan.role(Some(call)) {
                     WeightRole::Rollback => format!("rolling back: {percent}% to {slot_text}"),
                     WeightRole::Promote => format!("promoting {slot_text} ({percent}%)"),
@@ -358,13 +352,7 @@ impl Tracker {
                 format!("{text}, watching {}", alarm_list(alarms))
             }
             Call::Gate { alarms, .. } => format!("checking alarms {}", alarm_list(alarms)),
-            Call::Delete { task_set, slot } => {
-                let what = task_set.clone().unwrap_or_else(|| "the task set".into());
-                match slot {
-                    Some(s) => format!("deleting {what} ({s})"),
-                    None => format!("deleting {what}"),
-                }
-            }
+            Call::Delete { task_set, slot } => format!("deleting {task_set} ({slot})"),
             Call::Other { function } => match function {
                 Some(f) => format!("calling {f}"),
                 None => "running".to_string(),

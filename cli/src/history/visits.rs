@@ -46,9 +46,8 @@ pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
 pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<Ending>) {
     let mut tracker = arn.map(Tracker::for_execution).unwrap_or_default();
     let mut visits: Vec<Visit> = Vec::new();
-    // Index of the open visit of each state name (a state is not re-entered
-    // while open, except inside Map iterations, where the latest wins).
-    let mut open: Vec<(String, usize)> = Vec::new();
+    // The open visit: this state machine has no Map or Parallel state, so
+    // at most one state is open at a time (a Fail state never exits).
     let mut current: Option<usize> = None;
     let mut pending_choice: Option<usize> = None;
     let mut ending = None;
@@ -75,25 +74,19 @@ pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<End
                         cause: None,
                         entered: Some(e.at),
                     });
-                    let i = visits.len() - 1;
-                    open.retain(|(s, _)| *s != name);
-                    open.push((name, i));
-                    current = Some(i);
+                    current = Some(visits.len() - 1);
                 }
                 What::Exited { state_type } => {
                     let name = n.state.clone().unwrap_or_default();
-                    let found = open.iter().rposition(|(s, _)| *s == name);
-                    if let Some(pos) = found {
-                        let (_, i) = open.remove(pos);
-                        if let Some(v) = visits.get_mut(i) {
-                            v.exited_at = Some(n.at.clone());
-                            v.duration_seconds = v.entered.map(|t| seconds_between(t, e.at));
-                        }
+                    let open = current.filter(|i| visits.get(*i).is_some_and(|v| v.state == name));
+                    if let Some(v) = open.and_then(|i| visits.get_mut(i)) {
+                        v.exited_at = Some(n.at.clone());
+                        v.duration_seconds = v.entered.map(|t| seconds_between(t, e.at));
                         if state_type == "Choice" {
-                            pending_choice = Some(i);
+                            pending_choice = open;
                         }
+                        current = None;
                     }
-                    current = open.last().map(|(_, i)| *i);
                 }
                 What::Ended(end) => {
                     if let Some(v) = current.and_then(|i| visits.get_mut(i)) {
