@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::args::{DeployArgs, Overrides};
 use crate::error::{CliError, Result};
 use crate::history::short_name;
-use crate::output::{print_json, rfc3339};
+use crate::output::print_json;
+use crate::time::rfc3339;
 
 /// Step Functions' limit on execution names.
 pub const MAX_NAME: usize = 80;
@@ -288,7 +289,7 @@ pub fn earlier_from_events(
         .and_then(|e| e.input.clone());
     let deployed = events
         .iter()
-        .filter(|e| e.kind == "TaskSucceeded" || e.kind == "LambdaFunctionSucceeded")
+        .filter(|e| e.kind == "TaskSucceeded")
         .filter_map(|e| e.output.as_deref())
         .find_map(|out| match TaskResult::from_output(out) {
             TaskResult::Deployment(d) => Some(d.task_definition_arn),

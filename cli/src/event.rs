@@ -1,16 +1,21 @@
 //! One execution-history event, flattened from the SDK's `HistoryEvent` (which
 //! has a separate optional details struct for each of ~60 event types) into
-//! the few fields the story needs, and the shape-based reading of what a Task
-//! was asked ([`Call`]) and what it answered ([`TaskResult`]).
+//! the few fields the story needs, for the event types the deployment state
+//! machine produces (Lambda invokes with and without a task token, Pass,
+//! Wait, Choice, Fail, Succeed); and what a Task was asked ([`Call`]) and
+//! what it answered ([`TaskResult`]), read with the engine's own request and
+//! answer types (`canary_engine::model`).
 //!
 //! Nothing here knows state names: a renamed state keeps working because
-//! calls and results are recognized by the fields of their JSON.
+//! calls and results are recognized by the type their JSON reads as.
 
 use aws_sdk_sfn::types::HistoryEvent;
 use aws_smithy_types::DateTime;
 use canary_engine::model::{
-    DeleteReport, Deployment, GateReport, ReadinessReport, Slot, WeightReport,
+    CheckReport, CheckRequest, CreateTaskSetRequest, DeleteReport, DeleteTaskSetRequest,
+    Deployment, GateReport, ReadinessReport, SetWeightRequest, Slot, WeightReport,
 };
+use serde::Deserialize;
 use serde_json::Value;
 
 /// A history event with the details every type shares pulled up.
@@ -107,37 +112,6 @@ impl Event {
             ev.resource = Some(d.resource().to_string());
             (ev.error, ev.cause) = fail(d.error(), d.cause());
         }
-        // The older `"Resource": "<lambda arn>"` integration: the input is the payload.
-        if let Some(d) = e.lambda_function_scheduled_event_details() {
-            ev.resource = Some(d.resource().to_string());
-            ev.parameters = own(d.input());
-            ev.timeout_seconds = d.timeout_in_seconds();
-        }
-        if let Some(d) = e.lambda_function_succeeded_event_details() {
-            ev.output = own(d.output());
-        }
-        if let Some(d) = e.lambda_function_failed_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.lambda_function_timed_out_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.lambda_function_start_failed_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.lambda_function_schedule_failed_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.activity_failed_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.map_run_failed_event_details() {
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
-        if let Some(d) = e.evaluation_failed_event_details() {
-            ev.state = Some(d.state().to_string());
-            (ev.error, ev.cause) = fail(d.error(), d.cause());
-        }
         ev
     }
 
@@ -195,7 +169,7 @@ impl Outcome {
     }
 }
 
-/// What a Task was asked to do, read from the shape of its payload.
+/// What a Task was asked to do, read from its payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// create-taskset: `{deploymentId, request}`.
@@ -203,11 +177,8 @@ pub enum Call {
         image: Option<String>,
         task_definition: Option<String>,
     },
-    /// check-health readiness.
-    Readiness {
-        slot: Option<Slot>,
-        task_set: Option<String>,
-    },
+    /// check-health readiness of the task set with this id.
+    Readiness { task_set: String },
     /// check-health alarms with a task token: the bake.
     Bake {
         alarms: Vec<String>,
@@ -220,112 +191,86 @@ pub enum Call {
     },
     /// set-weight.
     SetWeight {
-        slot: Option<Slot>,
+        slot: Slot,
         percent: u8,
         mark_primary: Option<String>,
         label: Option<String>,
     },
     /// delete-taskset.
-    Delete {
-        slot: Option<Slot>,
-        task_set: Option<String>,
-    },
+    Delete { slot: Slot, task_set: String },
     /// Anything else: the function name (or ARN), if any.
     Other { function: Option<String> },
 }
 
+/// The parameters of a `lambda:invoke` task (with or without
+/// `.waitForTaskToken`, the only task integration the state machine uses).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InvokeParameters {
+    function_name: Option<String>,
+    payload: Value,
+}
+
+/// What the state machine sends its functions: the engine's own request
+/// types (each refuses unknown fields, so at most one reads a payload).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Request {
+    Create(Box<CreateTaskSetRequest>),
+    Check(Box<CheckRequest>),
+    SetWeight(Box<SetWeightRequest>),
+    Delete(Box<DeleteTaskSetRequest>),
+}
+
 impl Call {
-    /// Reads a TaskScheduled event's parameters (`{"FunctionName", "Payload"}`)
-    /// or a LambdaFunctionScheduled event's input (the payload itself).
+    /// Reads a TaskScheduled event's parameters (`{"FunctionName", "Payload"}`).
     pub fn from_parameters(parameters: &str, waits_for_callback: bool) -> Self {
-        let Ok(v) = serde_json::from_str::<Value>(parameters) else {
+        let Ok(p) = serde_json::from_str::<InvokeParameters>(parameters) else {
             return Call::Other { function: None };
         };
-        let function = v
-            .get("FunctionName")
-            .and_then(Value::as_str)
-            .map(function_name);
-        let payload = match v.get("Payload") {
-            Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
-            Some(p) => p.clone(),
-            None => v.clone(),
-        };
-        Self::from_payload(&payload, waits_for_callback).unwrap_or(Call::Other { function })
+        match serde_json::from_value::<Request>(p.payload) {
+            Ok(request) => Self::from_request(request, waits_for_callback),
+            Err(_) => Call::Other {
+                function: p.function_name.as_deref().map(function_name),
+            },
+        }
     }
 
-    fn from_payload(p: &Value, waits_for_callback: bool) -> Option<Self> {
-        let obj = p.as_object()?;
-        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
-        let slot = || {
-            obj.get("slot")
-                .and_then(|s| serde_json::from_value::<Slot>(s.clone()).ok())
-        };
-        let task_set_id = || {
-            obj.get("taskSet")
-                .and_then(|t| t.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        if obj.contains_key("deploymentId") && obj.contains_key("request") {
-            let req = obj.get("request");
-            let field = |k: &str| {
-                req.and_then(|r| r.get(k))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            };
-            return Some(Call::Create {
-                image: field("image"),
-                task_definition: field("taskDefinition"),
-            });
+    fn from_request(request: Request, waits_for_callback: bool) -> Self {
+        match request {
+            Request::Create(c) => Call::Create {
+                image: c.request.image,
+                task_definition: c.request.task_definition,
+            },
+            Request::Check(c) => match *c {
+                CheckRequest::Readiness { task_set, .. } => Call::Readiness {
+                    task_set: task_set.id,
+                },
+                CheckRequest::Alarms {
+                    alarms,
+                    task_token,
+                    label,
+                    ..
+                } => {
+                    let alarms = alarms.names;
+                    if waits_for_callback || task_token.is_some() {
+                        Call::Bake { alarms, label }
+                    } else {
+                        Call::Gate { alarms, label }
+                    }
+                }
+            },
+            Request::SetWeight(w) => Call::SetWeight {
+                slot: w.slot,
+                percent: w.percent,
+                mark_primary: w.mark_primary.map(|t| t.id),
+                label: w.label,
+            },
+            Request::Delete(d) => Call::Delete {
+                slot: d.slot,
+                task_set: d.task_set.id,
+            },
         }
-        match obj.get("check").and_then(Value::as_str) {
-            Some("readiness") => {
-                return Some(Call::Readiness {
-                    slot: slot(),
-                    task_set: task_set_id(),
-                })
-            }
-            Some("alarms") => {
-                let alarms = obj
-                    .get("alarms")
-                    .and_then(|a| a.get("names"))
-                    .and_then(Value::as_array)
-                    .map(|names| {
-                        names
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let label = text("label");
-                return Some(if waits_for_callback || obj.contains_key("taskToken") {
-                    Call::Bake { alarms, label }
-                } else {
-                    Call::Gate { alarms, label }
-                });
-            }
-            _ => {}
-        }
-        if let Some(percent) = obj.get("percent").and_then(Value::as_u64) {
-            return Some(Call::SetWeight {
-                slot: slot(),
-                percent: u8::try_from(percent).unwrap_or(u8::MAX),
-                mark_primary: obj
-                    .get("markPrimary")
-                    .and_then(|t| t.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                label: text("label"),
-            });
-        }
-        if obj.contains_key("taskSet") {
-            return Some(Call::Delete {
-                slot: slot(),
-                task_set: task_set_id(),
-            });
-        }
-        None
     }
 }
 
@@ -337,7 +282,7 @@ pub fn function_name(name_or_arn: &str) -> String {
     }
 }
 
-/// What a Task answered, recognized by shape and parsed with the engine's types.
+/// What a Task answered, read with the engine's types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskResult {
     Deployment(Box<Deployment>),
@@ -349,53 +294,63 @@ pub enum TaskResult {
     Other(Value),
 }
 
+/// What the functions answer: the engine's own output types.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Answer {
+    Deployment(Box<Deployment>),
+    Weights(WeightReport),
+    Check(CheckReport),
+    Deleted(DeleteReport),
+}
+
+/// `lambda:invoke`'s envelope around the function's answer (plus metadata
+/// on AWS).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InvokeOutput {
+    #[allow(dead_code)] // Present in every envelope: tells it from an answer.
+    status_code: i64,
+    payload: Value,
+}
+
 impl TaskResult {
-    /// Reads a TaskSucceeded output. `lambda:invoke` wraps the function's
-    /// answer as `{"StatusCode": 200, "Payload": ...}` (plus metadata on AWS);
-    /// the plain Lambda ARN integration gives the answer directly.
+    /// Reads a TaskSucceeded output: `lambda:invoke` wraps the function's
+    /// answer as `{"StatusCode": 200, "Payload": ...}`.
     pub fn from_output(output: &str) -> Self {
         let v: Value =
             serde_json::from_str(output).unwrap_or_else(|_| Value::String(output.to_string()));
-        let payload = unwrap_invoke(v);
+        let payload = match serde_json::from_value::<InvokeOutput>(v.clone()) {
+            Ok(InvokeOutput {
+                payload: Value::String(s),
+                ..
+            }) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            Ok(envelope) => envelope.payload,
+            Err(_) => return Self::Other(v),
+        };
         Self::from_value(payload)
     }
 
     pub fn from_value(v: Value) -> Self {
-        fn parse<T: serde::de::DeserializeOwned>(v: &Value) -> Option<T> {
-            serde_json::from_value(v.clone()).ok()
+        match Answer::deserialize(&v) {
+            Ok(Answer::Deployment(d)) => Self::Deployment(d),
+            Ok(Answer::Weights(w)) => Self::Weights(w),
+            Ok(Answer::Check(CheckReport::Readiness(r))) => Self::Readiness(r),
+            Ok(Answer::Check(CheckReport::Gate(g))) => Self::Gate(g),
+            Ok(Answer::Deleted(d)) => Self::Deleted(d),
+            Err(_) => Self::Other(v),
         }
-        let Some(obj) = v.as_object() else {
-            return Self::Other(v);
-        };
-        let parsed = if obj.contains_key("weights") {
-            parse(&v).map(Self::Weights)
-        } else if obj.contains_key("alarms") && obj.contains_key("passed") {
-            parse(&v).map(Self::Gate)
-        } else if obj.contains_key("ready") {
-            parse(&v).map(Self::Readiness)
-        } else if obj.contains_key("newTaskSet") && obj.contains_key("strategy") {
-            parse(&v).map(|d| Self::Deployment(Box::new(d)))
-        } else if obj.contains_key("deleted") && obj.contains_key("taskSetId") {
-            parse(&v).map(Self::Deleted)
-        } else {
-            None
-        };
-        parsed.unwrap_or(Self::Other(v))
     }
 }
 
-fn unwrap_invoke(v: Value) -> Value {
-    let is_invoke = v.get("StatusCode").is_some() && v.get("Payload").is_some();
-    if !is_invoke {
-        return v;
-    }
-    match v.get("Payload") {
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
-        }
-        Some(p) => p.clone(),
-        None => v,
-    }
+/// The approval wait's token output ([`crate::approve::token_output`]): who
+/// approved, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub approved_by: String,
+    #[serde(default)]
+    pub approved_at: String,
 }
 
 /// The human part of a Lambda error cause: `{"errorType","errorMessage"}`
@@ -447,42 +402,84 @@ mod tests {
         );
     }
 
-    #[test]
-    fn calls_are_recognized_by_payload_shape() {
-        let p = json!({"FunctionName": "arn:aws:lambda:r:1:function:x", "Payload": {"target": {}, "slot": "green", "percent": 50, "label": "step 2 of 3"}});
-        assert_eq!(
-            Call::from_parameters(&p.to_string(), false),
+    /// Every call of a recorded deployment reads as the engine's request
+    /// it is; a payload no request type reads is `Other`.
+    #[tokio::test]
+    async fn calls_are_read_as_the_engines_requests() -> Result<(), String> {
+        let events = crate::fixtures::load("history-success.json").await?;
+        let calls: Vec<Call> = events
+            .iter()
+            .filter(|e| e.kind == "TaskScheduled")
+            .map(|e| {
+                Call::from_parameters(
+                    e.parameters.as_deref().unwrap_or("{}"),
+                    e.waits_for_callback(),
+                )
+            })
+            .collect();
+        let label = |l: &str| Some(l.to_string());
+        let step = |percent: u8, l: &str| Call::SetWeight {
+            slot: Slot::Green,
+            percent,
+            mark_primary: None,
+            label: label(l),
+        };
+        let bake = |l: &str| Call::Bake {
+            alarms: vec!["web-5xx".into()],
+            label: label(l),
+        };
+        let gate = |l: &str| Call::Gate {
+            alarms: vec!["web-5xx".into()],
+            label: label(l),
+        };
+        let ready = Call::Readiness {
+            task_set: "ecs-svc/222".into(),
+        };
+        let expected = vec![
+            Call::Create {
+                image: Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v2".into()),
+                task_definition: None,
+            },
+            ready.clone(),
+            ready,
+            step(10, "step 1 of 3 (10%)"),
+            bake("step 1 of 3 (10%)"),
+            gate("step 1 of 3 (10%)"),
+            step(50, "step 2 of 3 (50%)"),
+            bake("step 2 of 3 (50%)"),
+            gate("step 2 of 3 (50%)"),
+            step(100, "step 3 of 3 (100%)"),
+            bake("step 3 of 3 (100%)"),
+            gate("step 3 of 3 (100%)"),
             Call::SetWeight {
-                slot: Some(Slot::Green),
-                percent: 50,
-                mark_primary: None,
-                label: Some("step 2 of 3".into())
-            }
-        );
-        let p = json!({"FunctionName": "f", "Payload": {"check": "alarms", "alarms": {"names": ["api-5xx"]}, "since": "t", "taskToken": "tok"}});
-        assert!(
-            matches!(Call::from_parameters(&p.to_string(), false), Call::Bake { alarms, .. } if alarms == ["api-5xx"])
-        );
-        let p = json!({"FunctionName": "f", "Payload": {"check": "alarms", "alarms": {"names": []}, "since": "t"}});
-        assert!(matches!(
-            Call::from_parameters(&p.to_string(), false),
-            Call::Gate { .. }
-        ));
-        let p = json!({"FunctionName": "f", "Payload": {"target": {}, "slot": "blue", "taskSet": {"id": "ecs-svc/1", "arn": "a"}}});
-        assert_eq!(
-            Call::from_parameters(&p.to_string(), false),
+                slot: Slot::Green,
+                percent: 100,
+                mark_primary: Some("ecs-svc/222".into()),
+                label: label("promote"),
+            },
             Call::Delete {
-                slot: Some(Slot::Blue),
-                task_set: Some("ecs-svc/1".into())
-            }
-        );
-        let p = json!({"FunctionName": "arn:aws:lambda:r:1:function:other", "Payload": {"x": 1}});
-        assert_eq!(
-            Call::from_parameters(&p.to_string(), false),
-            Call::Other {
-                function: Some("other".into())
-            }
-        );
+                slot: Slot::Blue,
+                task_set: "ecs-svc/111".into(),
+            },
+        ];
+        assert_eq!(calls, expected);
+
+        // Not a request of the engine (an unknown field, a missing one):
+        // the function's name is all there is to say.
+        for payload in [
+            json!({"x": 1}),
+            json!({"slot": "green", "percent": 50, "label": "step 2 of 3"}),
+        ] {
+            let p =
+                json!({"FunctionName": "arn:aws:lambda:r:1:function:other", "Payload": payload});
+            assert_eq!(
+                Call::from_parameters(&p.to_string(), false),
+                Call::Other {
+                    function: Some("other".into())
+                }
+            );
+        }
+        Ok(())
     }
 
     #[test]
@@ -492,13 +489,20 @@ mod tests {
             return Err("not weights".into());
         };
         assert_eq!((w.weights.blue, w.weights.green), (90, 10));
-        // The plain Lambda integration: the answer itself.
-        let out = json!({"taskSetId": "ecs-svc/1", "deleted": false});
+        let out =
+            json!({"StatusCode": 200, "Payload": {"taskSetId": "ecs-svc/1", "deleted": false}});
         assert!(
             matches!(TaskResult::from_output(&out.to_string()), TaskResult::Deleted(d) if !d.deleted)
         );
+        // Only `lambda:invoke` answers (the plain Lambda ARN integration,
+        // which gives the answer bare, is not used by the state machine).
+        let out = json!({"taskSetId": "ecs-svc/1", "deleted": false});
+        assert!(matches!(
+            TaskResult::from_output(&out.to_string()),
+            TaskResult::Other(_)
+        ));
         // A shape that no longer parses falls back to raw JSON.
-        let out = json!({"weights": "odd"});
+        let out = json!({"StatusCode": 200, "Payload": {"weights": "odd"}});
         assert!(matches!(
             TaskResult::from_output(&out.to_string()),
             TaskResult::Other(_)

@@ -11,8 +11,9 @@ use crate::args::StatusFilter;
 use crate::error::{CliError, Result};
 use crate::event::readable_cause;
 use crate::history::{abbreviate, Ending, Visit};
-use crate::output::{clock, date_time, print_json, rfc3339, seconds_between, secs_text};
+use crate::output::print_json;
 use crate::sfn::all_events;
+use crate::time::{clock, date_time, rfc3339, seconds_between, secs_text};
 
 /// One row of `list`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

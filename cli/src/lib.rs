@@ -5,7 +5,8 @@
 //! Follow a command through the modules: [`args`] (the command line),
 //! [`deploy`] (file → checked input → StartExecution), [`watch`] (polling),
 //! [`event`] and [`history`] (history events → story, pure), [`executions`]
-//! (`list`, `history`), [`output`] (text, JSON, progress bar), [`sfn`] (the
+//! (`list`, `history`), [`output`] (text, JSON, progress bar), [`time`]
+//! (instants and durations as text), [`sfn`] (the
 //! Step Functions calls they share) and [`error`] (exit codes).
 
 pub mod abort;
@@ -20,6 +21,7 @@ pub mod output;
 pub mod plan;
 pub mod promote;
 pub mod sfn;
+pub mod time;
 pub mod watch;
 
 #[cfg(test)]
@@ -92,7 +94,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
             let sts = aws_sdk_sts::Client::new(&config);
             let caller = abort::caller(&sts).await?;
-            let at = output::rfc3339(now);
+            let at = time::rfc3339(now);
             let outcome = promote::run(&client, &arn, &caller, args.full, &at).await?;
             promote::print(&mut stdout, &outcome, json)?;
             Ok(outcome.exit_code())
@@ -101,7 +103,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             let arn = sfn::resolve_execution(&client, &args.execution, sm).await?;
             let sts = aws_sdk_sts::Client::new(&config);
             let caller = abort::caller(&sts).await?;
-            let at = output::rfc3339(now);
+            let at = time::rfc3339(now);
             let answer = approve::Answer::Approve { at };
             let outcome = approve::run(&client, &arn, &caller, answer).await?;
             approve::print(&mut stdout, &outcome, json)?;

@@ -1,180 +1,18 @@
-//! Execution history → story. [`Tracker`] reads events one at a time (as
-//! `watch` receives them) and turns them into [`Note`]s (one sentence each,
-//! with structured fields for `--json`) and a [`Progress`] (the bar of
-//! steps). [`visits`] folds the same notes into the states in order, with
-//! durations, for `history`. All pure: events in, values out.
+//! Narration: [`Tracker`] reads events one at a time (as `watch` receives
+//! them) and turns them into [`Note`]s and a [`Progress`]. Pure: events in,
+//! values out.
 
 use std::collections::HashSet;
 
 use aws_smithy_types::DateTime;
-use canary_engine::model::{AlarmReport, Slot};
-use serde::Serialize;
-use serde_json::Value;
+use canary_engine::model::{DeploymentRequest, Slot};
 
-use crate::event::{readable_cause, Call, Event, Outcome, TaskResult};
-use crate::output::{rfc3339, seconds_between, secs_text};
-
-/// One thing that happened, with the sentence a person reads.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Note {
-    /// The history event id it comes from.
-    pub event: i64,
-    /// RFC 3339.
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(flatten)]
-    pub what: What,
-    pub text: String,
-    /// Worth a line in text mode (state entries and task calls are not; the
-    /// bar shows them). JSON output has every note.
-    #[serde(skip)]
-    pub loud: bool,
-}
-
-/// The structured part of a [`Note`], tagged by `kind` in JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum What {
-    Started {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        service: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        image: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        task_definition: Option<String>,
-    },
-    Entered {
-        state_type: String,
-    },
-    Exited {
-        state_type: String,
-    },
-    Calling {
-        call: String,
-    },
-    Planned {
-        live_slot: Slot,
-        new_slot: Slot,
-        new_task_set: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        old_task_set: Option<String>,
-        steps: Vec<u8>,
-        bake_seconds: u32,
-        first_deployment: bool,
-    },
-    Readiness {
-        ready: bool,
-        healthy_instances: u32,
-        unhealthy_instances: u32,
-        waited_seconds: u64,
-        reason: String,
-    },
-    Weights {
-        blue: u8,
-        green: u8,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        step: Option<usize>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        steps: Option<usize>,
-        role: WeightRole,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        primary_task_set: Option<String>,
-    },
-    BakeStarted {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-        alarms: Vec<String>,
-    },
-    BakeOver {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-    },
-    /// **Wait for approval** started (`strategy.approval`): the execution
-    /// waits for `approve` / `reject`, alarms watched as in a bake.
-    AwaitingApproval {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-        alarms: Vec<String>,
-        /// The exact commands that answer it.
-        approve_command: String,
-        reject_command: String,
-    },
-    /// Nobody answered within `strategy.approval.timeoutSeconds`.
-    ApprovalTimedOut {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seconds: Option<i64>,
-    },
-    /// `approve` answered the wait.
-    Approved {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        by: Option<String>,
-    },
-    Gate {
-        passed: bool,
-        alarms: Vec<AlarmReport>,
-        insufficient_data: Vec<String>,
-    },
-    Deleted {
-        task_set_id: String,
-        deleted: bool,
-    },
-    TaskSucceeded {
-        output: Value,
-    },
-    TaskFailed {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cause: Option<String>,
-    },
-    Ended(Ending),
-}
-
-/// Why a weight change happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum WeightRole {
-    /// One canary step towards the new slot.
-    Step,
-    /// All traffic to the new slot, new task set PRIMARY.
-    Promote,
-    /// All traffic back to the slot that was live.
-    Rollback,
-    /// A weight change the tracker cannot place.
-    Other,
-}
-
-/// How an execution ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ending {
-    pub status: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
-}
-
-/// What the progress display shows.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Number of canary steps, 0 while unknown.
-    pub steps: usize,
-    /// Steps whose weights are in place (all of them once promoted).
-    pub reached: usize,
-    /// e.g. "Shift traffic — step 2/3 → 50%".
-    pub message: String,
-    pub rolling_back: bool,
-}
+use super::note::{
+    abbreviate, alarm_list, approval_commands, ending_text, failure_text, short_name, Ending, Note,
+    Progress, WeightRole, What,
+};
+use crate::event::{readable_cause, Approval, Call, Event, Outcome, TaskResult};
+use crate::time::{rfc3339, seconds_between};
 
 /// What the tracker knows about the deployment so far.
 #[derive(Debug, Default, Clone)]
@@ -186,8 +24,8 @@ struct Plan {
 
 impl Plan {
     /// 1-based index of a canary step, when `percent` to `slot` is one.
-    fn step_of(&self, slot: Option<Slot>, percent: u8) -> Option<usize> {
-        if self.new_slot.is_some() && slot != self.new_slot {
+    fn step_of(&self, slot: Slot, percent: u8) -> Option<usize> {
+        if self.new_slot.is_some_and(|new| slot != new) {
             return None;
         }
         self.steps.iter().position(|p| *p == percent).map(|i| i + 1)
@@ -198,8 +36,8 @@ impl Plan {
             Some(Call::SetWeight {
                 slot, mark_primary, ..
             }) => {
-                let to_live = self.live_slot.is_some() && *slot == self.live_slot;
-                let to_new = self.new_slot.is_none() || *slot == self.new_slot;
+                let to_live = self.live_slot == Some(*slot);
+                let to_new = self.new_slot.is_none_or(|new| *slot == new);
                 if to_live {
                     WeightRole::Rollback
                 } else if to_new && mark_primary.is_some() {
@@ -232,14 +70,6 @@ pub struct Tracker {
     bound_seconds: Option<u32>,
     /// The execution's name, for the exact `approve` / `reject` commands.
     execution: Option<String>,
-}
-
-/// The commands that answer an approval wait of execution `name`.
-pub fn approval_commands(name: &str) -> (String, String) {
-    (
-        format!("ecs-dns-canary approve {name}"),
-        format!("ecs-dns-canary reject {name} --reason TEXT"),
-    )
 }
 
 impl Tracker {
@@ -292,27 +122,24 @@ impl Tracker {
         match e.kind.as_str() {
             "ExecutionStarted" => {
                 self.started = Some(e.at);
-                let input: Value = e
+                // The execution input is the engine's request (an input
+                // that does not read as one fails in create-taskset).
+                let input = e
                     .input
                     .as_deref()
-                    .and_then(|i| serde_json::from_str(i).ok())
-                    .unwrap_or(Value::Null);
-                let text_at = |path: &[&str]| {
-                    path.iter()
-                        .try_fold(&input, |v, k| v.get(*k))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                };
-                if let Some(steps) = input
-                    .pointer("/strategy/steps")
-                    .and_then(|s| serde_json::from_value::<Vec<u8>>(s.clone()).ok())
-                {
+                    .and_then(|i| serde_json::from_str::<DeploymentRequest>(i).ok());
+                if let Some(steps) = input.as_ref().and_then(|i| i.strategy.steps.clone()) {
                     self.plan.steps = steps;
                     self.progress.steps = self.plan.steps.len();
                 }
-                let service = text_at(&["target", "service"]).map(|s| short_name(&s));
-                let image = text_at(&["image"]);
-                let task_definition = text_at(&["taskDefinition"]);
+                let (service, image, task_definition) = match input {
+                    Some(i) => (
+                        Some(short_name(&i.target.service)),
+                        i.image,
+                        i.task_definition,
+                    ),
+                    None => (None, None, None),
+                };
                 let mut text = String::from("started");
                 if let Some(what) = image.as_ref().or(task_definition.as_ref()) {
                     text.push_str(&format!(": {what}"));
@@ -366,7 +193,7 @@ impl Tracker {
                     e.state.clone(),
                 );
             }
-            "TaskScheduled" | "LambdaFunctionScheduled" => {
+            "TaskScheduled" => {
                 let call = Call::from_parameters(
                     e.parameters.as_deref().unwrap_or("{}"),
                     e.waits_for_callback(),
@@ -377,8 +204,7 @@ impl Tracker {
                     None => described.clone(),
                 };
                 if let Call::SetWeight { slot, .. } = &call {
-                    self.progress.rolling_back |=
-                        self.plan.live_slot.is_some() && *slot == self.plan.live_slot;
+                    self.progress.rolling_back |= self.plan.live_slot == Some(*slot);
                 }
                 let approval = state.as_deref() == Some(APPROVAL_STATE);
                 if let (Call::Bake { alarms, label }, true) = (&call, approval) {
@@ -439,15 +265,11 @@ impl Tracker {
                 self.call_timeout = e.timeout_seconds;
             }
             "TaskSucceeded" if self.state.as_deref() == Some(APPROVAL_STATE) => {
-                let output: Value = e
+                let by = e
                     .output
                     .as_deref()
-                    .and_then(|o| serde_json::from_str(o).ok())
-                    .unwrap_or(Value::Null);
-                let by = output
-                    .get("approvedBy")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                    .and_then(|o| serde_json::from_str::<Approval>(o).ok())
+                    .map(|a| a.approved_by);
                 let text = match &by {
                     Some(b) => format!("approved by {b}"),
                     None => "approved".to_string(),
@@ -462,12 +284,12 @@ impl Tracker {
                 };
                 note(What::ApprovalTimedOut { seconds }, text, true, state);
             }
-            "TaskSucceeded" | "LambdaFunctionSucceeded" => {
+            "TaskSucceeded" => {
                 let result = TaskResult::from_output(e.output.as_deref().unwrap_or("null"));
                 let (what, text, loud) = self.describe_result(result);
                 note(what, text, loud, state);
             }
-            "TaskTimedOut" | "LambdaFunctionTimedOut"
+            "TaskTimedOut"
                 if e.waits_for_callback() || matches!(self.call, Some(Call::Bake { .. })) =>
             {
                 // The bake is a callback task whose timeout *is* the bake
@@ -479,17 +301,7 @@ impl Tracker {
                 };
                 note(What::BakeOver { seconds }, text, true, state);
             }
-            "TaskFailed"
-            | "TaskTimedOut"
-            | "TaskStartFailed"
-            | "TaskSubmitFailed"
-            | "LambdaFunctionFailed"
-            | "LambdaFunctionTimedOut"
-            | "LambdaFunctionStartFailed"
-            | "LambdaFunctionScheduleFailed"
-            | "ActivityFailed"
-            | "MapRunFailed"
-            | "EvaluationFailed" => {
+            "TaskFailed" | "TaskTimedOut" | "TaskStartFailed" | "TaskSubmitFailed" => {
                 let cause = e.cause.as_deref().map(readable_cause);
                 let text = failure_text(e.error.as_deref(), cause.as_deref());
                 note(
@@ -517,14 +329,9 @@ impl Tracker {
                 Some(what) => format!("creating the new task set for {what}"),
                 None => "creating the new task set".to_string(),
             },
-            Call::Readiness { task_set, .. } => match task_set {
-                Some(t) => format!("waiting for {t} to be ready"),
-                None => "waiting for the new task set to be ready".to_string(),
-            },
+            Call::Readiness { task_set } => format!("waiting for {task_set} to be ready"),
             Call::SetWeight { slot, percent, .. } => {
-                let slot_text = slot
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "new slot".into());
+                let slot_text = slot.to_string();
                 match self.plan.role(Some(call)) {
                     WeightRole::Rollback => format!("rolling back: {percent}% to {slot_text}"),
                     WeightRole::Promote => format!("promoting {slot_text} ({percent}%)"),
@@ -545,13 +352,7 @@ impl Tracker {
                 format!("{text}, watching {}", alarm_list(alarms))
             }
             Call::Gate { alarms, .. } => format!("checking alarms {}", alarm_list(alarms)),
-            Call::Delete { task_set, slot } => {
-                let what = task_set.clone().unwrap_or_else(|| "the task set".into());
-                match slot {
-                    Some(s) => format!("deleting {what} ({s})"),
-                    None => format!("deleting {what}"),
-                }
-            }
+            Call::Delete { task_set, slot } => format!("deleting {task_set} ({slot})"),
             Call::Other { function } => match function {
                 Some(f) => format!("calling {f}"),
                 None => "running".to_string(),
@@ -764,58 +565,8 @@ impl Tracker {
     }
 }
 
-fn alarm_list(alarms: &[String]) -> String {
-    if alarms.is_empty() {
-        "no alarms".to_string()
-    } else {
-        alarms.join(", ")
-    }
-}
-
-fn failure_text(error: Option<&str>, cause: Option<&str>) -> String {
-    match (error, cause) {
-        (Some(e), Some(c)) if !c.is_empty() => format!("{e}: {c}"),
-        (Some(e), _) => e.to_string(),
-        (None, Some(c)) => c.to_string(),
-        (None, None) => "failed".to_string(),
-    }
-}
-
-fn ending_text(end: &Ending) -> String {
-    let took = end
-        .duration_seconds
-        .map(|d| format!(" after {}", secs_text(d)))
-        .unwrap_or_default();
-    match end.status {
-        Outcome::Succeeded => format!("SUCCEEDED{took}"),
-        other => format!(
-            "{}{took}: {}",
-            other.as_str(),
-            failure_text(end.error.as_deref(), end.cause.as_deref())
-        ),
-    }
-}
-
-/// `name` from `arn:aws:ecs:r:1:service/cluster/name`.
-pub fn short_name(name_or_arn: &str) -> String {
-    name_or_arn
-        .rsplit('/')
-        .next()
-        .unwrap_or(name_or_arn)
-        .to_string()
-}
-
-/// At most `max` characters, with an ellipsis when cut.
-pub fn abbreviate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
-}
-
 /// The approval wait's state (`canary_engine::plan::states::APPROVAL`).
-const APPROVAL_STATE: &str = canary_engine::plan::states::APPROVAL;
+pub(super) const APPROVAL_STATE: &str = canary_engine::plan::states::APPROVAL;
 
 /// The whole story of a finished (or running) execution.
 pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
@@ -824,132 +575,12 @@ pub fn story(events: &[Event]) -> (Vec<Note>, Tracker) {
     (notes, tracker)
 }
 
-/// One pass through a state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Visit {
-    pub state: String,
-    pub state_type: String,
-    pub entered_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exited_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
-    /// Task calls made (more than one means retries).
-    pub attempts: u32,
-    /// What the state was asked to do (task input, summarized).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub call: Option<String>,
-    /// What came of it (task result, bake end, next state of a Choice).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    #[serde(skip)]
-    entered: Option<DateTime>,
-}
-
-/// The states in the order they were entered, from the events.
-pub fn visits(events: &[Event]) -> (Vec<Visit>, Option<Ending>) {
-    visits_of(events, None)
-}
-
-/// [`visits`] of the execution `arn` (its name goes into the commands an
-/// approval wait prints).
-pub fn visits_of(events: &[Event], arn: Option<&str>) -> (Vec<Visit>, Option<Ending>) {
-    let mut tracker = arn.map(Tracker::for_execution).unwrap_or_default();
-    let mut visits: Vec<Visit> = Vec::new();
-    // Index of the open visit of each state name (a state is not re-entered
-    // while open, except inside Map iterations, where the latest wins).
-    let mut open: Vec<(String, usize)> = Vec::new();
-    let mut current: Option<usize> = None;
-    let mut pending_choice: Option<usize> = None;
-    let mut ending = None;
-    for e in events {
-        for n in tracker.ingest(e) {
-            match &n.what {
-                What::Entered { state_type } => {
-                    let name = n.state.clone().unwrap_or_default();
-                    if let Some(i) = pending_choice.take() {
-                        if let Some(v) = visits.get_mut(i) {
-                            v.result.get_or_insert_with(|| format!("→ {name}"));
-                        }
-                    }
-                    visits.push(Visit {
-                        state: name.clone(),
-                        state_type: state_type.clone(),
-                        entered_at: n.at.clone(),
-                        exited_at: None,
-                        duration_seconds: None,
-                        attempts: 0,
-                        call: None,
-                        result: None,
-                        error: None,
-                        cause: None,
-                        entered: Some(e.at),
-                    });
-                    let i = visits.len() - 1;
-                    open.retain(|(s, _)| *s != name);
-                    open.push((name, i));
-                    current = Some(i);
-                }
-                What::Exited { state_type } => {
-                    let name = n.state.clone().unwrap_or_default();
-                    let found = open.iter().rposition(|(s, _)| *s == name);
-                    if let Some(pos) = found {
-                        let (_, i) = open.remove(pos);
-                        if let Some(v) = visits.get_mut(i) {
-                            v.exited_at = Some(n.at.clone());
-                            v.duration_seconds = v.entered.map(|t| seconds_between(t, e.at));
-                        }
-                        if state_type == "Choice" {
-                            pending_choice = Some(i);
-                        }
-                    }
-                    current = open.last().map(|(_, i)| *i);
-                }
-                What::Ended(end) => {
-                    if let Some(v) = current.and_then(|i| visits.get_mut(i)) {
-                        if v.state_type == "Fail" {
-                            v.error.clone_from(&end.error);
-                            v.cause.clone_from(&end.cause);
-                        }
-                    }
-                    ending = Some(end.clone());
-                }
-                What::Started { .. } => {}
-                what => {
-                    let Some(v) = current.and_then(|i| visits.get_mut(i)) else {
-                        continue;
-                    };
-                    match what {
-                        What::Calling { call } => {
-                            v.attempts += 1;
-                            v.call = Some(call.clone());
-                        }
-                        What::BakeStarted { .. } | What::AwaitingApproval { .. } => {
-                            v.attempts += 1;
-                            v.call = Some(n.text.clone());
-                        }
-                        What::TaskFailed { error, cause } => {
-                            v.error.clone_from(error);
-                            v.cause.clone_from(cause);
-                        }
-                        _ => v.result = Some(n.text.clone()),
-                    }
-                }
-            }
-        }
-    }
-    (visits, ending)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::load;
+    use crate::history::visits_of;
+    use serde_json::Value;
 
     /// history-success.json up to step 1's bake waiting for its token, that
     /// bake renamed to the approval wait, then `answer` (an event object).
@@ -1279,91 +910,5 @@ mod tests {
             .as_deref()
             .is_some_and(|c| c.contains("'Check readiness'")));
         Ok(())
-    }
-
-    #[tokio::test]
-    async fn visits_list_states_in_order_with_durations() -> Result<(), String> {
-        let events = load("history-gate-alarm-rollback.json").await?;
-        let (visits, ending) = visits(&events);
-        let names: Vec<&str> = visits.iter().map(|v| v.state.as_str()).collect();
-        assert_eq!(names.first(), Some(&"Create task set in idle slot"));
-        assert_eq!(names.last(), Some(&"Deployment failed"));
-        let create = visits.first().ok_or("no visit")?;
-        assert_eq!(create.attempts, 1);
-        assert_eq!(
-            create.call.as_deref(),
-            Some(
-                "creating the new task set for 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v3"
-            )
-        );
-        assert!(create
-            .result
-            .as_deref()
-            .is_some_and(|r| r.starts_with("new task set ecs-svc/222")));
-        assert!(create
-            .duration_seconds
-            .is_some_and(|d| (0.0..1.0).contains(&d)));
-        let choice = visits
-            .iter()
-            .find(|v| v.state == "New task set ready?")
-            .ok_or("no choice")?;
-        assert_eq!(choice.result.as_deref(), Some("→ Wait for new task set"));
-        let bake = visits.iter().find(|v| v.state == "Bake").ok_or("no bake")?;
-        assert_eq!(
-            bake.result.as_deref(),
-            Some("bake over: no alarm event in 1 s")
-        );
-        assert!(bake
-            .duration_seconds
-            .is_some_and(|d| (1.0..2.0).contains(&d)));
-        let gate = visits
-            .iter()
-            .rfind(|v| v.state == "Check alarms")
-            .ok_or("no gate")?;
-        assert_eq!(gate.error.as_deref(), Some("AlarmFiring"));
-        let fail = visits.last().ok_or("no visit")?;
-        assert_eq!(fail.error.as_deref(), Some("RolledBackOnAlarm"));
-        assert!(fail
-            .cause
-            .as_deref()
-            .is_some_and(|c| c.starts_with("An alarm fired at step 2 of 3")));
-        assert_eq!(ending.map(|e| e.status), Some(Outcome::Failed));
-        Ok(())
-    }
-
-    #[test]
-    fn notes_serialize_flat_with_a_kind() -> Result<(), String> {
-        let note = Note {
-            event: 26,
-            at: "2026-11-27T06:18:01.591Z".into(),
-            state: Some("Shift traffic".into()),
-            what: What::Weights {
-                blue: 90,
-                green: 10,
-                step: Some(1),
-                steps: Some(3),
-                role: WeightRole::Step,
-                primary_task_set: None,
-            },
-            text: "step 1/3: weights blue 90 / green 10".into(),
-            loud: true,
-        };
-        let v = serde_json::to_value(&note).map_err(|e| e.to_string())?;
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "event": 26, "at": "2026-11-27T06:18:01.591Z", "state": "Shift traffic",
-                "kind": "weights", "blue": 90, "green": 10, "step": 1, "steps": 3, "role": "step",
-                "text": "step 1/3: weights blue 90 / green 10"
-            })
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn long_text_is_abbreviated() {
-        assert_eq!(abbreviate("abcdef", 4), "abc…");
-        assert_eq!(abbreviate("abc", 4), "abc");
-        assert_eq!(short_name("arn:aws:ecs:eu-west-1:1:service/c/web"), "web");
     }
 }
