@@ -1834,23 +1834,27 @@ pub fn registry_ports(
 /// repair decide on (tests/statemachine checks each exists).
 pub mod states {
     pub const CREATE: &str = "Create task set in idle slot";
-    pub const READINESS: [&str; 4] = [
+    pub const READINESS: [&str; 5] = [
+        // The Deployment Started event: the plan exists, traffic has not moved.
+        "Announce deployment started",
         "Check new task set readiness",
         "New task set ready?",
         "Wait for new task set",
         "First deployment?",
     ];
     pub const FIRST_SHIFT: &str = "Send all traffic to first task set";
-    pub const CANARY: [&str; 10] = [
+    pub const CANARY: [&str; 12] = [
         "Start canary",
         "More steps?",
         "Prepare next step",
         "Shift traffic",
+        "Announce step started",
         "First shift?",
         "Remember first shift",
         "Bake this step?",
         "Bake",
         "Check alarms",
+        "Announce step passed",
         // `promote --full` passed the gate: on its way to promotion, which
         // has not started (abort still stops it, repair still restores).
         "Promote requested",
@@ -1858,7 +1862,7 @@ pub mod states {
     pub const SHIFT: &str = "Shift traffic";
     pub const PROMOTE: &str = "Promote new task set";
     pub const PROMOTED: [&str; 2] = ["Drain old task set", "Delete old task set"];
-    pub const ROLLING_BACK: [&str; 9] = [
+    pub const ROLLING_BACK: [&str; 10] = [
         "Alarm fired",
         "Step failed",
         "Promotion failed",
@@ -1866,19 +1870,30 @@ pub mod states {
         "New task set not ready",
         "First traffic shift failed",
         "Roll back traffic",
+        "Announce rollback",
         "Drain new task set",
         "Delete new task set",
     ];
     /// End states reached through the execution's own rollback or cleanup
-    /// (or its success): nothing is left for a repair.
-    pub const DONE: [&str; 4] = [
+    /// (or its success): nothing is left for a repair. The `Announce ...`
+    /// states here send the final deployment event: the work is done.
+    pub const DONE: [&str; 8] = [
         "Deployment complete",
         "Deployment failed",
         "Could not create task set",
         "Old task set not deleted",
+        "Announce success",
+        "Announce failure",
+        "Announce create failure",
+        "Announce old task set kept",
     ];
     /// End states where the execution's own rollback or cleanup failed.
-    pub const OWN_PATH_FAILED: [&str; 2] = ["Rollback failed", "Cleanup failed"];
+    pub const OWN_PATH_FAILED: [&str; 4] = [
+        "Rollback failed",
+        "Cleanup failed",
+        "Announce rollback failure",
+        "Announce cleanup failure",
+    ];
 }
 
 /// Where an execution is, from the last state it entered.
