@@ -59,6 +59,13 @@ pub const READINESS_EVENTS_PER_POLL: u32 = 9;
 /// rollback and retries (3 events each, up to 6 per poll: still under 15,000
 /// events at this count) need the rest.
 pub const MAX_READY_POLLS: u32 = EXECUTION_HISTORY_LIMIT / 5 / READINESS_EVENTS_PER_POLL;
+/// Events one baked canary step adds to the history: More steps? and
+/// Prepare next step (2 each), Shift traffic (5), its Deployment Step
+/// Started event (5), First shift? and Bake this step? (2 each), the bake
+/// (6: it waits for a token), the gate (5) and its Deployment Step Passed
+/// event (5). tests/statemachine measures it in a run and holds this number
+/// to it; MAX_STEPS steps stay far below what readiness leaves.
+pub const CANARY_STEP_EVENTS: u32 = 34;
 /// ECS allows 5 task sets per service, DRAINING ones included (ECS quotas).
 pub const MAX_TASK_SETS_PER_SERVICE: usize = 5;
 /// ECS takes at most 20 capacity providers in a strategy, weights 0..=1000,
