@@ -192,7 +192,7 @@ def tasks_scheduled(events: list[dict[str, Any]]) -> list[str]:
     out = []
     for e in events:
         d = e.get("taskScheduledEventDetails")
-        if d and d.get("resourceType") == "events":
+        if d and (d.get("resourceType") == "events" or '"Entries"' in str(d.get("parameters", ""))):
             continue  # a deployment event (events:putEvents), not a function
         if d:
             try:
