@@ -265,6 +265,11 @@ def cost(aws: Any, w: Any, svc_name: str, bakes: tuple[int, int] = (1, 5)) -> di
         scheduled = types.get("TaskScheduled", 0) + types.get("LambdaFunctionScheduled", 0)
         task_entries = types.get("TaskStateEntered", 0)
         retries = max(0, scheduled - task_entries)
+        # The deployment events' Tasks (events:putEvents) invoke no function.
+        event_tasks = sum(
+            1 for e in ev
+            if e["type"] == "TaskScheduled" and (e.get("taskScheduledEventDetails") or {}).get("resourceType") == "events"
+        )
         calls = [c for c in aws.calls(since=call_seq) if c.get("caller") == "function"]
         per_service = Counter(c["service"] for c in calls)
         r53 = Counter(c["operation"] for c in calls if c["service"] == "route53")
@@ -278,7 +283,8 @@ def cost(aws: Any, w: Any, svc_name: str, bakes: tuple[int, int] = (1, 5)) -> di
                 "stateTransitions": transitions,
                 "statesEntered": entered,
                 "retries": retries,
-                "lambdaInvocations": scheduled,
+                "lambdaInvocations": scheduled - event_tasks,
+                "eventsPut": event_tasks,
                 "awsCallsByService": dict(sorted(per_service.items())),
                 "awsCallsTotal": len(calls),
                 "awsCallsByOperation": dict(sorted(per_op.items())),

@@ -27,6 +27,9 @@ ASL = HERE / "deployment.asl.json"
 OUT = HERE / "flow.mmd"
 README = HERE / "README.md"
 TOKEN_RESOURCE = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+# A deployment event: drawn with its detail-type; its Catch goes to its own
+# Next (a failed send never changes the path), so that edge is not drawn.
+EVENTS_RESOURCE = "arn:aws:states:::events:putEvents"
 FUNCTION_NAMES = {
     "${CreateTaskSetFunction}": "create-taskset",
     "${SetWeightFunction}": "set-weight",
@@ -80,6 +83,9 @@ def condition(rule: dict) -> str:
 def node(name: str, state: dict, asl_states: dict) -> str:
     typ = state["Type"]
     nid = node_id(name)
+    if typ == "Task" and state["Resource"] == EVENTS_RESOURCE:
+        detail_type = state["Parameters"]["Entries"][0]["DetailType"]
+        return f'{nid}>"{text(name)}<br/><i>event: {text(detail_type)}</i>"]'
     if typ == "Task":
         fn = FUNCTION_NAMES.get(state.get("Parameters", {}).get("FunctionName", ""), "?")
         suffix = " · waits for task token" if state["Resource"] == TOKEN_RESOURCE else ""
@@ -123,6 +129,8 @@ def edges(name: str, state: dict) -> list[str]:
     if "Next" in state:
         out.append(f"{src} --> {node_id(state['Next'])}")
     catches = state.get("Catch", [])
+    if state.get("Resource") == EVENTS_RESOURCE and all(c["Next"] == state.get("Next") for c in catches):
+        catches = []
     for catch in catches:
         everything = "any other error" if len(catches) > 1 else "any error"
         errors = ", ".join(everything if e == "States.ALL" else e for e in catch["ErrorEquals"])
@@ -146,14 +154,18 @@ def render(asl: dict) -> str:
             lines.append(f'  alarm_rollback -.->|"weights back, then SendTaskFailure AlarmFiring"| {node_id(name)}')
     fails = [node_id(n) for n, s in asl["States"].items() if s["Type"] == "Fail"]
     done = [node_id(n) for n, s in asl["States"].items() if s["Type"] == "Succeed"]
+    events = [node_id(n) for n, s in asl["States"].items() if s.get("Resource") == EVENTS_RESOURCE]
     lines += [
         "  classDef fail fill:#fde2e1,stroke:#b42318,color:#611a15",
         "  classDef done fill:#dcfae6,stroke:#067647,color:#074d31",
         "  classDef actor fill:#fef0c7,stroke:#b54708,color:#4e1d09",
+        "  classDef event fill:#e0f2fe,stroke:#026aa2,color:#0b4a6f",
         f"  class {','.join(fails)} fail",
         f"  class {','.join(done)} done",
         "  class alarm_rollback actor",
     ]
+    if events:
+        lines.append(f"  class {','.join(events)} event")
     return "\n".join(lines) + "\n"
 
 

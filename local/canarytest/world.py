@@ -547,6 +547,8 @@ def story(events: list[dict]) -> list[str]:
             continue
         if det["name"] == "Remember first shift":  # bookkeeping Pass of step 1 (issue 13)
             continue
+        if det["name"].startswith("Announce "):  # a deployment event (issue 16); see deployment_events()
+            continue
         if det["name"] == _READINESS and out and out[-1] == _READINESS:
             continue
         out.append(det["name"])

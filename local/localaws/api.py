@@ -404,6 +404,22 @@ class LocalAws:
         `redelivery: true`."""
         self._control("POST", "sfn-status-events", {"redeliver": event_id})
 
+    # EventBridge (the deployment events)
+
+    def put_events(
+        self, source: str | None = "ecs-dns-canary", detail_type: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
+        """The entries PutEvents accepted, oldest first (`seq`, `time`,
+        `eventBusName`, `source`, `detail-type`, `detail` parsed, `resources`).
+        source None: from any source."""
+        query = {"source": source, "detailType": detail_type, "since": since}
+        return self._control("GET", "events", query=query)["events"]
+
+    def fail_put_events(self, n: int) -> None:
+        """The next n PutEvents entries fail (FailedEntryCount; the state
+        machine's events:putEvents Task fails with EventBridge.FailedEntry)."""
+        self._control("POST", "events", {"failNext": n})
+
     def set_alarm_state(self, alarm_name: str, state: str, reason: str = "set by test") -> None:
         self.client("cloudwatch").set_alarm_state(AlarmName=alarm_name, StateValue=state, StateReason=reason)
 

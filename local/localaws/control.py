@@ -19,6 +19,8 @@ GET    /_localaws/alarm-events            deliveries + switch
 POST   /_localaws/alarm-events            {"enabled": false}
 GET    /_localaws/sfn-status-events       execution status change deliveries to repair + switch
 POST   /_localaws/sfn-status-events       {"enabled": false} | {"redeliver": "<eventId>"}
+GET    /_localaws/events                  EventBridge PutEvents entries kept (?source=&detailType=&since=<seq>)
+POST   /_localaws/events                  {"failNext": n} (next n entries fail) | {"clear": true}
 GET    /_localaws/alarm-history           ?alarmName=  (what DescribeAlarmHistory serves)
 POST   /_localaws/lambda                  {"url": "http://127.0.0.1:PORT"} (re-point Task invokes)
 GET    /_localaws/alarm-evaluation        evaluator settings and counters
@@ -85,6 +87,9 @@ def reset_harness() -> None:
     from .patches import sfn_status_events
 
     sfn_status_events.reset()
+    from .patches import eventbridge_capture
+
+    eventbridge_capture.reset()
 
 
 def reset_all() -> None:
@@ -186,6 +191,11 @@ def _route(method: str, path: str, query: dict[str, str], body: dict[str, Any]) 
         return _json(200, {"plan": plan.to_json(), "appliedTo": applied, "next": bool(body.get("next"))})
     from .patches import sfn_status_events
 
+    from .patches import eventbridge_capture
+
+    events_answer = eventbridge_capture.control_route(method, path, query, body)
+    if events_answer is not None:
+        return _json(*events_answer)
     status_answer = sfn_status_events.control_route(method, path, body)
     if status_answer is not None:
         return _json(*status_answer)

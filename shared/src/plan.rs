@@ -62,6 +62,13 @@ pub const READINESS_EVENTS_PER_POLL: u32 = 9;
 /// rollback and retries (3 events each, up to 6 per poll: still under 15,000
 /// events at this count) need the rest.
 pub const MAX_READY_POLLS: u32 = EXECUTION_HISTORY_LIMIT / 5 / READINESS_EVENTS_PER_POLL;
+/// Events one baked canary step adds to the history: More steps? and
+/// Prepare next step (2 each), Shift traffic (5), its Deployment Step
+/// Started event (5), First shift? and Bake this step? (2 each), the bake
+/// (6: it waits for a token), the gate (5) and its Deployment Step Passed
+/// event (5). tests/statemachine measures it in a run and holds this number
+/// to it; MAX_STEPS steps stay far below what readiness leaves.
+pub const CANARY_STEP_EVENTS: u32 = 34;
 /// ECS allows 5 task sets per service, DRAINING ones included (ECS quotas).
 pub const MAX_TASK_SETS_PER_SERVICE: usize = 5;
 /// ECS takes at most 20 capacity providers in a strategy, weights 0..=1000,
@@ -1883,7 +1890,9 @@ pub fn registry_ports(
 /// repair decide on (tests/statemachine checks each exists).
 pub mod states {
     pub const CREATE: &str = "Create task set in idle slot";
-    pub const READINESS: [&str; 4] = [
+    pub const READINESS: [&str; 5] = [
+        // The Deployment Started event: the plan exists, traffic has not moved.
+        "Announce deployment started",
         "Check new task set readiness",
         "New task set ready?",
         "Wait for new task set",
@@ -1893,7 +1902,7 @@ pub mod states {
     /// The approval wait: a bake-like task on a token (check-health
     /// registers it in the bake registry, so alarm events end it too).
     pub const APPROVAL: &str = "Wait for approval";
-    pub const CANARY: [&str; 14] = [
+    pub const CANARY: [&str; 16] = [
         "Start canary",
         "More steps?",
         "Prepare next step",
@@ -1904,11 +1913,13 @@ pub mod states {
         // Timed out with `onTimeout: approve`: on to the shift.
         "Approval timed out",
         "Shift traffic",
+        "Announce step started",
         "First shift?",
         "Remember first shift",
         "Bake this step?",
         "Bake",
         "Check alarms",
+        "Announce step passed",
         // `promote --full` passed the gate: on its way to promotion, which
         // has not started (abort still stops it, repair still restores).
         "Promote requested",
@@ -1916,7 +1927,7 @@ pub mod states {
     pub const SHIFT: &str = "Shift traffic";
     pub const PROMOTE: &str = "Promote new task set";
     pub const PROMOTED: [&str; 2] = ["Drain old task set", "Delete old task set"];
-    pub const ROLLING_BACK: [&str; 11] = [
+    pub const ROLLING_BACK: [&str; 12] = [
         "Alarm fired",
         "Step failed",
         "Promotion failed",
@@ -1926,19 +1937,30 @@ pub mod states {
         "New task set not ready",
         "First traffic shift failed",
         "Roll back traffic",
+        "Announce rollback",
         "Drain new task set",
         "Delete new task set",
     ];
     /// End states reached through the execution's own rollback or cleanup
-    /// (or its success): nothing is left for a repair.
-    pub const DONE: [&str; 4] = [
+    /// (or its success): nothing is left for a repair. The `Announce ...`
+    /// states here send the final deployment event: the work is done.
+    pub const DONE: [&str; 8] = [
         "Deployment complete",
         "Deployment failed",
         "Could not create task set",
         "Old task set not deleted",
+        "Announce success",
+        "Announce failure",
+        "Announce create failure",
+        "Announce old task set kept",
     ];
     /// End states where the execution's own rollback or cleanup failed.
-    pub const OWN_PATH_FAILED: [&str; 2] = ["Rollback failed", "Cleanup failed"];
+    pub const OWN_PATH_FAILED: [&str; 4] = [
+        "Rollback failed",
+        "Cleanup failed",
+        "Announce rollback failure",
+        "Announce cleanup failure",
+    ];
 }
 
 /// Where an execution is, from the last state it entered.

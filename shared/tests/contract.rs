@@ -174,6 +174,8 @@ fn contract() -> Value {
             "executionHistoryLimit": plan::EXECUTION_HISTORY_LIMIT,
             "readinessEventsPerPoll": plan::READINESS_EVENTS_PER_POLL,
             "maxReadyPolls": plan::MAX_READY_POLLS,
+            "canaryStepEvents": plan::CANARY_STEP_EVENTS,
+            "maxSteps": plan::MAX_STEPS,
         },
         "stateGroups": state_groups(),
         "schemas": {

@@ -55,6 +55,14 @@ def test_three_step_canary_promotes_green(aws, world):
     last_weight = [c for c in changes if c["caller"] == "function"][-1]
     deletes = function_calls(aws, "DeleteTaskSet", "ecs")
     assert len(deletes) == 1 and deletes[0]["seq"] > last_weight["callSeq"]
+    # The deployment events (issue 16 item 2) the local AWS's EventBridge kept, in order.
+    sent = [e for e in aws.put_events() if e["detail"].get("deploymentId") == name]
+    assert [e["detail-type"] for e in sent] == (
+        ["Deployment Started"] + ["Deployment Step Started", "Deployment Step Passed"] * 3 + ["Deployment Succeeded"]
+    )
+    assert [e["detail"]["weights"] for e in sent if e["detail-type"] == "Deployment Step Started"] == W.weight_changes(
+        changes, svc
+    )[:3]
 
 
 def test_blue_green_single_step(aws, world):

@@ -71,6 +71,10 @@ def matches(pattern, value, present=True) -> bool:
         return all(
             matches(sub, value.get(key), key in value) for key, sub in pattern.items()
         )
+    # An array in the event (e.g. `resources`) matches when any of its
+    # elements does (EventBridge User Guide, "Event patterns": arrays).
+    if present and isinstance(value, list):
+        return any(matches(pattern, v) for v in value)
     # A list: any of its alternatives.
     for alt in pattern:
         if isinstance(alt, dict):

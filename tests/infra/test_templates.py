@@ -739,3 +739,68 @@ def test_engineer_policy_is_step_functions_on_our_executions_only():
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
     }
+
+
+# ------------------------------------------------------- deployment events
+
+
+def events_stack(topic: str = "canary-events") -> Stack:
+    return Stack(
+        SYSTEM,
+        parameters={"ClusterName": "prod", "HostedZoneId": "Z0123456789ABCDEFGHIJ",
+                    "CloudMapNamespaceId": "ns-abc123", "DeploymentEventsTopicName": topic},
+        refs={"DeploymentStateMachine": "arn:aws:states:us-west-2:123456789012:stateMachine:canary-deployment",
+              "DeploymentEventsTopic": "arn:aws:sns:us-west-2:123456789012:canary-events"},
+        attrs={"DeploymentEventsRule.Arn": "arn:aws:events:us-west-2:123456789012:rule/canary-events"},
+    )
+
+
+def test_the_state_machine_may_put_events_on_the_default_bus_only():
+    statements = [
+        s
+        for p in SYSTEM["Resources"]["StateMachineRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if "events:PutEvents" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert len(statements) == 1
+    (s,) = statements
+    assert s["Action"] == ["events:PutEvents"]
+    assert events_stack().evaluate(s["Resource"]) == "arn:aws:events:us-west-2:123456789012:event-bus/default"
+
+
+def test_events_topic_and_rule_exist_only_with_a_topic_name():
+    gated = ["DeploymentEventsTopic", "DeploymentEventsTopicPolicy", "DeploymentEventsRule"]
+    for name in gated:
+        assert SYSTEM["Resources"][name]["Condition"] == "HasEventsTopic", name
+    assert SYSTEM["Outputs"]["DeploymentEventsTopicArn"]["Condition"] == "HasEventsTopic"
+    assert events_stack().condition("HasEventsTopic")
+    assert not events_stack("").condition("HasEventsTopic")
+    assert not system_stack().condition("HasEventsTopic"), "no topic by default"
+
+
+def test_events_rule_forwards_this_state_machines_events_to_the_topic():
+    stack = events_stack()
+    rule = SYSTEM["Resources"]["DeploymentEventsRule"]["Properties"]
+    pattern = stack.evaluate(rule["EventPattern"])
+    (target,) = stack.evaluate(rule["Targets"])
+    assert target["Arn"] == "arn:aws:sns:us-west-2:123456789012:canary-events"
+    sm = stack.ref("DeploymentStateMachine")
+    # What the events:putEvents integration puts (tests/statemachine/test_events.py
+    # captures the real ones): it appends the state machine and execution ARNs.
+    event = {
+        "source": "ecs-dns-canary",
+        "detail-type": "Deployment Step Started",
+        "resources": [sm, sm.replace(":stateMachine:", ":execution:") + ":orders-v2"],
+        "detail": {"schemaVersion": "1", "service": "orders"},
+    }
+    assert matches(pattern, event)
+    other = copy.deepcopy(event)
+    other["resources"] = ["arn:aws:states:us-west-2:123456789012:stateMachine:someone-else"]
+    assert not matches(pattern, other), "another stack's deployments"
+    assert not matches(pattern, {**event, "source": "aws.states"})
+    # The topic lets this rule (only) publish.
+    policy = stack.evaluate(SYSTEM["Resources"]["DeploymentEventsTopicPolicy"]["Properties"]["PolicyDocument"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == stack.attr("DeploymentEventsRule", "Arn")

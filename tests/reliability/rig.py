@@ -190,6 +190,8 @@ def tasks_scheduled(events: list[dict[str, Any]]) -> list[str]:
     out = []
     for e in events:
         d = e.get("taskScheduledEventDetails")
+        if d and (d.get("resourceType") == "events" or '"Entries"' in str(d.get("parameters", ""))):
+            continue  # a deployment event (events:putEvents), not a function
         if d:
             try:
                 out.append(json.loads(d["parameters"]).get("FunctionName", "?"))

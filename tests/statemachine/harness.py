@@ -12,6 +12,9 @@ process:
   `Lambda.<Code>`;
 - Wait states return at once (the seconds asked for are recorded);
 - Retry back-off sleeps return at once (the delays are recorded);
+- the deployment events' `events:putEvents` Tasks run moto's own EventBridge
+  integration; the local AWS's capture (`localaws.patches.eventbridge_capture`)
+  keeps what they put (`Outcome.events`) and can fail the next entries;
 - a `.waitForTaskToken` task whose token nobody completes times out at once
   (the timeout it would have waited is recorded), which is what "bake passed"
   looks like; a fake that fails the token with `SendTaskFailure` (as the
@@ -156,6 +159,9 @@ def _patch_interpreter():
     )
 
     lambda_eval_utils._invoke_lambda_function = _fake_invoke
+    from localaws.patches import eventbridge_capture
+
+    eventbridge_capture.apply()
 
     # Remember which state invokes (the interpreter runs a Task's body in its
     # own thread, so the name is captured where the invoke happens).
@@ -219,6 +225,11 @@ class Outcome:
     output: Any
     record: Record
     _history: Callable[[], list[dict]]
+    # The deployment events this execution put (the local AWS's capture).
+    events: list[dict] = field(default_factory=list)
+
+    def detail_types(self) -> list[str]:
+        return [e["detail-type"] for e in self.events]
 
     @property
     def history(self) -> list[dict]:
@@ -280,8 +291,15 @@ class Interpreter:
     def close(self):
         self._mock.stop()
 
-    def run(self, request: dict, functions: "FakeFunctions", timeout: float = 20.0) -> Outcome:
+    def run(
+        self, request: dict, functions: "FakeFunctions", timeout: float = 20.0, fail_put_events: int = 0
+    ) -> Outcome:
+        """fail_put_events: the first n PutEvents entries of this run fail."""
+        from localaws.patches import eventbridge_capture
+
         with _lock:
+            events_since = eventbridge_capture.last_seq()
+            eventbridge_capture.fail_next(fail_put_events)
             record = Record()
             _current["functions"] = functions
             _current["record"] = record
@@ -301,6 +319,8 @@ class Interpreter:
                 time.sleep(0.002)
             desc = self.sfn.describe_execution(executionArn=arn)
             sfn = self.sfn
+            eventbridge_capture.fail_next(0)
+            events = [e for e in eventbridge_capture.events(since=events_since) if arn in e["resources"]]
 
             def history():
                 return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
@@ -313,6 +333,7 @@ class Interpreter:
                 output=json.loads(desc["output"]) if desc.get("output") else None,
                 record=record,
                 _history=history,
+                events=events,
             )
 
 

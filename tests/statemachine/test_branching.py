@@ -172,6 +172,7 @@ def test_console_story(sfn):
     out = sfn.run(h.request(steps=(100,)), FakeFunctions(not_ready_polls=1))
     assert out.states_entered() == [
         "Create task set in idle slot",
+        "Announce deployment started",
         "Check new task set readiness",
         "New task set ready?",
         "Wait for new task set",
@@ -182,15 +183,18 @@ def test_console_story(sfn):
         "More steps?",
         "Prepare next step",
         "Shift traffic",
+        "Announce step started",
         "First shift?",
         "Remember first shift",
         "Bake this step?",
         "Bake",
         "Check alarms",
+        "Announce step passed",
         "More steps?",
         "Promote new task set",
         "Drain old task set",
         "Delete old task set",
+        "Announce success",
         "Deployment complete",
     ]
     # The step, the weights and the alarm verdict are in the state data.
@@ -248,7 +252,12 @@ def test_first_deployment(sfn):
         "markPrimary": h.NEW_TASK_SET,
         "label": "first deployment",
     }
-    assert out.states_entered()[-3:] == ["First deployment?", "Send all traffic to first task set", "Deployment complete"]
+    assert out.states_entered()[-4:] == [
+        "First deployment?",
+        "Send all traffic to first task set",
+        "Announce success",
+        "Deployment complete",
+    ]
     assert out.record.waits == []
 
 
@@ -334,12 +343,14 @@ def test_alarm_event_during_bake_at_step_k(sfn, k):
     assert "All traffic went back to the blue slot and the new task set ecs-svc/new was deleted." in out.cause
     assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1], gate=False) + ROLLBACK
     assert_rolled_back(out)
-    assert out.states_entered()[-6:] == [
+    assert out.states_entered()[-8:] == [
         "Bake",
         "Alarm fired",
         "Roll back traffic",
+        "Announce rollback",
         "Drain new task set",
         "Delete new task set",
+        "Announce failure",
         "Deployment failed",
     ]
 
@@ -357,12 +368,14 @@ def test_abort_during_bake_at_step_k(sfn, k):
     assert "All traffic went back to the blue slot and the new task set ecs-svc/new was deleted." in out.cause
     assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1], gate=False) + ROLLBACK
     assert_rolled_back(out)
-    assert out.states_entered()[-6:] == [
+    assert out.states_entered()[-8:] == [
         "Bake",
         "Aborted by engineer",
         "Roll back traffic",
+        "Announce rollback",
         "Drain new task set",
         "Delete new task set",
+        "Announce failure",
         "Deployment failed",
     ]
 
@@ -374,13 +387,15 @@ def test_promote_full_during_bake_at_step_k_skips_the_remaining_steps(sfn, k):
     out = sfn.run(h.request(), FakeFunctions(promote_during_bake=(k, True)))
     assert out.status == "SUCCEEDED"
     assert out.call_summary() == START + steps_before(k) + step(STEPS[k - 1]) + PROMOTE
-    assert out.states_entered()[-7:] == [
+    assert out.states_entered()[-9:] == [
         "Check alarms",
+        "Announce step passed",
         "More steps?",
         "Promote requested",
         "Promote new task set",
         "Drain old task set",
         "Delete old task set",
+        "Announce success",
         "Deployment complete",
     ]
     assert h.ABORTER in json.dumps(out.history, default=str), "the history names who promoted"
@@ -495,7 +510,7 @@ def test_rollback_weight_change_fails(sfn):
     assert "make task set ecs-svc/old primary again, then delete the new task set ecs-svc/new." in out.cause
     assert out.call_summary() == START + steps_before(2) + step(50) + [(SET_WEIGHT, "blue", 100)]
     assert out.calls_to(DELETE) == [], "the new task set stays while traffic may be on it"
-    assert out.states_entered()[-2:] == ["Roll back traffic", "Rollback failed"]
+    assert out.states_entered()[-3:] == ["Roll back traffic", "Announce rollback failure", "Rollback failed"]
 
 
 def test_rollback_delete_fails(sfn):

@@ -23,6 +23,7 @@ TEMPLATE = REPO / "infra" / "template.yaml"
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_INVOKE_TOKEN = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+PUT_EVENTS = "arn:aws:states:::events:putEvents"
 RETRIED = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -45,6 +46,15 @@ def asl() -> dict:
 
 def states(asl: dict, typ: str | None = None) -> dict[str, dict]:
     return {n: s for n, s in asl["States"].items() if typ is None or s["Type"] == typ}
+
+
+def lambda_tasks(asl: dict) -> dict[str, dict]:
+    """The Tasks that invoke a function (the others send deployment events)."""
+    return {n: s for n, s in states(asl, "Task").items() if s["Resource"] != PUT_EVENTS}
+
+
+def event_tasks(asl: dict) -> dict[str, dict]:
+    return {n: s for n, s in states(asl, "Task").items() if s["Resource"] == PUT_EVENTS}
 
 
 def placeholders() -> set[str]:
@@ -110,7 +120,7 @@ def test_json_path_only(asl):
 
 
 def test_every_task_is_a_lambda_invoke_with_a_function_name(asl):
-    tasks = states(asl, "Task")
+    tasks = lambda_tasks(asl)
     assert tasks
     for name, s in tasks.items():
         assert s["Resource"] in (LAMBDA_INVOKE, LAMBDA_INVOKE_TOKEN), name
@@ -143,7 +153,7 @@ def test_only_the_bake_and_the_approval_wait_for_a_token(asl):
 
 
 def test_every_task_retries_transient_errors_with_jitter(asl):
-    for name, s in states(asl, "Task").items():
+    for name, s in lambda_tasks(asl).items():
         retriers = s.get("Retry", [])
         covered = {e for r in retriers for e in r["ErrorEquals"]}
         assert RETRIED <= covered, f"{name}: no retry for {sorted(RETRIED - covered)}"
@@ -173,7 +183,7 @@ def test_every_task_catches_everything_else_last(asl):
 
 def test_error_names_matched_are_real(asl):
     known = set(contract.error_types())
-    for name, s in states(asl, "Task").items():
+    for name, s in lambda_tasks(asl).items():
         for rule in s.get("Retry", []) + s.get("Catch", []):
             for err in rule["ErrorEquals"]:
                 if err.startswith(("States.", "Lambda.")):
@@ -270,7 +280,7 @@ def json_keys(obj: dict) -> set[str]:
 
 
 def test_payloads_match_the_request_types(asl):
-    for name, s in states(asl, "Task").items():
+    for name, s in lambda_tasks(asl).items():
         kind = task_kind(s)
         fields = REQUEST_TYPES[kind]()
         payload = s["Parameters"]["Payload"]
@@ -288,7 +298,7 @@ def test_payloads_match_the_request_types(asl):
 def test_result_selectors_pick_fields_that_are_always_there(asl):
     """A ResultSelector path to a field that is absent fails the state
     (States.Runtime), so only non-optional answer fields may be picked."""
-    for name, s in states(asl, "Task").items():
+    for name, s in lambda_tasks(asl).items():
         selector = s.get("ResultSelector")
         if not selector:
             continue

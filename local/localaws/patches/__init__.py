@@ -23,6 +23,7 @@ def apply_all() -> None:
             dns_state,
             dynamodb_ttl,
             ecs_errors,
+            eventbridge_capture,
             ecs_primary_task_set,
             ecs_scheduler,
             route53_change_batch,
@@ -43,6 +44,7 @@ def apply_all() -> None:
         sfn_history.apply()
         sfn_wait_timestamp.apply()
         sfn_status_events.apply()
+        eventbridge_capture.apply()
         cloudwatch_history.apply()
         cloudwatch_list_metrics.apply()
         alarm_events.apply()

@@ -553,6 +553,10 @@ fn readiness_polling_stays_far_below_the_history_limit() {
             );
         }
     }
+    // The longest canary (every step baked, its events included) fits in
+    // what readiness leaves, with room for retries and the rollback.
+    let steps = u32::try_from(MAX_STEPS).unwrap_or(u32::MAX);
+    assert!(steps * CANARY_STEP_EVENTS <= EXECUTION_HISTORY_LIMIT / 5);
     // The default poll grows with a long timeout instead of refusing it.
     assert_eq!(default_ready_poll_seconds(600), DEFAULT_READY_POLL_SECONDS);
     assert!(default_ready_poll_seconds(86_400) > DEFAULT_READY_POLL_SECONDS);
