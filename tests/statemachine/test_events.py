@@ -176,7 +176,7 @@ def test_a_canary_step_costs_the_history_events_the_engine_budgets(sfn):
     """One baked step, measured between two entries of More steps? in a run:
     what plan::CANARY_STEP_EVENTS (contract historyBudget) says, and the
     longest canary stays within the four fifths readiness leaves."""
-    import contract
+    from canarytest import contract
 
     out = sfn.run(h.request(steps=(10, 50, 100)), FakeFunctions())
     entered = [
