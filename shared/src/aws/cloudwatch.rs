@@ -395,7 +395,8 @@ pub fn touches_alarm(data: Option<&str>, summary: Option<&str>) -> bool {
     }
     summary.is_some_and(|s| {
         s.split_whitespace()
-            .any(|w| w.trim_matches(|c: char| !c.is_ascii_alphabetic()) == "ALARM")
+            .map(|w| parse_alarm_state(w.trim_matches(|c: char| !c.is_ascii_alphabetic())))
+            .any(|state| state == StateValue::Alarm)
     })
 }
 
