@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod model;
 pub mod plan;
 pub mod runtime;
+pub mod states;
 pub mod time;
 
 pub use error::{CanaryError, Result};

@@ -6,6 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::states::RollbackAction;
+
 /// One of the two traffic slots of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -709,7 +711,7 @@ pub struct ExecutionAction {
     pub execution_arn: String,
     /// `notBaking`, `notWatching`, `rolledBack`, `bakeEnded` (no rollback plan
     /// in the bake: only the token was failed) or `failed`.
-    pub action: String,
+    pub action: RollbackAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Weights>,
     /// True when the bake's task token was failed, so the execution takes

@@ -9,6 +9,7 @@ use crate::model::{
     DeploymentRequest, DrainRequest, InsufficientData, KeepAliveBound, RollbackBound, Slot, Slots,
     Strategy, StrategyInput, Target, TaskSetNetwork, Weights,
 };
+use crate::states::{Readiness, StabilityStatus, StateValue, TaskSetStatus};
 use crate::{CanaryError, Result};
 
 pub const DEFAULT_STEPS: [u8; 3] = [10, 50, 100];
@@ -978,7 +979,7 @@ pub struct TaskSetView {
     pub id: String,
     pub arn: String,
     /// `PRIMARY`, `ACTIVE` or `DRAINING`.
-    pub status: String,
+    pub status: TaskSetStatus,
     pub external_id: Option<String>,
     /// The Cloud Map services it registers into.
     pub registry_arns: Vec<String>,
@@ -1025,7 +1026,7 @@ pub fn decide_slots(
 ) -> Result<SlotDecision> {
     let live: Vec<&TaskSetView> = task_sets
         .iter()
-        .filter(|t| t.status != "DRAINING")
+        .filter(|t| !t.status.is_draining())
         .collect();
     let mut placed = Vec::with_capacity(live.len());
     for ts in &live {
@@ -1250,7 +1251,7 @@ pub fn decide_lock(
     }
     let live: Vec<&TaskSetView> = task_sets
         .iter()
-        .filter(|t| t.status != "DRAINING")
+        .filter(|t| !t.status.is_draining())
         .collect();
     let owned: Vec<&&TaskSetView> = live
         .iter()
@@ -1258,7 +1259,7 @@ pub fn decide_lock(
         .collect();
     let age = now.saturating_sub(lock.acquired_at);
     if !owned.is_empty() {
-        if live.len() == 1 && owned.iter().all(|t| t.status == "PRIMARY") {
+        if live.len() == 1 && owned.iter().all(|t| t.status.is_primary()) {
             // Its task set is the only one and PRIMARY: promoted (a first
             // deployment's lone task set is not PRIMARY until it has all
             // the traffic); the deployment is over.
@@ -1292,7 +1293,7 @@ pub fn rival_to_yield_to<'a, T: Ord>(
 ) -> Option<&'a TaskSetView> {
     others
         .iter()
-        .filter(|(t, v)| v.status != "DRAINING" && (t, v.id.as_str()) < ours)
+        .filter(|(t, v)| !v.status.is_draining() && (t, v.id.as_str()) < ours)
         .map(|(_, v)| v)
         .next()
 }
@@ -1331,7 +1332,7 @@ pub fn may_delete(i: &DeleteInputs<'_>) -> Result<()> {
                 ts.id, ts.external_id
             )));
         }
-        if let Some(other) = i.other_task_sets.iter().find(|o| o.status != "DRAINING") {
+        if let Some(other) = i.other_task_sets.iter().find(|o| !o.status.is_draining()) {
             return Err(CanaryError::UnsafeDelete(format!(
                 "task set {} is not the service's only task set ({} is {}): this is not a first \
                  deployment any more",
@@ -1340,7 +1341,7 @@ pub fn may_delete(i: &DeleteInputs<'_>) -> Result<()> {
         }
         return Ok(());
     }
-    if ts.status == "PRIMARY" {
+    if ts.status.is_primary() {
         return Err(CanaryError::UnsafeDelete(format!(
             "task set {} is PRIMARY; promote another task set first",
             ts.id
@@ -1399,7 +1400,7 @@ pub fn weighted_slots(w: Weights) -> Vec<Slot> {
 /// What readiness needs to know about a task set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadinessInputs {
-    pub stability_status: String,
+    pub stability_status: StabilityStatus,
     pub desired: i32,
     pub running: i32,
     pub pending: i32,
@@ -1414,22 +1415,23 @@ pub struct ReadinessInputs {
 /// Cloud Map has at least max(1, desired) healthy instances of it: a failed
 /// task set still resolves (Cloud Map returns up to 8 unhealthy records when
 /// none is healthy), so DNS alone proves nothing.
-pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
+pub fn readiness(r: &ReadinessInputs) -> Readiness {
     let need = u32::try_from(r.desired.max(1)).unwrap_or(1);
-    if r.stability_status != "STEADY_STATE" {
-        return (
-            false,
-            format!(
+    if r.stability_status != StabilityStatus::SteadyState {
+        return Readiness::NotReady {
+            reason: format!(
                 "ECS reports {} ({} of {} tasks running, {} pending)",
-                r.stability_status, r.running, r.desired, r.pending
+                r.stability_status.as_str(),
+                r.running,
+                r.desired,
+                r.pending
             ),
-        );
+        };
     }
     if r.running < r.desired {
-        return (
-            false,
-            format!("{} of {} tasks running", r.running, r.desired),
-        );
+        return Readiness::NotReady {
+            reason: format!("{} of {} tasks running", r.running, r.desired),
+        };
     }
     // RegisterInstance is asynchronous: until its operation succeeds the
     // slot's DNS name does not answer with the instance (AWS Cloud Map API
@@ -1437,31 +1439,28 @@ pub fn readiness(r: &ReadinessInputs) -> (bool, String) {
     // resolvable; moving weight then would send clients to a name that
     // answers with nothing new (or nothing at all).
     if r.pending_registrations > 0 {
-        return (
-            false,
-            format!(
+        return Readiness::NotReady {
+            reason: format!(
                 "{} Cloud Map registration(s) of the slot still in progress: its name does not \
                  resolve to the new instances yet",
                 r.pending_registrations
             ),
-        );
+        };
     }
     if r.healthy_instances < need {
-        return (
-            false,
-            format!(
+        return Readiness::NotReady {
+            reason: format!(
                 "{} of {need} Cloud Map instances healthy ({} unhealthy)",
                 r.healthy_instances, r.unhealthy_instances
             ),
-        );
+        };
     }
-    (
-        true,
-        format!(
+    Readiness::Ready {
+        reason: format!(
             "{} tasks running, {} Cloud Map instances healthy",
             r.running, r.healthy_instances
         ),
-    )
+    }
 }
 
 /// How long a task set may be MISSING from DescribeTaskSets after its
@@ -1531,7 +1530,9 @@ pub fn counts_as_healthy(kind: HealthCheckKind, status: InstanceStatus) -> bool 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmObservation {
     pub name: String,
-    pub state: String,
+    /// The SDK's `Unknown` variant when DescribeAlarms sent none (or a value
+    /// this SDK does not know): neither ALARM nor INSUFFICIENT_DATA.
+    pub state: StateValue,
     pub reason: String,
     pub fired_in_window: bool,
 }
@@ -1546,8 +1547,8 @@ pub const ALARM_CLOCK_SLACK_SECONDS: i64 = 5;
 /// StateUpdatedTimestamp / StateTransitionedTimestamp) is before `from` has
 /// held its present, non-ALARM state through the whole window. Without a
 /// timestamp, read the history.
-pub fn needs_history(state: &str, last_change: Option<i64>, from: i64) -> bool {
-    if state == "ALARM" {
+pub fn needs_history(state: &StateValue, last_change: Option<i64>, from: i64) -> bool {
+    if *state == StateValue::Alarm {
         return false;
     }
     last_change.is_none_or(|t| t >= from)
@@ -1601,14 +1602,15 @@ pub fn gate_verdict(observed: &[AlarmObservation], policy: InsufficientData) -> 
     let mut culprits = Vec::new();
     let mut insufficient = Vec::new();
     for a in observed {
-        if a.state == "ALARM" {
+        if a.state == StateValue::Alarm {
             culprits.push(format!("{} is in ALARM ({})", a.name, a.reason));
         } else if a.fired_in_window {
             culprits.push(format!(
                 "{} was in ALARM during the bake (now {})",
-                a.name, a.state
+                a.name,
+                a.state.as_str()
             ));
-        } else if a.state == "INSUFFICIENT_DATA" {
+        } else if a.state == StateValue::InsufficientData {
             match policy {
                 InsufficientData::Pass => insufficient.push(a.name.clone()),
                 InsufficientData::Fail => culprits.push(format!(
@@ -1622,8 +1624,8 @@ pub fn gate_verdict(observed: &[AlarmObservation], policy: InsufficientData) -> 
         .iter()
         .map(|a| AlarmReport {
             name: a.name.clone(),
-            state: a.state.clone(),
-            fired_in_window: a.fired_in_window || a.state == "ALARM",
+            state: a.state.as_str().to_string(),
+            fired_in_window: a.fired_in_window || a.state == StateValue::Alarm,
             reason: a.reason.clone(),
         })
         .collect();

@@ -14,6 +14,7 @@ use aws_sdk_sfn::types::error::{StateMachineDoesNotExist, TaskTimedOut};
 use aws_smithy_mocks::{mock, Rule};
 use canary_engine::handlers::alarm_rollback;
 use canary_engine::model::{AlarmRollbackReport, ExecutionAction, Slot, Weights};
+use canary_engine::states::RollbackAction;
 use common::r53::ChangeAction;
 use common::*;
 use serde_json::{json, Value};
@@ -107,7 +108,7 @@ async fn an_alarm_rolls_back_the_bake_that_watches_it_and_leaves_the_others() {
     assert_eq!((r.alarm_name.as_str(), r.state.as_str()), (ALARM, "ALARM"));
     assert_eq!(r.executions.len(), 3, "{r:?}");
     let w = action(&r, WATCHER);
-    assert_eq!(w.action, "rolledBack", "{w:?}");
+    assert_eq!(w.action, RollbackAction::RolledBack, "{w:?}");
     assert!(w.bake_ended);
     assert_eq!(
         w.weights,
@@ -159,7 +160,7 @@ async fn the_same_event_again_after_the_bake_ended_does_nothing() {
 
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
-    assert_eq!(action(&r, WATCHER).action, "notBaking");
+    assert_eq!(action(&r, WATCHER).action, RollbackAction::NotBaking);
     assert_eq!(change.num_calls(), 0);
     assert_eq!(fail.num_calls(), 0);
 }
@@ -190,7 +191,7 @@ async fn the_same_event_again_before_the_history_shows_it_writes_nothing() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     let w = action(&r, WATCHER);
-    assert_eq!(w.action, "rolledBack");
+    assert_eq!(w.action, RollbackAction::RolledBack);
     assert!(!w.bake_ended);
     assert_eq!(change.num_calls(), 0);
     assert_eq!(fail.num_calls(), 1);
@@ -218,7 +219,7 @@ async fn a_failed_rollback_still_ends_the_bake() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     let w = action(&r, WATCHER);
-    assert_eq!(w.action, "failed");
+    assert_eq!(w.action, RollbackAction::Failed);
     assert!(w.bake_ended);
     assert!(
         w.error
@@ -249,7 +250,7 @@ async fn a_bake_without_a_rollback_plan_is_ended_and_says_so() {
     let w = action(&r, WATCHER);
     assert!(w.bake_ended);
     assert_eq!(failures.only().task_token(), Some("tok"));
-    assert_ne!(w.action, "notBaking", "{w:?}");
+    assert_ne!(w.action, RollbackAction::NotBaking, "{w:?}");
 }
 
 #[tokio::test]
@@ -275,9 +276,9 @@ async fn one_unreadable_history_does_not_stop_the_others() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     assert_eq!(r.executions.len(), 2, "{r:?}");
-    assert_eq!(action(&r, WATCHER).action, "rolledBack");
+    assert_eq!(action(&r, WATCHER).action, RollbackAction::RolledBack);
     let n = action(&r, WAITING);
-    assert_eq!(n.action, "failed");
+    assert_eq!(n.action, RollbackAction::Failed);
     let error = n.error.as_deref().unwrap_or_default();
     assert!(error.contains("ThrottlingException"), "{error}");
     assert_eq!(failures.only().task_token(), Some("tok"));
@@ -431,7 +432,7 @@ async fn an_alarm_during_a_forward_step_rolls_back_at_once() {
         })
     );
     let b = action(&r, BYSTANDER);
-    assert_eq!(b.action, "notWatching");
+    assert_eq!(b.action, RollbackAction::NotWatching);
     // An unconditional UPSERT: the rollback always wins.
     assert_eq!(
         r53::upserts(&changes.only()),

@@ -25,6 +25,7 @@ use canary_engine::aws::bakes;
 use canary_engine::handlers::{alarm_rollback, check_health};
 use canary_engine::model::{CheckRequest, Slot, Weights};
 use canary_engine::runtime::Settings;
+use canary_engine::states::RollbackAction;
 use common::*;
 use serde_json::{json, Value};
 
@@ -144,7 +145,7 @@ async fn one_query_finds_every_watcher_and_no_execution_is_listed() {
     assert_eq!(r.lookup.as_deref(), Some("registry"));
     assert_eq!(r.executions.len(), 2, "{r:?}");
     for a in &r.executions {
-        assert_eq!(a.action, "rolledBack", "{a:?}");
+        assert_eq!(a.action, RollbackAction::RolledBack, "{a:?}");
         assert!(a.bake_ended);
         assert_eq!(
             a.weights,
@@ -234,7 +235,7 @@ async fn a_record_whose_bake_has_ended_moves_nothing_and_is_removed() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     assert_eq!(r.executions.len(), 1);
-    assert_eq!(r.executions[0].action, "notBaking");
+    assert_eq!(r.executions[0].action, RollbackAction::NotBaking);
     assert_eq!((fail.num_calls(), change.num_calls()), (0, 0));
     assert_eq!(deletes.only().table_name(), Some(TABLE));
 }
@@ -268,7 +269,7 @@ async fn an_unreachable_table_falls_back_to_the_history_scan() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     assert_eq!(r.lookup.as_deref(), Some("historyScan"));
-    assert_eq!(r.executions[0].action, "rolledBack");
+    assert_eq!(r.executions[0].action, RollbackAction::RolledBack);
     assert_eq!(failures.only().task_token(), Some("tok"));
 }
 
@@ -402,7 +403,7 @@ async fn a_forward_step_in_flight_is_found_and_moved_back_without_a_token() {
     let r = alarm_rollback::run(&ctx, &alarm_event()).await.unwrap();
 
     assert_eq!(r.executions.len(), 1, "{r:?}");
-    assert_eq!(r.executions[0].action, "rolledBack");
+    assert_eq!(r.executions[0].action, RollbackAction::RolledBack);
     assert_eq!(
         r.executions[0].weights,
         Some(Weights {

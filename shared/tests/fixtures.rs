@@ -12,6 +12,7 @@ use canary_engine::model::{
     SetWeightRequest, Slot, WeightReport,
 };
 use canary_engine::plan;
+use canary_engine::states::{RollbackAction, StateValue};
 use common::{fixture, fixture_path};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -202,7 +203,7 @@ fn delete_taskset_request_and_report() {
 fn alarm_state_change_event() {
     let ev = parse_event(&fixture("alarm-state-change.event.json")).unwrap();
     assert_eq!(ev.alarm_name, "orders-5xx");
-    assert_eq!(ev.state, "ALARM");
+    assert_eq!(ev.state, StateValue::Alarm);
     assert!(ev.reason.starts_with("Threshold Crossed"), "{}", ev.reason);
     assert_eq!(ev.time, "2026-11-27T10:19:02Z");
     let d: Deployment = serde_json::from_value(fixture("deployment.json")).unwrap();
@@ -212,7 +213,7 @@ fn alarm_state_change_event() {
 #[test]
 fn alarm_rollback_report() {
     let r: AlarmRollbackReport = round_trip("alarm-rollback-report.json");
-    assert_eq!(r.executions[0].action, "rolledBack");
+    assert_eq!(r.executions[0].action, RollbackAction::RolledBack);
     assert_eq!(
         r.executions[0].weights,
         Some(plan::weights_for(Slot::Blue, 100).unwrap())

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType};
+use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
 use aws_sdk_cloudwatch::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::DateTime;
@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use super::{classify, error_code, SdkError};
 use crate::plan::{self, AlarmObservation, AlarmWindow};
+use crate::states::parse_alarm_state;
 use crate::{CanaryError, Result};
 
 /// DescribeAlarms takes at most 100 names per call.
@@ -203,7 +204,7 @@ pub async fn observe_paced(
             for (name, state, reason, changed) in metric.chain(composite) {
                 observed.push(AlarmObservation {
                     name: name.unwrap_or_default().to_string(),
-                    state: state.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    state: state.cloned().unwrap_or_else(|| StateValue::from("")),
                     reason: reason.unwrap_or_default().to_string(),
                     fired_in_window: false,
                 });
@@ -388,12 +389,14 @@ pub fn touches_alarm(data: Option<&str>, summary: Option<&str>) -> bool {
                 .and_then(|s| s.as_str())
         };
         if state("newState").is_some() || state("oldState").is_some() {
-            return state("newState") == Some("ALARM") || state("oldState") == Some("ALARM");
+            let alarm = |k: &str| state(k).map(parse_alarm_state) == Some(StateValue::Alarm);
+            return alarm("newState") || alarm("oldState");
         }
     }
     summary.is_some_and(|s| {
         s.split_whitespace()
-            .any(|w| w.trim_matches(|c: char| !c.is_ascii_alphabetic()) == "ALARM")
+            .map(|w| parse_alarm_state(w.trim_matches(|c: char| !c.is_ascii_alphabetic())))
+            .any(|state| state == StateValue::Alarm)
     })
 }
 

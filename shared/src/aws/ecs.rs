@@ -11,13 +11,15 @@ use tracing::info;
 use super::{classify, error_code};
 use crate::model::CapacityProviderItem;
 use crate::plan::{Placement, TaskNetworking, TaskSetView};
+use crate::states::{StabilityStatus, TaskSetStatus};
 use crate::{time, CanaryError, Result};
 
 /// A task set with everything the handlers read from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskSetInfo {
     pub view: TaskSetView,
-    pub stability_status: String,
+    /// `UNKNOWN` (the SDK's `Unknown` variant) when ECS sent none.
+    pub stability_status: StabilityStatus,
     pub desired: i32,
     pub running: i32,
     pub pending: i32,
@@ -30,7 +32,7 @@ impl TaskSetInfo {
         let view = TaskSetView {
             id: ts.id().unwrap_or_default().to_string(),
             arn: ts.task_set_arn().unwrap_or_default().to_string(),
-            status: ts.status().unwrap_or_default().to_string(),
+            status: TaskSetStatus::parse(ts.status().unwrap_or_default()),
             external_id: ts.external_id().map(str::to_string),
             registry_arns: ts
                 .service_registries()
@@ -44,8 +46,8 @@ impl TaskSetInfo {
             view,
             stability_status: ts
                 .stability_status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "UNKNOWN".into()),
+                .cloned()
+                .unwrap_or_else(|| StabilityStatus::from("UNKNOWN")),
             desired: ts.computed_desired_count(),
             running: ts.running_count(),
             pending: ts.pending_count(),

@@ -24,6 +24,7 @@ use super::{respond, traffic};
 use crate::aws::{bakes, sfn};
 use crate::model::{AlarmRollbackReport, CheckRequest, ExecutionAction, SetWeightRequest};
 use crate::runtime::Context;
+use crate::states::{parse_alarm_state, RollbackAction, StateValue};
 use crate::{time, CanaryError, Result};
 
 pub async fn handle(
@@ -37,7 +38,7 @@ pub async fn handle(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmEvent {
     pub alarm_name: String,
-    pub state: String,
+    pub state: StateValue,
     pub reason: String,
     pub time: String,
 }
@@ -55,8 +56,8 @@ pub fn parse_event(v: &serde_json::Value) -> Result<AlarmEvent> {
         .ok_or_else(|| CanaryError::invalid("event has no detail.alarmName"))?
         .to_string();
     let state = s("/detail/state/value")
-        .ok_or_else(|| CanaryError::invalid("event has no detail.state.value"))?
-        .to_string();
+        .map(parse_alarm_state)
+        .ok_or_else(|| CanaryError::invalid("event has no detail.state.value"))?;
     Ok(AlarmEvent {
         alarm_name,
         state,
@@ -69,12 +70,12 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<AlarmRoll
     let ev = parse_event(payload)?;
     let mut report = AlarmRollbackReport {
         alarm_name: ev.alarm_name.clone(),
-        state: ev.state.clone(),
+        state: ev.state.as_str().to_string(),
         executions: Vec::new(),
         lookup: None,
     };
-    if ev.state != "ALARM" {
-        info!(alarm = %ev.alarm_name, state = %ev.state, "not an ALARM transition: nothing to do");
+    if ev.state != StateValue::Alarm {
+        info!(alarm = %ev.alarm_name, state = ev.state.as_str(), "not an ALARM transition: nothing to do");
         return Ok(report);
     }
     if let Some(table) = ctx.settings.bake_table.as_deref() {
@@ -143,7 +144,7 @@ async fn act_on_record(
 ) -> ExecutionAction {
     let mut action = ExecutionAction {
         execution_arn: rec.execution_arn.clone(),
-        action: "notBaking".into(),
+        action: RollbackAction::NotBaking,
         weights: None,
         bake_ended: false,
         error: None,
@@ -154,7 +155,7 @@ async fn act_on_record(
             // A forward step in flight: no token to check or fail; its own
             // guard stops it (see `act_on_shift`).
             let action = act_on_shift(ctx, ev, action, step).await;
-            if action.action != "failed" {
+            if action.action != RollbackAction::Failed {
                 remove_record(ctx, table, &rec).await;
             }
             return action;
@@ -173,12 +174,12 @@ async fn act_on_record(
             info!(execution = %rec.execution_arn, "registered bake no longer waits: record removed");
         }
         Err(e) => {
-            action.action = "failed".into();
+            action.action = RollbackAction::Failed;
             action.error = Some(e.to_string());
             return action;
         }
     }
-    if action.action != "failed" {
+    if action.action != RollbackAction::Failed {
         remove_record(ctx, table, &rec).await;
     }
     action
@@ -202,7 +203,7 @@ async fn remove_record(ctx: &Context, table: &str, rec: &bakes::BakeRecord) {
 async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> ExecutionAction {
     let action = ExecutionAction {
         execution_arn: execution_arn.clone(),
-        action: "notBaking".into(),
+        action: RollbackAction::NotBaking,
         weights: None,
         bake_ended: false,
         error: None,
@@ -215,7 +216,7 @@ async fn act_on(ctx: &Context, ev: &AlarmEvent, execution_arn: String) -> Execut
         }
         Err(e) => {
             let mut action = action;
-            action.action = "failed".into();
+            action.action = RollbackAction::Failed;
             action.error = Some(e.to_string());
             return action;
         }
@@ -245,7 +246,7 @@ async fn end_bake(
         return action;
     };
     if !alarms.names.contains(&ev.alarm_name) {
-        action.action = "notWatching".into();
+        action.action = RollbackAction::NotWatching;
         return action;
     }
     let step = label.as_deref().unwrap_or("the bake");
@@ -272,22 +273,22 @@ async fn end_bake(
                     plan.slot
                 ));
                 action.weights = Some(w.weights);
-                action.action = "rolledBack".into();
+                action.action = RollbackAction::RolledBack;
             }
             Err(e) => {
                 // The execution's own rollback path retries the weight change.
                 warn!(execution = %execution_arn, error_type = e.error_type(), error = %e, "immediate rollback failed");
-                action.action = "failed".into();
+                action.action = RollbackAction::Failed;
                 action.error = Some(e.to_string());
             }
         }
     } else {
-        action.action = "bakeEnded".into();
+        action.action = RollbackAction::BakeEnded;
     }
     match sfn::fail_task(&ctx.clients.sfn, &bake.task_token, "AlarmFiring", &cause).await {
         Ok(ended) => action.bake_ended = ended,
         Err(e) => {
-            action.action = "failed".into();
+            action.action = RollbackAction::Failed;
             action.error = Some(e.to_string());
         }
     }
@@ -310,7 +311,7 @@ async fn act_on_shift(
         return action;
     };
     if !alarms.names.contains(&ev.alarm_name) {
-        action.action = "notWatching".into();
+        action.action = RollbackAction::NotWatching;
         return action;
     }
     match traffic::shift(
@@ -327,11 +328,11 @@ async fn act_on_shift(
         Ok(w) => {
             info!(execution = %action.execution_arn, alarm = %ev.alarm_name, blue = w.weights.blue, green = w.weights.green, "traffic moved back during a step");
             action.weights = Some(w.weights);
-            action.action = "rolledBack".into();
+            action.action = RollbackAction::RolledBack;
         }
         Err(e) => {
             warn!(execution = %action.execution_arn, error_type = e.error_type(), error = %e, "immediate rollback failed");
-            action.action = "failed".into();
+            action.action = RollbackAction::Failed;
             action.error = Some(e.to_string());
         }
     }

@@ -155,7 +155,9 @@ async fn check_readiness(
         unhealthy_instances: health.unhealthy,
         pending_registrations,
     };
-    let (ready, reason) = readiness(&inputs);
+    let verdict = readiness(&inputs);
+    let ready = verdict.is_ready();
+    let reason = verdict.into_reason();
     let waited = time::seconds_between(since, time::now());
     info!(task_set = %info.view.id, %slot, ready, waited, healthy = health.healthy, unhealthy = health.unhealthy, %reason, "readiness");
     if !ready && waited >= u64::from(timeout_seconds) {
@@ -167,7 +169,7 @@ async fn check_readiness(
     Ok(ReadinessReport {
         ready,
         task_set_id: info.view.id,
-        stability_status: inputs.stability_status,
+        stability_status: inputs.stability_status.as_str().to_string(),
         desired_count: inputs.desired,
         running_count: inputs.running,
         pending_count: inputs.pending,

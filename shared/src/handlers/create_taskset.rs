@@ -278,7 +278,7 @@ async fn observe_into(
             .iter()
             .map(|ts| TaskSetSeen {
                 id: ts.view.id.clone(),
-                status: ts.view.status.clone(),
+                status: ts.view.status.to_string(),
                 external_id: ts.view.external_id.clone(),
                 slot: plan::slot_of(&t.slots, &ts.view),
                 task_definition: ts.view.task_definition.clone(),
@@ -345,7 +345,7 @@ async fn observe_into(
                 .iter()
                 .map(|o| AlarmSeen {
                     name: o.name.clone(),
-                    state: o.state.clone(),
+                    state: o.state.as_str().to_string(),
                     reason: o.reason.clone(),
                     detection_seconds: None,
                     fits_bake: None,

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Context, req: &DeleteTaskSetRequest) -> Result<DeleteRepo
             (None, others)
         }
         // A PRIMARY task set is refused whatever the weights are.
-        None if info.view.status == "PRIMARY" => (None, Vec::new()),
+        None if info.view.status.is_primary() => (None, Vec::new()),
         None => {
             let records = route53::read_records(&ctx.clients.route53, t).await?;
             (Some(records.weights), Vec::new())

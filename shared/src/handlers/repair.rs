@@ -302,7 +302,7 @@ async fn reassert_primary(ctx: &Context, target: &Target, old: &TaskSetRef) -> R
     match ecs::describe_task_set(&ctx.clients.ecs, &target.cluster, &target.service, &old.arn)
         .await?
     {
-        Some(info) if info.view.status != "PRIMARY" => {
+        Some(info) if !info.view.status.is_primary() => {
             ecs::mark_primary(
                 &ctx.clients.ecs,
                 &target.cluster,

@@ -105,7 +105,7 @@ pub async fn run(ctx: &Context, req: &SetWeightRequest) -> Result<WeightReport> 
         )));
     }
     if let Some(info) = primary {
-        if info.view.status != "PRIMARY" {
+        if !info.view.status.is_primary() {
             ecs::mark_primary(&ctx.clients.ecs, &t.cluster, &t.service, &info.view.arn).await?;
             info!(task_set = %info.view.id, slot = %req.slot, "marked PRIMARY");
         }

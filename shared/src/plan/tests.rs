@@ -41,7 +41,7 @@ fn ts(id: &str, slot: Slot, status: &str, ext: Option<&str>) -> TaskSetView {
     TaskSetView {
         id: id.into(),
         arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/demo/backend/{id}"),
-        status: status.into(),
+        status: TaskSetStatus::parse(status),
         external_id: ext.map(str::to_string),
         registry_arns: vec![t.slots.get(slot).registry_arn.clone()],
         task_definition: "app:1".into(),
@@ -413,32 +413,34 @@ fn ready_inputs() -> ReadinessInputs {
 fn pending_registrations_are_not_ready() {
     let mut r = ready_inputs();
     r.pending_registrations = 1;
-    let (ready, reason) = readiness(&r);
-    assert!(!ready);
+    let verdict = readiness(&r);
+    assert!(!verdict.is_ready());
+    let reason = verdict.reason();
     assert!(reason.contains("registration"), "{reason}");
 }
 
 #[test]
 fn readiness_needs_steady_running_and_healthy() {
-    assert!(readiness(&ready_inputs()).0);
+    assert!(readiness(&ready_inputs()).is_ready());
     let mut r = ready_inputs();
     r.stability_status = "STABILIZING".into();
-    assert!(!readiness(&r).0);
+    assert!(!readiness(&r).is_ready());
     let mut r = ready_inputs();
     r.running = 1;
-    assert!(!readiness(&r).0);
+    assert!(!readiness(&r).is_ready());
     let mut r = ready_inputs();
     r.healthy_instances = 1;
     r.unhealthy_instances = 1;
-    let (ready, reason) = readiness(&r);
-    assert!(!ready);
+    let verdict = readiness(&r);
+    assert!(!verdict.is_ready());
+    let reason = verdict.reason();
     assert!(reason.contains("1 of 2"), "{reason}");
     let mut r = ready_inputs();
     r.desired = 0;
     r.running = 0;
     r.healthy_instances = 0;
     assert!(
-        !readiness(&r).0,
+        !readiness(&r).is_ready(),
         "zero desired still needs one healthy instance"
     );
 }
@@ -1085,7 +1087,7 @@ fn needs_history_table() {
     ];
     for (state, changed, want) in cases {
         assert_eq!(
-            needs_history(state, changed, from),
+            needs_history(&StateValue::from(state), changed, from),
             want,
             "{state} {changed:?}"
         );
