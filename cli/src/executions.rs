@@ -148,7 +148,8 @@ pub struct ExecutionHistory {
 pub struct RepairRecord {
     pub recorded_at: String,
     pub record_arn: String,
-    /// `restored`, `finished` or `left`.
+    /// `restored`, `finished`, `left` or `failed` (the reason says what
+    /// was left and what to do).
     pub action: String,
     pub reason: String,
     pub report: serde_json::Value,

@@ -17,10 +17,12 @@
 use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{delete_taskset, respond, set_weight};
 use crate::aws::{route53, sfn};
+use crate::error::ErrorKind;
+use crate::model::Slot;
 use crate::model::{
     DeleteTaskSetRequest, Deployment, DeploymentRequest, DrainRequest, RepairReport,
     SetWeightRequest,
@@ -37,11 +39,72 @@ pub async fn handle(
     ctx: &Context,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<RepairReport, Diagnostic> {
-    let outcome = run(ctx, &event.payload).await;
+    let mut progress = Progress::default();
+    let outcome = match run_tracked(ctx, &event.payload, &mut progress).await {
+        // Lambda retries a function error of an asynchronous invocation
+        // twice (Lambda Developer Guide, "Error handling and automatic
+        // retries in Lambda", asynchronous invocation): a transient error is
+        // returned so that the retry finishes the restore.
+        Err(e) if retryable(&e) => Err(e),
+        // A permanent error (AccessDenied, a resource gone) would fail the
+        // same way on each retry: the outcome is recorded now, with what
+        // was left and what to do, and the invocation ends.
+        Err(e) => match progress.failed(&e) {
+            Some(report) => {
+                error!(error_type = e.error_type(), error = %e, execution = %report.execution_arn, reason = %report.reason, "repair failed: outcome recorded");
+                Ok(report)
+            }
+            None => Err(e),
+        },
+        Ok(report) => Ok(report),
+    };
     if let Ok(report) = &outcome {
         record(ctx, report).await;
     }
     respond("repair", outcome)
+}
+
+fn retryable(e: &CanaryError) -> bool {
+    matches!(e.kind(), ErrorKind::Retryable | ErrorKind::Throttled)
+}
+
+/// What the repair knew and did before an error: the failed outcome says
+/// what was left and what to do.
+#[derive(Debug, Default)]
+pub struct Progress {
+    event: Option<StatusEvent>,
+    plan: Option<Deployment>,
+    live: Option<Slot>,
+    done: Vec<String>,
+}
+
+impl Progress {
+    /// The recorded outcome of a repair that failed with a permanent error
+    /// (`None` before the event named a deployment execution).
+    pub fn failed(&self, e: &CanaryError) -> Option<RepairReport> {
+        let ev = self.event.as_ref()?;
+        let mut r = report(ev, "failed", String::new());
+        r.recorded = true;
+        let done = if self.done.is_empty() {
+            "nothing was changed".to_string()
+        } else {
+            self.done.join("; ")
+        };
+        let todo = match (&self.plan, self.live) {
+            (Some(p), Some(live)) => format!(
+                "traffic may still be split and the new task set {} (externalId {}) may still run in the {} slot:                  fix the cause, then put 100 % on the {live} slot (weight 0 on {}) and delete that task set by hand,                  or redeliver the execution's status change event",
+                p.new_task_set.id, p.id, p.new_slot, p.new_slot
+            ),
+            _ => "traffic and task sets are as the execution left them: fix the cause, then redeliver the                   execution's status change event, or restore by hand (100 % on the slot that was live,                   delete the execution's task set, found by its externalId = the execution's name)"
+                .to_string(),
+        };
+        r.reason = format!(
+            "repair failed: {} ({}); before it {done}; {todo}",
+            e,
+            e.error_type()
+        );
+        Some(r)
+    }
 }
 
 /// Writes the outcome where engineers look (see [`sfn::record_repair`]):
@@ -130,6 +193,16 @@ fn left(ev: &StatusEvent, reason: String) -> RepairReport {
 }
 
 pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairReport> {
+    run_tracked(ctx, payload, &mut Progress::default()).await
+}
+
+/// [`run`], noting in `progress` what it learnt and did (for the outcome
+/// of a failure).
+pub async fn run_tracked(
+    ctx: &Context,
+    payload: &serde_json::Value,
+    progress: &mut Progress,
+) -> Result<RepairReport> {
     let ev = parse_event(payload)?;
     let sm = ctx.settings.state_machine_arn.as_deref().ok_or_else(|| {
         CanaryError::invalid("STATE_MACHINE_ARN is not set for the repair function")
@@ -140,6 +213,7 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
             format!("an execution of {}, not of {sm}", ev.state_machine_arn),
         ));
     }
+    progress.event = Some(ev.clone());
     // The event says what happened; the execution itself is read again.
     let exec = sfn::describe_execution(&ctx.clients.sfn, &ev.execution_arn).await?;
     let is_deployment = exec
@@ -169,6 +243,8 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
         (_, None) => return Ok(left(&ev, "no plan in its history".into())),
         (_, Some(p)) => p,
     };
+    progress.plan = Some(plan.clone());
+    progress.live = Some(plan.live_slot);
     if let Some(why) = moved_on(ctx, sm, &ev.execution_arn, &plan).await? {
         let mut r = left(&ev, why);
         r.recorded = true;
@@ -211,6 +287,9 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                 .await?;
                 info!(execution = %ev.execution_arn, blue = w.weights.blue, green = w.weights.green, changed = w.changed, "repair: traffic back on the live slot");
                 out.weights = Some(w.weights);
+                progress
+                    .done
+                    .push(format!("all traffic went back to the {live} slot"));
                 if let Some(d) = &w.drain {
                     wait_until(&d.until).await?;
                 }
