@@ -58,9 +58,15 @@ pub async fn handle(
         },
         Ok(report) => Ok(report),
     };
-    if let Ok(report) = &outcome {
-        record(ctx, report).await;
-    }
+    let outcome = match outcome {
+        // A record lost to a transient error: the retry (the restore is
+        // idempotent) records it.
+        Ok(report) => match record(ctx, &report).await {
+            Err(e) if retryable(&e) => Err(e),
+            _ => Ok(report),
+        },
+        Err(e) => Err(e),
+    };
     respond("repair", outcome)
 }
 
@@ -75,6 +81,9 @@ pub struct Progress {
     event: Option<StatusEvent>,
     plan: Option<Deployment>,
     live: Option<Slot>,
+    /// The weight change back was sent (it may have been written even when
+    /// the call, or the INSYNC wait after it, failed).
+    weight_change_sent: bool,
     done: Vec<String>,
 }
 
@@ -85,17 +94,32 @@ impl Progress {
         let ev = self.event.as_ref()?;
         let mut r = report(ev, "failed", String::new());
         r.recorded = true;
-        let done = if self.done.is_empty() {
-            "nothing was changed".to_string()
-        } else {
-            self.done.join("; ")
+        let done = match (self.done.is_empty(), self.weight_change_sent, self.live) {
+            (false, _, _) => self.done.join("; "),
+            (true, true, Some(live)) => format!(
+                "the change of all traffic back to the {live} slot was sent but not confirmed \
+                 (it may have been written)"
+            ),
+            _ => "nothing was changed".to_string(),
         };
         let todo = match (&self.plan, self.live) {
+            (Some(p), Some(_)) if !self.done.is_empty() => format!(
+                "left: the new task set {} (externalId {}) in the {} slot; to do: fix the cause, \
+                 then delete that task set (or invoke the repair function again with the execution's status change event)",
+                p.new_task_set.id, p.id, p.new_slot
+            ),
             (Some(p), Some(live)) => format!(
-                "traffic may still be split and the new task set {} (externalId {}) may still run in the {} slot:                  fix the cause, then put 100 % on the {live} slot (weight 0 on {}) and delete that task set by hand,                  or redeliver the execution's status change event",
+                "left: traffic may still be split, and the new task set {} (externalId {}) may \
+                 still run in the {} slot; to do: fix the cause, then put 100 % on the {live} slot \
+                 (weight 0 on {}) and delete that task set by hand, or invoke the repair function \
+                 again with the execution's status change event",
                 p.new_task_set.id, p.id, p.new_slot, p.new_slot
             ),
-            _ => "traffic and task sets are as the execution left them: fix the cause, then redeliver the                   execution's status change event, or restore by hand (100 % on the slot that was live,                   delete the execution's task set, found by its externalId = the execution's name)"
+            _ => "left: traffic and task sets as the execution left them; to do: fix the cause, \
+                  then invoke the repair function again with the execution's status change event, \
+                  or restore by hand (100 % on \
+                  the slot that was live, delete the task set whose externalId is the execution's \
+                  name)"
                 .to_string(),
         };
         r.reason = format!(
@@ -109,13 +133,15 @@ impl Progress {
 
 /// Writes the outcome where engineers look (see [`sfn::record_repair`]):
 /// every outcome for a deployment except "it passed its own rollback"
-/// (nothing happened). A failed record is logged, never fails the repair.
-async fn record(ctx: &Context, report: &RepairReport) {
+/// (nothing happened). A failed record is logged; a transient failure is
+/// returned (the invocation fails and Lambda's retry records it), a
+/// permanent one is not (the log line holds the whole report).
+async fn record(ctx: &Context, report: &RepairReport) -> Result<()> {
     if !report.recorded {
-        return;
+        return Ok(());
     }
     let Some(sm) = ctx.settings.state_machine_arn.as_deref() else {
-        return;
+        return Ok(());
     };
     let repairs = ctx
         .settings
@@ -132,7 +158,7 @@ async fn record(ctx: &Context, report: &RepairReport) {
         Ok(v) => v,
         Err(e) => {
             warn!(error = %e, "repair report not serializable");
-            return;
+            return Ok(());
         }
     };
     match sfn::record_repair(&ctx.clients.sfn, &repairs, &name, &doc).await {
@@ -140,8 +166,12 @@ async fn record(ctx: &Context, report: &RepairReport) {
         Ok(false) => {
             info!(record = %name, "repair outcome already recorded (or nowhere to record)")
         }
-        Err(e) => warn!(error_type = e.error_type(), error = %e, "repair outcome not recorded"),
+        Err(e) => {
+            error!(error_type = e.error_type(), error = %e, record = %name, report = %doc, "repair outcome not recorded");
+            return Err(e);
+        }
     }
+    Ok(())
 }
 
 /// The fields of the EventBridge event we use (Step Functions Developer
@@ -260,6 +290,7 @@ pub async fn run_tracked(
             promotion_tried,
         } => {
             if traffic_moved && !plan.first_deployment {
+                progress.weight_change_sent = true;
                 let w = set_weight::run(
                     ctx,
                     &SetWeightRequest {
