@@ -452,3 +452,68 @@ async fn wait_until(until: &str) -> Result<()> {
     tokio::time::sleep(wait).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> StatusEvent {
+        StatusEvent {
+            execution_arn: "arn:aws:states:us-east-1:1:execution:sm:orders-v2".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:sm".into(),
+            status: "ABORTED".into(),
+        }
+    }
+
+    #[test]
+    fn a_failure_before_the_event_is_known_is_not_recorded() {
+        let e = CanaryError::AwsError("states:DescribeExecution: AccessDenied: no".into());
+        assert!(Progress::default().failed(&e).is_none());
+    }
+
+    #[test]
+    fn a_failed_repair_says_what_was_left_and_what_to_do() {
+        let p = Progress {
+            event: Some(ev()),
+            ..Progress::default()
+        };
+        let e = CanaryError::AwsError("states:GetExecutionHistory: AccessDenied: no".into());
+        let Some(r) = p.failed(&e) else {
+            panic!("no report")
+        };
+        assert_eq!(r.action, "failed");
+        assert!(r.recorded);
+        for word in [
+            "states:GetExecutionHistory",
+            "AccessDenied",
+            "nothing was changed",
+            "left:",
+            "to do:",
+        ] {
+            assert!(r.reason.contains(word), "{word}: {}", r.reason);
+        }
+    }
+
+    #[test]
+    fn a_sent_weight_change_is_never_reported_as_nothing_changed() {
+        let p = Progress {
+            event: Some(ev()),
+            live: Some(Slot::Blue),
+            weight_change_sent: true,
+            ..Progress::default()
+        };
+        let e = CanaryError::AwsError("route53:GetChange: AccessDenied: no".into());
+        let Some(r) = p.failed(&e) else {
+            panic!("no report")
+        };
+        assert!(!r.reason.contains("nothing was changed"), "{}", r.reason);
+        assert!(r.reason.contains("may have been written"), "{}", r.reason);
+    }
+
+    #[test]
+    fn only_transient_errors_are_left_to_lambda_retries() {
+        assert!(retryable(&CanaryError::Retryable("x".into())));
+        assert!(retryable(&CanaryError::Throttled("x".into())));
+        assert!(!retryable(&CanaryError::AwsError("x".into())));
+    }
+}
