@@ -63,8 +63,17 @@ def attribute(events: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list
             start = None
     windows.sort()
     out = []
+    # The alarm-rollback function deletes the bake's record just after its
+    # SendTaskFailure ended the bake, while the next state already runs: by
+    # time that DeleteItem falls in the next state's window (whose function
+    # makes no DynamoDB call in a clean rollback).
+    bake_record_pending = False
     for c in calls:
         owner = "alarm-rollback function" if c["service"] == "stepfunctions" else None
+        if (c["service"], c["operation"]) == ("stepfunctions", "SendTaskFailure"):
+            bake_record_pending = True
+        elif bake_record_pending and (c["service"], c["operation"]) == ("dynamodb", "DeleteItem"):
+            owner, bake_record_pending = "alarm-rollback function", False
         if owner is None:
             # The latest window that opened before the call (a call is logged
             # when it arrives; the event timestamps have millisecond precision).
