@@ -181,7 +181,8 @@ pub fn awaiting_approval(status: &str, name: &str, states: &[Visit]) -> Option<A
 pub struct RepairRecord {
     pub recorded_at: String,
     pub record_arn: String,
-    /// `restored`, `finished` or `left`.
+    /// `restored`, `finished`, `left` or `failed` (the reason says what
+    /// was left and what to do).
     pub action: String,
     pub reason: String,
     pub report: serde_json::Value,

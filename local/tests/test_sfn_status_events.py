@@ -86,3 +86,43 @@ def test_stop_execution_is_delivered_aborted_and_can_be_switched_off_and_redeliv
     aws.redeliver_sfn_status_event(dropped[0]["eventId"])
     wait_for(lambda: of(events, arn2), 5, "redelivery")
     assert len(of(events, arn, arn2)) == 2
+
+
+def test_a_function_error_is_retried_twice_as_lambda_retries_an_asynchronous_invocation(
+    aws: LocalAws, fake_lambda: FakeLambda
+) -> None:
+    """Lambda Developer Guide, "Error handling and automatic retries in
+    Lambda": an asynchronous invocation that returns a function error runs
+    two more times (1 and 2 minutes later in AWS; a setting here)."""
+    from fake_lambda import FunctionError
+
+    events: list[dict] = []
+
+    def flaky(e: dict) -> dict:
+        events.append(e)
+        if len(of(events, e["detail"]["executionArn"])) < 3:
+            raise FunctionError("Retryable", "throttled")
+        return {"action": "restored"}
+
+    fake_lambda.handlers["repair"] = flaky
+    aws._control("POST", "sfn-status-events", {"retryDelaysSeconds": [0.1, 0.2]})
+    try:
+        machine = create_machine(aws, FAIL)
+        arn, d = run(aws, machine, "flaky-v2", {})
+        assert d["status"] == "FAILED"
+        done = wait_for(
+            lambda: [x for x in aws.sfn_status_events()["deliveries"] if x.get("completedAt") and x["executionArn"] == arn], 10, "log"
+        )
+        assert [a["result"] for a in done[0]["attempts"]] == ["error", "error", "ok"]
+        assert done[0]["result"] == "ok" and done[0]["response"] == {"action": "restored"}
+        assert len({e["id"] for e in of(events, arn)}) == 1  # the same event each time
+
+        # Never more than two retries.
+        fake_lambda.handlers["repair"] = lambda e: (_ for _ in ()).throw(FunctionError("AwsError", "denied"))
+        arn2, _ = run(aws, machine, "denied-v2", {})
+        done2 = wait_for(
+            lambda: [x for x in aws.sfn_status_events()["deliveries"] if x.get("completedAt") and x["executionArn"] == arn2], 10, "log"
+        )
+        assert [a["result"] for a in done2[0]["attempts"]] == ["error"] * 3 and done2[0]["errorType"] == "AwsError"
+    finally:
+        aws._control("POST", "sfn-status-events", {"retryDelaysSeconds": [1, 2]})

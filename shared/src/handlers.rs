@@ -123,7 +123,6 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
         calls: &[
             "ecs:DeleteTaskSet",
             "ecs:DescribeTaskSets",
-            "ecs:UpdateServicePrimaryTaskSet",
             "route53:ChangeResourceRecordSets",
             "route53:GetChange",
             "route53:ListResourceRecordSets",
@@ -135,10 +134,17 @@ pub const AWS_ACTIONS: &[AwsActions] = &[
             "states:ListExecutions",
             "states:StartExecution",
         ],
-        error_path_calls: &[(
-            "ecs:DescribeServices",
-            "only a failed first deployment's clean-up reads the service",
-        )],
+        error_path_calls: &[
+            (
+                "ecs:DescribeServices",
+                "only a failed first deployment's clean-up reads the service",
+            ),
+            (
+                "ecs:UpdateServicePrimaryTaskSet",
+                "only an execution stopped after its promotion marked the new task set PRIMARY: \
+                 the old one is marked PRIMARY again",
+            ),
+        ],
     },
 ];
 

@@ -598,25 +598,6 @@ def _granted(template: dict, role: str) -> set:
     return actions
 
 
-# The calls the repair function made restoring an execution stopped during a
-# bake (tests/e2e/test_e2e_abort.py); calls.json has no repair scenario yet.
-REPAIR_CALLS = {
-    "states:DescribeExecution",
-    "states:GetExecutionHistory",
-    "states:ListExecutions",
-    "route53:ListResourceRecordSets",
-    "route53:ChangeResourceRecordSets",
-    "route53:GetChange",
-    "servicediscovery:GetInstancesHealthStatus",
-    "servicediscovery:ListInstances",
-    "servicediscovery:GetService",
-    "ecs:DescribeTaskSets",
-    "ecs:UpdateServicePrimaryTaskSet",
-    "ecs:DeleteTaskSet",
-    "states:StartExecution",
-}
-
-
 def _called_per_function() -> dict:
     """Function -> the AWS actions it called in the clean local runs of
     tests/reliability/calls.json (the local AWS call log marks each call of
@@ -644,9 +625,6 @@ def _called_per_function() -> dict:
             assert c["by"] in state_function, f"call by unknown state {c['by']!r}"
             action = f"{prefix.get(c['service'], c['service'])}:{c['operation']}"
             out.setdefault(state_function[c["by"]], set()).add(action)
-    # The repair function is not in calls.json's scenarios yet: the calls it
-    # made restoring an execution stopped during a bake (tests/e2e/test_e2e_abort.py).
-    out.setdefault("repair", set()).update(REPAIR_CALLS)
     return out
 
 

@@ -6,6 +6,9 @@ Fault points:
 - `rollback` scenario: every (service, operation) called after the alarm
   fired (by the alarm-rollback function, Roll back traffic, Delete new task
   set), at the first and the last such call.
+- `repair` scenario: every (service, operation) the repair function called
+  after the execution was stopped, at the first and the last such call; the
+  n-th is counted from the stop (the fault is armed just before it).
 
 Kinds: `throttle` and `5xx` fail TRANSIENT_CALLS calls in a row from that
 point (more than the SDK's 3 attempts, so the function itself fails
@@ -20,6 +23,16 @@ Expected: a transient fault ends as the clean run did (SUCCEEDED, or
 RolledBackOnAlarm). A permanent fault ends as the clean run did or in a
 named Fail whose cause names the failed operation and the error. Every run:
 the invariants of rig.check_invariants.
+
+Repair cases: the outcome is the repair's record. A transient fault ends
+`restored` (the function fails `Retryable` and Lambda's asynchronous retry,
+emulated by the status-event delivery, finishes it); a permanent fault ends
+`restored` or `failed` with a reason that names the operation and
+AccessDenied and says what was left and what to do; a permanent fault at
+the record itself (StartExecution) leaves no record: the function answers
+`restored` and logs the report (`unrecorded restored`). Every run:
+rig.check_repair (Route 53 changes, traffic safe now, restored = old slot
+100 % and the execution's task set gone).
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ KINDS = ("throttle", "5xx", "permanent", "applied-5xx")
 # Which calls change something (the ambiguous failure is asked only of them).
 READ_PREFIXES = ("Describe", "List", "Get")
 TRANSIENT_CALLS = 4
+REPAIR_OWNER = "repair function"
 ROLLBACK_OWNERS = {"alarm-rollback function", "Alarm fired", "Roll back traffic", "Drain new task set", "Delete new task set"}
 
 # Case ids run by `make test` (the fast subset); the whole matrix is `slow`.
@@ -54,6 +68,10 @@ FAST = (
     "canary-ecs.CreateTaskSet#1-applied-5xx",
     "canary-route53.ChangeResourceRecordSets#1-applied-5xx",
     "canary-route53.ChangeResourceRecordSets#4-applied-5xx",
+    # Issue 15: the repair of a stopped deployment, one transient and one
+    # permanent fault at its weight change.
+    "repair-route53.ChangeResourceRecordSets#1-5xx",
+    "repair-route53.ChangeResourceRecordSets#1-permanent",
 )
 
 @dataclass(frozen=True)
@@ -82,6 +100,10 @@ class Case:
     def expected(self) -> str:
         return scenarios.SCENARIOS[self.scenario]["expect"]
 
+    @property
+    def repair(self) -> bool:
+        return bool(scenarios.SCENARIOS[self.scenario].get("stop_at_first_bake"))
+
 
 def load_calls() -> dict[str, Any]:
     return json.loads(CALLS_JSON.read_text())
@@ -94,6 +116,16 @@ def derive(doc: dict[str, Any] | None = None) -> list[Case]:
         calls = data["calls"]
         if scenario == "rollback":
             calls = [c for c in calls if c["by"] in ROLLBACK_OWNERS]
+        elif scenarios.SCENARIOS[scenario].get("stop_at_first_bake"):
+            # Counted from the stop: n-th call of the repair function.
+            seen_repair: dict[tuple[str, str], int] = {}
+            mine = []
+            for c in calls:
+                if c["by"] == REPAIR_OWNER:
+                    key = (c["service"], c["operation"])
+                    seen_repair[key] = seen_repair.get(key, 0) + 1
+                    mine.append(dict(c, n=seen_repair[key]))
+            calls = mine
         points: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for c in calls:
             points.setdefault((c["service"], c["operation"]), []).append(c)
@@ -137,11 +169,30 @@ def judge(r: Result) -> None:
     c = r.case
     if r.fired == 0:
         r.problems.append("the fault never fired (the call was not reached)")
+    if c.repair:
+        _judge_repair(r)
+        return
     if c.transient and r.outcome != c.expected:
         r.problems.append(f"transient {c.kind} at {c.point} ended {r.outcome}, expected {c.expected}: {r.cause}")
     if not c.transient and r.outcome != c.expected:
         if c.operation not in r.cause or "AccessDenied" not in r.cause:
             r.problems.append(f"{r.outcome}: the cause does not name {c.operation} and AccessDenied: {r.cause}")
+
+
+def _judge_repair(r: Result) -> None:
+    c = r.case
+    if c.transient and r.outcome != "restored":
+        r.problems.append(f"transient {c.kind} at {c.point} during the repair ended {r.outcome}, expected restored: {r.cause}")
+    if not c.transient and r.outcome != "restored":
+        if r.outcome == "failed":
+            for word in (c.operation, "AccessDenied", "left:", "to do:"):
+                if word not in r.cause:
+                    r.problems.append(f"failed repair: the reason does not say {word!r}: {r.cause}")
+        elif not (r.outcome == "unrecorded restored" and (c.service, c.operation) == ("stepfunctions", "StartExecution")):
+            r.problems.append(f"permanent fault at {c.point} during the repair ended {r.outcome}: {r.cause}")
+    # Honest: a reason that says nothing was changed, with the traffic moved.
+    if "nothing was changed" in r.cause and r.weights != {"blue": 50, "green": 50}:
+        r.problems.append(f"the reason says nothing was changed, but the weights are {r.weights}: {r.cause}")
 
 
 def run_case(lane: rig.Lane, case: Case) -> Result:
@@ -164,19 +215,24 @@ def run_case(lane: rig.Lane, case: Case) -> Result:
         # (polls would add calls): the fault points run with timing off.
         lane.exact(timing=False)
         try:
-            run = scenarios.run(lane, w, svc, case.scenario, case.id.replace(".", "-").replace("#", "n"), before_start=arm)
+            tag = case.id.replace(".", "-").replace("#", "n")
+            if case.repair:
+                run = scenarios.run(lane, w, svc, case.scenario, tag, before_stop=arm)
+            else:
+                run = scenarios.run(lane, w, svc, case.scenario, tag, before_start=arm)
         finally:
             lane.exact(timing=True)
         fired = [f for f in aws.faults() if f["id"] == rule.get("id")]
         aws.clear_faults()
         r.fired = len(fired[0]["fired"]) if fired else 0
         r.outcome = run.outcome
-        r.cause = run.desc.get("cause") or ""
+        r.cause = run.cause
         r.seconds = round(run.seconds, 1)
         r.violations = list(run.violations)
-        r.weights = run.observed.weights
-        r.task_sets = [f"{t['externalId']}:{t['status']}@{t['slot']}" for t in run.observed.task_sets]
-        r.changes = len(run.observed.changes)
+        if run.observed is not None:
+            r.weights = run.observed.weights
+            r.task_sets = [f"{t['externalId']}:{t['status']}@{t['slot']}" for t in run.observed.task_sets]
+            r.changes = len(run.observed.changes)
         judge(r)
         if r.outcome == "RolledBackOnAlarm" and svc.alarms[0] not in r.cause:
             r.problems.append(f"the RolledBackOnAlarm cause does not name the alarm {svc.alarms[0]}: {r.cause}")

@@ -32,7 +32,7 @@ from localaws import LocalAws
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback")
+FUNCTIONS = ("create-taskset", "set-weight", "check-health", "delete-taskset", "alarm-rollback", "repair")
 IMAGE = f"{world.IMAGE_REPO}:v2"
 
 # The Fail states' error names, kept in one place with the definition's checks.
@@ -67,8 +67,8 @@ class Lane:
         world.apply_realism(self.aws)  # issue 12: real AWS behaviours on in every test
         # Issue 15's repair function would act on executions these tests end
         # on purpose (RollbackFailed, CleanupFailed) after their checks, in the
-        # next test's call log: its own reliability runs are still to come, so
-        # status change events are not delivered in the lanes.
+        # next test's call log: status change events are delivered only in
+        # the repair scenario's runs (scenarios.py), switched on around its stop.
         self.aws.sfn_status_events(False)
         return self
 
@@ -215,6 +215,31 @@ def wait_for_bake(lane: Lane, arn: str, timeout: float = 120) -> bool:
     return False
 
 
+def wait_repair(lane: Lane, arn: str, timeout: float = 300) -> dict[str, Any]:
+    """The completed delivery of `arn`'s status change event to repair
+    (after Lambda's retries, when the function failed)."""
+    deadline = time.time() + timeout
+    while True:
+        for d in lane.aws.sfn_status_events()["deliveries"]:
+            if d["executionArn"] == arn and not d.get("redelivery") and (d.get("completedAt") or d.get("result") == "dropped"):
+                return d
+        if time.time() > deadline:
+            raise TimeoutError(f"no completed repair delivery for {arn} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def repair_record(lane: Lane, arn: str) -> dict[str, Any] | None:
+    """The repair's record of execution `arn` (the input of the execution of
+    `<sm>-repairs` named like it), or None."""
+    head, name = arn.rsplit(":", 1)
+    record_arn = head + "-repairs:" + name
+    try:
+        d = lane.sfn().describe_execution(executionArn=record_arn)
+    except lane.sfn().exceptions.ExecutionDoesNotExist:
+        return None
+    return json.loads(d.get("input") or "null")
+
+
 def cause_parts(desc: dict[str, Any]) -> tuple[str | None, str]:
     return desc.get("error"), desc.get("cause") or ""
 
@@ -352,6 +377,42 @@ def check_invariants(
             if t["id"] in cause and error in ("CleanupFailed", "OldTaskSetNotDeleted"):
                 continue  # left behind, named in the cause with what to do
             v.append(f"orphan task set {t['externalId']} ({t['id']}, {t['status']}, {t['slot']})")
+    obs.violations = v
+    return v, obs
+
+
+def traffic_violations(w: world.World, svc: world.Service, obs: Observed) -> list[str]:
+    """Traffic is safe now: some weight, and weight only on a slot whose
+    Cloud Map service has healthy instances."""
+    v = []
+    if sum(obs.weights.values()) == 0:
+        v.append(f"all-zero weights {obs.weights}")
+    for slot, weight in obs.weights.items():
+        if weight > 0 and slot_health(w, svc, slot)[0] == 0:
+            v.append(f"weight {weight} on {slot}, which has no healthy instance")
+    return v
+
+
+def check_repair(lane: Lane, w: world.World, svc: world.Service, arn: str, outcome: str, since_change: int = 0) -> tuple[list[str], Observed]:
+    """The invariants after a stopped execution's repair: every Route 53
+    change (never all-zero, never weight on an unhealthy slot), traffic safe
+    now, and when the repair says it restored: the old slot (blue) has
+    100 %, one PRIMARY healthy task set there, and no task set of the
+    execution (externalId = its name) is left."""
+    obs = observe(lane, w, svc, since_change)
+    v = change_violations(obs.changes, svc) + traffic_violations(w, svc, obs)
+    if outcome in ("restored", "unrecorded restored"):
+        if obs.weights != {"blue": 100, "green": 0}:
+            v.append(f"repair says restored, weights {obs.weights}")
+        name = arn.rsplit(":", 1)[-1]
+        left = [t for t in obs.task_sets if t["externalId"] == name]
+        if left:
+            v.append(f"repair says restored, the execution's task set is still there: {left}")
+        primaries = [t for t in obs.task_sets if t["status"] == "PRIMARY"]
+        if len(primaries) != 1 or primaries[0]["slot"] != "blue" or primaries[0]["healthy"] < max(1, primaries[0]["instances"]):
+            v.append(f"repair says restored, PRIMARY task sets {primaries}")
+        if len(obs.task_sets) != 1:
+            v.append(f"repair says restored, task sets {obs.task_sets}")
     obs.violations = v
     return v, obs
 

@@ -71,12 +71,17 @@ def test_calls_json_is_current(lane):
         assert now["states"] == doc["scenarios"][name]["states"], name
 
 
-def test_calls_json_lists_both_scenarios():
+def test_calls_json_lists_every_scenario():
     """The matrix is derived from a real run, not a guess."""
     doc = matrix.load_calls()
-    assert set(doc["scenarios"]) == {"canary", "rollback"}
+    assert set(doc["scenarios"]) == {"canary", "rollback", "repair"}
     assert doc["scenarios"]["canary"]["outcome"] == "SUCCEEDED"
     assert doc["scenarios"]["rollback"]["outcome"] == "RolledBackOnAlarm"
+    # Issue 15: the repair of a deployment stopped in its first bake.
+    repair = doc["scenarios"]["repair"]
+    assert repair["outcome"] == "restored" and repair["states"][-1] == "Bake"
+    assert {"route53:ChangeResourceRecordSets", "ecs:DeleteTaskSet", "stepfunctions:StartExecution"} <= set(repair["repairCounts"])
+    assert any(c.scenario == "repair" for c in CASES.values())
     ops = {(c["service"], c["operation"]) for s in doc["scenarios"].values() for c in s["calls"]}
     assert ("route53", "ChangeResourceRecordSets") in ops and ("ecs", "CreateTaskSet") in ops
     assert len(CASES) >= 100

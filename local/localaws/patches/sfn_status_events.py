@@ -17,7 +17,8 @@ Lambda service from a background thread, as an asynchronous invoke would.
 Each matched event is logged (emitted, delivered, result) and readable
 through the control API `/_localaws/sfn-status-events`, which can also
 switch delivery off (a lost event) and redeliver one (EventBridge delivers
-at least once)."""
+at least once). A function error is retried as Lambda retries an
+asynchronous invocation (two more attempts; see RETRY_DELAYS_S)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,18 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # execution's record is complete).
 BUILD_DELAY_S = 0.2
 
+# Lambda runs an asynchronous invocation that returns a function error two
+# more times, one minute after the first attempt and two minutes after the
+# second (Lambda Developer Guide, "Error handling and automatic retries in
+# Lambda" / "Configuring error handling for asynchronous invocation":
+# MaximumRetryAttempts 0-2, default 2). The delays are a setting: fast by
+# default (tests), realistic [60, 120] through the control API.
+RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0)
+REALISTIC_RETRY_DELAYS_S = (60.0, 120.0)
+
 _lock = threading.Lock()
 _enabled = True
+_retry_delays: tuple[float, ...] = RETRY_DELAYS_S
 _deliveries: list[dict[str, Any]] = []
 
 
@@ -121,14 +132,33 @@ def deliver(event: dict[str, Any], emitted: float, redelivery: bool = False) -> 
         return entry
     started = time.time()
     entry["invokedAt"] = started
-    try:
-        result = lambda_client.invoke(lambda_url, REPAIR_FUNCTION, json.dumps(event).encode())
-        entry["result"] = "error" if result.function_error else "ok"
-        entry["errorType"] = result.error_type
-        entry["response"] = result.payload_json()
-    except Exception as e:  # noqa: BLE001 - a failed delivery is logged, never raised
-        entry["result"] = "unreachable"
-        entry["error"] = str(e)
+    with _lock:
+        delays = _retry_delays
+    entry["attempts"] = []
+    for attempt in range(len(delays) + 1):  # bounded: 1 + the retries
+        if attempt:
+            time.sleep(delays[attempt - 1])
+        a: dict[str, Any] = {"at": time.time()}
+        try:
+            result = lambda_client.invoke(lambda_url, REPAIR_FUNCTION, json.dumps(event).encode())
+            a["result"] = "error" if result.function_error else "ok"
+            a["errorType"] = result.error_type
+            a["response"] = result.payload_json()
+        except Exception as e:  # noqa: BLE001 - a failed delivery is logged, never raised
+            a["result"] = "unreachable"
+            a["error"] = str(e)
+        entry["attempts"].append(a)
+        # The entry shows the last attempt's answer.
+        entry["result"] = a["result"]
+        entry["errorType"] = a.get("errorType")
+        entry["response"] = a.get("response")
+        if "error" in a:
+            entry["error"] = a["error"]
+        # Only a function error is retried by Lambda's asynchronous
+        # invocation (an unreachable local Lambda service is not AWS).
+        if a["result"] != "error":
+            break
+        LOG.info("status event %s: repair attempt %d failed (%s)", entry["executionArn"], attempt + 1, a.get("errorType"))
     entry["completedAt"] = time.time()
     LOG.info(
         "status event %s %s delivered to %s: %s (%.1f s)",
@@ -163,15 +193,22 @@ def _set(self: Any, value: Any) -> None:
 
 def control_route(method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     """GET: deliveries and the switch; POST {"enabled": bool} switches,
-    {"redeliver": "<eventId>"} delivers that event again (in the background;
-    the new delivery has `redelivery: true`)."""
-    global _enabled
+    {"retryDelaysSeconds": [60, 120]} sets Lambda's asynchronous retries
+    ([] = none), {"redeliver": "<eventId>"} delivers that event again (in
+    the background; the new delivery has `redelivery: true`)."""
+    global _enabled, _retry_delays
     if path != "/_localaws/sfn-status-events":
         return None
     if method == "POST":
         if "enabled" in body:
             with _lock:
                 _enabled = bool(body["enabled"])
+        if "retryDelaysSeconds" in body:
+            delays = tuple(float(x) for x in body["retryDelaysSeconds"])
+            if len(delays) > 2 or any(d < 0 or d > 600 for d in delays):
+                return 400, {"error": "retryDelaysSeconds: at most 2 retries (Lambda's MaximumRetryAttempts), each 0-600 s"}
+            with _lock:
+                _retry_delays = delays
         if body.get("redeliver"):
             with _lock:
                 found = next((d for d in _deliveries if d["eventId"] == body["redeliver"]), None)
@@ -184,13 +221,14 @@ def control_route(method: str, path: str, body: dict[str, Any]) -> tuple[int, di
             ).start()
             return 200, {"redelivering": body["redeliver"]}
     with _lock:
-        return 200, {"enabled": _enabled, "deliveries": list(_deliveries)}
+        return 200, {"enabled": _enabled, "retryDelaysSeconds": list(_retry_delays), "deliveries": list(_deliveries)}
 
 
 def reset() -> None:
-    global _enabled
+    global _enabled, _retry_delays
     with _lock:
         _enabled = True
+        _retry_delays = RETRY_DELAYS_S
         _deliveries.clear()
 
 

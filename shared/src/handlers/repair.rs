@@ -17,10 +17,12 @@
 use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{delete_taskset, respond, set_weight};
 use crate::aws::{ecs, route53, sfn};
+use crate::error::ErrorKind;
+use crate::model::Slot;
 use crate::model::{
     DeleteTaskSetRequest, Deployment, DeploymentRequest, DrainRequest, RepairReport,
     SetWeightRequest, Target, TaskSetRef,
@@ -37,22 +39,109 @@ pub async fn handle(
     ctx: &Context,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<RepairReport, Diagnostic> {
-    let outcome = run(ctx, &event.payload).await;
-    if let Ok(report) = &outcome {
-        record(ctx, report).await;
-    }
+    let mut progress = Progress::default();
+    let outcome = match run_tracked(ctx, &event.payload, &mut progress).await {
+        // Lambda retries a function error of an asynchronous invocation
+        // twice (Lambda Developer Guide, "Error handling and automatic
+        // retries in Lambda", asynchronous invocation): a transient error is
+        // returned so that the retry finishes the restore.
+        Err(e) if retryable(&e) => Err(e),
+        // A permanent error (AccessDenied, a resource gone) would fail the
+        // same way on each retry: the outcome is recorded now, with what
+        // was left and what to do, and the invocation ends.
+        Err(e) => match progress.failed(&e) {
+            Some(report) => {
+                error!(error_type = e.error_type(), error = %e, execution = %report.execution_arn, reason = %report.reason, "repair failed: outcome recorded");
+                Ok(report)
+            }
+            None => Err(e),
+        },
+        Ok(report) => Ok(report),
+    };
+    let outcome = match outcome {
+        // A record lost to a transient error: the retry (the restore is
+        // idempotent) records it.
+        Ok(report) => match record(ctx, &report).await {
+            Err(e) if retryable(&e) => Err(e),
+            _ => Ok(report),
+        },
+        Err(e) => Err(e),
+    };
     respond("repair", outcome)
+}
+
+fn retryable(e: &CanaryError) -> bool {
+    matches!(e.kind(), ErrorKind::Retryable | ErrorKind::Throttled)
+}
+
+/// What the repair knew and did before an error: the failed outcome says
+/// what was left and what to do.
+#[derive(Debug, Default)]
+pub struct Progress {
+    event: Option<StatusEvent>,
+    plan: Option<Deployment>,
+    live: Option<Slot>,
+    /// The weight change back was sent (it may have been written even when
+    /// the call, or the INSYNC wait after it, failed).
+    weight_change_sent: bool,
+    done: Vec<String>,
+}
+
+impl Progress {
+    /// The recorded outcome of a repair that failed with a permanent error
+    /// (`None` before the event named a deployment execution).
+    pub fn failed(&self, e: &CanaryError) -> Option<RepairReport> {
+        let ev = self.event.as_ref()?;
+        let mut r = report(ev, "failed", String::new());
+        r.recorded = true;
+        let done = match (self.done.is_empty(), self.weight_change_sent, self.live) {
+            (false, _, _) => self.done.join("; "),
+            (true, true, Some(live)) => format!(
+                "the change of all traffic back to the {live} slot was sent but not confirmed \
+                 (it may have been written)"
+            ),
+            _ => "nothing was changed".to_string(),
+        };
+        let todo = match (&self.plan, self.live) {
+            (Some(p), Some(_)) if !self.done.is_empty() => format!(
+                "left: the new task set {} (externalId {}) in the {} slot; to do: fix the cause, \
+                 then delete that task set (or invoke the repair function again with the execution's status change event)",
+                p.new_task_set.id, p.id, p.new_slot
+            ),
+            (Some(p), Some(live)) => format!(
+                "left: traffic may still be split, and the new task set {} (externalId {}) may \
+                 still run in the {} slot; to do: fix the cause, then put 100 % on the {live} slot \
+                 (weight 0 on {}) and delete that task set by hand, or invoke the repair function \
+                 again with the execution's status change event",
+                p.new_task_set.id, p.id, p.new_slot, p.new_slot
+            ),
+            _ => "left: traffic and task sets as the execution left them; to do: fix the cause, \
+                  then invoke the repair function again with the execution's status change event, \
+                  or restore by hand (100 % on \
+                  the slot that was live, delete the task set whose externalId is the execution's \
+                  name)"
+                .to_string(),
+        };
+        r.reason = format!(
+            "repair failed: {} ({}); before it {done}; {todo}",
+            e,
+            e.error_type()
+        );
+        Some(r)
+    }
 }
 
 /// Writes the outcome where engineers look (see [`sfn::record_repair`]):
 /// every outcome for a deployment except "it passed its own rollback"
-/// (nothing happened). A failed record is logged, never fails the repair.
-async fn record(ctx: &Context, report: &RepairReport) {
+/// (nothing happened). A failed record is logged; a transient failure is
+/// returned (the invocation fails and Lambda's retry records it), a
+/// permanent one is not (the log line holds the whole report).
+async fn record(ctx: &Context, report: &RepairReport) -> Result<()> {
     if !report.recorded {
-        return;
+        return Ok(());
     }
     let Some(sm) = ctx.settings.state_machine_arn.as_deref() else {
-        return;
+        return Ok(());
     };
     let repairs = ctx
         .settings
@@ -69,7 +158,7 @@ async fn record(ctx: &Context, report: &RepairReport) {
         Ok(v) => v,
         Err(e) => {
             warn!(error = %e, "repair report not serializable");
-            return;
+            return Ok(());
         }
     };
     match sfn::record_repair(&ctx.clients.sfn, &repairs, &name, &doc).await {
@@ -77,8 +166,12 @@ async fn record(ctx: &Context, report: &RepairReport) {
         Ok(false) => {
             info!(record = %name, "repair outcome already recorded (or nowhere to record)")
         }
-        Err(e) => warn!(error_type = e.error_type(), error = %e, "repair outcome not recorded"),
+        Err(e) => {
+            error!(error_type = e.error_type(), error = %e, record = %name, report = %doc, "repair outcome not recorded");
+            return Err(e);
+        }
     }
+    Ok(())
 }
 
 /// The fields of the EventBridge event we use (Step Functions Developer
@@ -130,6 +223,16 @@ fn left(ev: &StatusEvent, reason: String) -> RepairReport {
 }
 
 pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairReport> {
+    run_tracked(ctx, payload, &mut Progress::default()).await
+}
+
+/// [`run`], noting in `progress` what it learnt and did (for the outcome
+/// of a failure).
+pub async fn run_tracked(
+    ctx: &Context,
+    payload: &serde_json::Value,
+    progress: &mut Progress,
+) -> Result<RepairReport> {
     let ev = parse_event(payload)?;
     let sm = ctx.settings.state_machine_arn.as_deref().ok_or_else(|| {
         CanaryError::invalid("STATE_MACHINE_ARN is not set for the repair function")
@@ -140,6 +243,7 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
             format!("an execution of {}, not of {sm}", ev.state_machine_arn),
         ));
     }
+    progress.event = Some(ev.clone());
     // The event says what happened; the execution itself is read again.
     let exec = sfn::describe_execution(&ctx.clients.sfn, &ev.execution_arn).await?;
     let is_deployment = exec
@@ -169,6 +273,8 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
         (_, None) => return Ok(left(&ev, "no plan in its history".into())),
         (_, Some(p)) => p,
     };
+    progress.plan = Some(plan.clone());
+    progress.live = Some(plan.live_slot);
     if let Some(why) = moved_on(ctx, sm, &ev.execution_arn, &plan).await? {
         let mut r = left(&ev, why);
         r.recorded = true;
@@ -184,6 +290,7 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
             promotion_tried,
         } => {
             if traffic_moved && !plan.first_deployment {
+                progress.weight_change_sent = true;
                 let w = set_weight::run(
                     ctx,
                     &SetWeightRequest {
@@ -211,6 +318,9 @@ pub async fn run(ctx: &Context, payload: &serde_json::Value) -> Result<RepairRep
                 .await?;
                 info!(execution = %ev.execution_arn, blue = w.weights.blue, green = w.weights.green, changed = w.changed, "repair: traffic back on the live slot");
                 out.weights = Some(w.weights);
+                progress
+                    .done
+                    .push(format!("all traffic went back to the {live} slot"));
                 if let Some(d) = &w.drain {
                     wait_until(&d.until).await?;
                 }
@@ -373,4 +483,69 @@ async fn wait_until(until: &str) -> Result<()> {
     );
     tokio::time::sleep(wait).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> StatusEvent {
+        StatusEvent {
+            execution_arn: "arn:aws:states:us-east-1:1:execution:sm:orders-v2".into(),
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:sm".into(),
+            status: "ABORTED".into(),
+        }
+    }
+
+    #[test]
+    fn a_failure_before_the_event_is_known_is_not_recorded() {
+        let e = CanaryError::AwsError("states:DescribeExecution: AccessDenied: no".into());
+        assert!(Progress::default().failed(&e).is_none());
+    }
+
+    #[test]
+    fn a_failed_repair_says_what_was_left_and_what_to_do() {
+        let p = Progress {
+            event: Some(ev()),
+            ..Progress::default()
+        };
+        let e = CanaryError::AwsError("states:GetExecutionHistory: AccessDenied: no".into());
+        let Some(r) = p.failed(&e) else {
+            panic!("no report")
+        };
+        assert_eq!(r.action, "failed");
+        assert!(r.recorded);
+        for word in [
+            "states:GetExecutionHistory",
+            "AccessDenied",
+            "nothing was changed",
+            "left:",
+            "to do:",
+        ] {
+            assert!(r.reason.contains(word), "{word}: {}", r.reason);
+        }
+    }
+
+    #[test]
+    fn a_sent_weight_change_is_never_reported_as_nothing_changed() {
+        let p = Progress {
+            event: Some(ev()),
+            live: Some(Slot::Blue),
+            weight_change_sent: true,
+            ..Progress::default()
+        };
+        let e = CanaryError::AwsError("route53:GetChange: AccessDenied: no".into());
+        let Some(r) = p.failed(&e) else {
+            panic!("no report")
+        };
+        assert!(!r.reason.contains("nothing was changed"), "{}", r.reason);
+        assert!(r.reason.contains("may have been written"), "{}", r.reason);
+    }
+
+    #[test]
+    fn only_transient_errors_are_left_to_lambda_retries() {
+        assert!(retryable(&CanaryError::Retryable("x".into())));
+        assert!(retryable(&CanaryError::Throttled("x".into())));
+        assert!(!retryable(&CanaryError::AwsError("x".into())));
+    }
 }
