@@ -49,7 +49,10 @@ def attribute(events: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list
             state = d["name"]
         t = _epoch(e["timestamp"])
         if e["type"] == "TaskScheduled":
-            start, submitted = t, None
+            # Only the functions' Tasks make the calls recorded here: the
+            # deployment events' putEvents Tasks (issue 16) open no window.
+            lambda_task = e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
+            start, submitted = (t if lambda_task else None), None
         elif e["type"] == "TaskSubmitted":
             submitted = t
         elif e["type"] in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and start is not None:
@@ -59,6 +62,10 @@ def attribute(events: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list
             else:
                 windows.append((start, t, str(state)))
             start = None
+    if start is not None:
+        # A Task still open when the history was read (the repair scenario
+        # stops the execution while its bake waits): its window runs on.
+        windows.append((start, submitted if submitted is not None else float("inf"), str(state)))
     windows.sort()
     out = []
     # The alarm-rollback function deletes the bake's record just after its
