@@ -1904,13 +1904,14 @@ pub mod states {
     /// The approval wait: a bake-like task on a token (check-health
     /// registers it in the bake registry, so alarm events end it too).
     pub const APPROVAL: &str = "Wait for approval";
-    pub const CANARY: [&str; 16] = [
+    pub const CANARY: [&str; 17] = [
         "Start canary",
         "More steps?",
         "Prepare next step",
         // `strategy.approval` configured: the same step, plus whether to pause.
         "Prepare next step (approval)",
         "Approval before this step?",
+        "Announce waiting for approval",
         APPROVAL,
         // Timed out with `onTimeout: approve`: on to the shift.
         "Approval timed out",

@@ -197,3 +197,17 @@ def test_every_end_state_is_announced():
         for t in targets:
             if t in ends:
                 assert name in event_states(), f"{name} goes to {t} without an event"
+
+
+def test_an_approval_wait_is_announced_before_it_starts(sfn):
+    """`strategy.approval`: Deployment Waiting For Approval, naming the step
+    the execution waits before, comes before that step's Step Started."""
+    req = h.request(steps=(10, 50, 100), approval={"beforeSteps": [50]})
+    out = sfn.run(req, FakeFunctions(approvals={2: "approve"}))
+    assert out.status == "SUCCEEDED", out.cause
+    waiting = "Deployment Waiting For Approval"
+    assert out.detail_types() == [STARTED, STEP_STARTED, STEP_PASSED, waiting] + [STEP_STARTED, STEP_PASSED] * 2 + [SUCCEEDED]
+    assert_valid(out)
+    (d,) = [e["detail"] for e in out.events if e["detail-type"] == waiting]
+    assert d["step"] == {"number": 2, "count": 3, "percent": 50, "label": "step 2 of 3 (50%)"}
+    assert "weights" not in d and "error" not in d

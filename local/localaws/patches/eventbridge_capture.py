@@ -103,7 +103,7 @@ def apply() -> None:
                 _record(self.account_id, self.region_name, entry, answer[0]["EventId"])
         return results
 
-    EventsBackend.put_events = put_events
+    EventsBackend.put_events = put_events  # type: ignore[method-assign]  # patches moto's method
     _applied = True
 
 
