@@ -7,4 +7,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 "$SM_DIR/validate.sh"
 cd "$SM_DIR/.."
-exec "$SM_PY" -m pytest -q tests/statemachine "$@"
+# The pytest suite imports the local AWS (`localaws`: the deployment events'
+# capture) and the test support package (`canarytest`: the contract), with
+# moto and jsonschema at the same pins: it runs in the project venv that
+# local/setup.sh makes (idempotent), not in statemachine/.venv (the
+# validators' tools).
+local/setup.sh >&2
+exec .venv/bin/python -m pytest -q tests/statemachine "$@"
