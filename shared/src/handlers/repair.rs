@@ -245,7 +245,23 @@ pub async fn run_tracked(
     }
     progress.event = Some(ev.clone());
     // The event says what happened; the execution itself is read again.
-    let exec = sfn::describe_execution(&ctx.clients.sfn, &ev.execution_arn).await?;
+    let exec = match sfn::describe_execution(&ctx.clients.sfn, &ev.execution_arn).await {
+        Ok(exec) => exec,
+        // An execution that sent the event but cannot be found (a Standard
+        // execution stays readable for 90 days after it closed, Step
+        // Functions Developer Guide, quotas: a very late redelivery, or
+        // another account's event): nothing is known, so nothing is
+        // touched and nothing is recorded against a deployment.
+        Err(CanaryError::TargetNotFound(why)) => {
+            return Ok(left(
+                &ev,
+                format!(
+                    "the execution cannot be read ({why}): nothing is guessed, nothing touched"
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     let is_deployment = exec
         .input
         .as_deref()
