@@ -39,9 +39,11 @@ REPAIR_FUNCTION = "repair"
 # The rule's filter (infra/template.yaml RepairRule).
 MATCHED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-# The event is built this long after the status changed: moto sets the
-# status before the error and cause (AWS sends the event after the
-# execution's record is complete).
+# The event is built this long after the status changed: EventBridge
+# delivers it asynchronously, after the execution's record is complete.
+# (That the record is complete when the status is set is sfn_execution.py's
+# patch; the e2e stop tests rely on this delay to lift a fault before the
+# repair runs.)
 BUILD_DELAY_S = 0.2
 
 # Lambda runs an asynchronous invocation that returns a function error two
