@@ -132,6 +132,24 @@ def test_step_functions_rate_limit_throttles_get_execution_history(aws: LocalAws
     raw.get_execution_history(executionArn=arn)
 
 
+def _bake_then_hold(aws: LocalAws, bake: dict[str, Any]) -> str:
+    """A state machine whose Bake waits for its token (check-health), then
+    a 60-s Wait keeps the execution RUNNING; ``bake`` adds to the Bake state."""
+    return create_machine(aws, {
+        "StartAt": "Bake",
+        "States": {
+            "Bake": {
+                "Type": "Task",
+                "Resource": INVOKE_TOKEN,
+                "Parameters": {"FunctionName": "check-health", "Payload": {"check": "alarms", "taskToken.$": "$$.Task.Token"}},
+                "Next": "Hold",
+                **bake,
+            },
+            "Hold": {"Type": "Wait", "Seconds": 60, "End": True},
+        },
+    })
+
+
 def test_heartbeat_on_a_used_token_of_a_running_execution_is_task_does_not_exist(aws: LocalAws, fake_lambda: FakeLambda) -> None:
     """While the execution still runs (here: a Wait after the bake), a
     heartbeat for a token already used answers TaskDoesNotExist (Step
@@ -139,19 +157,7 @@ def test_heartbeat_on_a_used_token_of_a_running_execution_is_task_does_not_exist
     error (the patch raised moto's error without its message: a TypeError)."""
     tokens: list[str] = []
     fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
-    machine = create_machine(aws, {
-        "StartAt": "Bake",
-        "States": {
-            "Bake": {
-                "Type": "Task",
-                "Resource": INVOKE_TOKEN,
-                "Parameters": {"FunctionName": "check-health", "Payload": {"check": "alarms", "taskToken.$": "$$.Task.Token"}},
-                "ResultPath": "$.bake",
-                "Next": "Hold",
-            },
-            "Hold": {"Type": "Wait", "Seconds": 60, "End": True},
-        },
-    })
+    machine = _bake_then_hold(aws, {"ResultPath": "$.bake"})
     sfn = no_retry_client(aws, "stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="hb-used", input="{}")["executionArn"]
     wait_for(lambda: tokens, what="bake invoke")
@@ -172,19 +178,9 @@ def test_heartbeat_after_the_bake_timed_out_is_task_timed_out(aws: LocalAws, fak
     waits. moto kept answering as if the task still waited."""
     tokens: list[str] = []
     fake_lambda.handlers["check-health"] = recorder(tokens, key="taskToken")
-    machine = create_machine(aws, {
-        "StartAt": "Bake",
-        "States": {
-            "Bake": {
-                "Type": "Task",
-                "Resource": INVOKE_TOKEN,
-                "TimeoutSeconds": 1,
-                "Parameters": {"FunctionName": "check-health", "Payload": {"check": "alarms", "taskToken.$": "$$.Task.Token"}},
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timeout", "Next": "Hold"}],
-                "Next": "Hold",
-            },
-            "Hold": {"Type": "Wait", "Seconds": 60, "End": True},
-        },
+    machine = _bake_then_hold(aws, {
+        "TimeoutSeconds": 1,
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timeout", "Next": "Hold"}],
     })
     sfn = no_retry_client(aws, "stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name="hb-timed-out", input="{}")["executionArn"]

@@ -109,13 +109,7 @@ def run(
     scenario's StopExecution (so the counting starts with the repair)."""
     if SCENARIOS[scenario].get("stop_at_first_bake"):
         return _run_stopped(lane, w, svc, scenario, tag, before_start, before_stop, timeout)
-    call_seq0 = lane.last_call_seq()
-    change_seq0 = len(lane.aws.route53_changes())
-    req = request_for(svc, scenario)
-    if before_start is not None:
-        before_start()
-    t0 = time.time()
-    arn = rig.start(lane, req, rig.execution_name(tag))
+    call_seq0, change_seq0, t0, arn = _start(lane, svc, scenario, tag, before_start)
     alarm_set = False
     if SCENARIOS[scenario]["alarm_at_first_bake"] and rig.wait_for_bake(lane, arn, timeout=timeout):
         lane.aws.set_alarm_state(svc.alarms[0], "ALARM", f"{tag}: errors above threshold")
@@ -127,6 +121,19 @@ def run(
     if alarm_set:
         _wait_alarm_deliveries(lane)
     return r
+
+
+def _start(lane: rig.Lane, svc: Any, scenario: str, tag: str, before_start: Any) -> tuple[int, int, float, str]:
+    """Notes where the lane's call and Route 53 change logs stand, calls
+    `before_start()`, starts the scenario's deployment of `svc`; returns
+    (call_seq0, change_seq0, start time, execution ARN)."""
+    call_seq0 = lane.last_call_seq()
+    change_seq0 = len(lane.aws.route53_changes())
+    req = request_for(svc, scenario)
+    if before_start is not None:
+        before_start()
+    t0 = time.time()
+    return call_seq0, change_seq0, t0, rig.start(lane, req, rig.execution_name(tag))
 
 
 def _wait_alarm_deliveries(lane: rig.Lane, timeout: float = 30) -> None:
@@ -145,13 +152,7 @@ def _run_stopped(lane: rig.Lane, w: Any, svc: Any, scenario: str, tag: str, befo
     """The repair scenario: deploy, stop the execution in its first bake
     with status change events on, wait for the repair's delivery (with
     Lambda's retries), read its record, check the repair invariants."""
-    call_seq0 = lane.last_call_seq()
-    change_seq0 = len(lane.aws.route53_changes())
-    req = request_for(svc, scenario)
-    if before_start is not None:
-        before_start()
-    t0 = time.time()
-    arn = rig.start(lane, req, rig.execution_name(tag))
+    call_seq0, change_seq0, t0, arn = _start(lane, svc, scenario, tag, before_start)
     stopped_at = None
     delivery = None
     if rig.wait_for_bake(lane, arn, timeout=timeout):
