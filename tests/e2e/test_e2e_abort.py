@@ -81,11 +81,12 @@ def wait_repair(aws, arn: str, redelivery: bool = False, timeout: float = 60.0) 
         time.sleep(0.1)
 
 
-def wait_state(w: W.World, arn: str, state: str, timeout: float = 60.0) -> None:
+def wait_state(w: W.World, arn: str, state: str, timeout: float = 60.0, times: int = 1) -> None:
+    """Waits until ``arn`` entered ``state`` ``times`` times (bounded)."""
     deadline = time.monotonic() + timeout
-    while state not in W.entered(W.history(w, arn)):
+    while W.entered(W.history(w, arn)).count(state) < times:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{arn} never entered {state}: {W.entered(W.history(w, arn))}")
+            raise TimeoutError(f"{arn} never entered {state} {times}x: {W.entered(W.history(w, arn))}")
         time.sleep(0.1)
 
 
@@ -289,10 +290,7 @@ HOLDS = {
 def _stop_in(aws, w: W.World, arn: str, state: str) -> None:
     """Stops the execution once it entered ``state`` once more than now."""
     seen = W.entered(W.history(w, arn)).count(state)
-    deadline = time.monotonic() + 90
-    while W.entered(W.history(w, arn)).count(state) <= seen:
-        assert time.monotonic() < deadline, f"{arn} never entered {state} again"
-        time.sleep(0.1)
+    wait_state(w, arn, state, timeout=90, times=seen + 1)
     w.c("stepfunctions").stop_execution(executionArn=arn, error="Console", cause=f"stopped during {state}")
     aws.clear_faults()
     assert W.wait_end(w, arn, timeout=10)["status"] == "ABORTED"
